@@ -1,0 +1,23 @@
+"""Sign-in rules: the directory decides; every attempt is audited."""
+
+from __future__ import annotations
+
+from selfservice.audit.services import Origin, record
+from selfservice.audit.tags import Tag
+from selfservice.directory.interfaces import Account, Directory
+
+
+def sign_in(directory: Directory, login: str, password: str, origin: Origin) -> Account | None:
+    """The account when ``password`` binds for ``login``, else ``None`` (audited either way)."""
+    account = directory.authenticate(login.strip(), password)
+    if account is None:
+        record(Tag.LOGIN_FAILURE, outcome="failure", origin=origin, subject=login.strip()[:128])
+        return None
+    record(
+        Tag.LOGIN_SUCCESS, origin=origin, actor=account.login, subject=account.login, subject_key=account.key
+    )
+    return account
+
+
+def sign_out(login: str, origin: Origin) -> None:
+    record(Tag.LOGOUT, origin=origin, actor=login, subject=login)

@@ -1,0 +1,45 @@
+"""Sign in and sign out."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_required
+
+from selfservice.auth import services
+from selfservice.auth.forms import SignInForm
+from selfservice.auth.sessions import end_session, start_session
+from selfservice.directory import get_directory
+from selfservice.extensions import limiter
+from selfservice.i18n import _
+from selfservice.web import current_origin, is_safe_next
+
+blueprint = Blueprint("auth", __name__)
+
+
+def _sign_in_limit() -> str:
+    return current_app.config["SIGN_IN_RATE_LIMIT"]
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+@limiter.limit(_sign_in_limit, methods=["POST"])
+def login() -> ResponseReturnValue:
+    form = SignInForm(next=request.args.get("next", ""))
+    if form.validate_on_submit():
+        account = services.sign_in(get_directory(), form.login.data, form.password.data, current_origin())
+        if account is not None:
+            start_session(account)
+            target = form.next.data
+            return redirect(target if is_safe_next(target) else url_for("site.home"), code=303)
+        form.password.errors.append(_("That login and password do not match our records."))
+    status = 400 if form.errors else 200
+    return render_template("auth/login.html", form=form), status
+
+
+@blueprint.post("/logout")
+@login_required
+def logout() -> ResponseReturnValue:
+    services.sign_out(current_user.login, current_origin())
+    end_session()
+    flash(_("You are signed out."), "info")
+    return redirect(url_for("site.home"), code=303)

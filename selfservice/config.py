@@ -1,0 +1,203 @@
+"""Settings: defaults < instance/config.toml < SELFSERVICE_* environment variables.
+
+Every setting has a default here, and its type is the default's type: an
+environment value is converted to it (``true``/``false`` for flags, JSON or a
+comma-separated list for lists, JSON for tables). Names say their unit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "SELFSERVICE_"
+
+DEFAULTS: dict[str, Any] = {
+    # Site
+    "DISTRICT_NAME": "School District",
+    "HELP_DESK_PHONE": "",
+    "HELP_DESK_EMAIL": "",
+    "BASE_URL": "",
+    "TIME_ZONE": "America/New_York",
+    "SUPPORT_DAYS": ["mon", "tue", "wed", "thu", "fri"],
+    "SUPPORT_OPENS": "07:30",
+    "SUPPORT_CLOSES": "16:30",
+    "SUPPORT_HOLIDAYS": [],
+    "DEFAULT_LANGUAGE": "en",
+    "LANGUAGES": ["en", "es", "ht"],
+    "DEMO": False,
+    "DEBUG": False,
+    "TESTING": False,
+    "SECRET_KEY": "",
+    # Database and shared storage
+    "DATABASE_URL": "",
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "PROXY_HOPS": 0,
+    # Sessions
+    "SESSION_COOKIE_SECURE": True,
+    "SESSION_IDLE_MINUTES": 15,
+    # Throttling (flask-limiter syntax; several limits separated by ";")
+    "SIGN_IN_RATE_LIMIT": "10 per minute;50 per hour",
+    # Directory
+    "DIRECTORY": "builtin",
+    "LOGIN_FIELDS": ["login", "student_id", "email"],
+    "ROLE_GROUPS": {
+        "employee": "employees",
+        "support": "support",
+        "its": "its",
+        "admin": "admins",
+    },
+    "LDAP_URL": "ldap://127.0.0.1:389",
+    "LDAP_START_TLS": False,
+    "LDAP_CA_FILE": "",
+    "LDAP_VALIDATE_CERT": True,
+    "LDAP_BIND_DN": "",
+    "LDAP_BIND_PASSWORD": "",
+    "LDAP_BASE_DN": "",
+    "LDAP_USER_FILTER": "(objectClass=inetOrgPerson)",
+    "LDAP_GROUP_BASE_DN": "",
+    "LDAP_CONNECT_TIMEOUT_SECONDS": 3,
+    "LDAP_OPERATION_TIMEOUT_SECONDS": 5,
+    "LDAP_ATTRIBUTES": {
+        "login": "uid",
+        "email": "mail",
+        "display_name": "cn",
+        "phone": "telephoneNumber",
+        "student_id": "schoolStudentId",
+        "birth_month_year": "schoolBirthMonthYear",
+        "parent_account_number": "schoolParentAccountNumber",
+        "parent_pin": "schoolParentPin",
+        "kind": "schoolAccountKind",
+        "unique_id": "entryUUID",
+    },
+    # Hashing (argon2id, for answers and builtin passwords)
+    "ARGON2_MEMORY_KIB": 19456,
+    "ARGON2_TIME_COST": 2,
+    "ARGON2_PARALLELISM": 1,
+    # Mail
+    "MAIL_FROM": "selfservice@localhost",
+    "SMTP_HOST": "",
+    "SMTP_PORT": 25,
+    "SMTP_SECURITY": "none",
+    "SMTP_USERNAME": "",
+    "SMTP_PASSWORD": "",
+    "SMTP_TIMEOUT_SECONDS": 10,
+}
+
+#: Settings whose values are masked wherever settings are shown.
+SECRET_SETTINGS = frozenset({"SECRET_KEY", "LDAP_BIND_PASSWORD", "SMTP_PASSWORD"})
+
+
+#: "demo" is the builtin directory seeded with the demo accounts.
+DIRECTORY_KINDS = ("builtin", "demo", "openldap", "ad")
+
+
+class ConfigError(ValueError):
+    """A setting is missing, malformed or unsafe; the message names it."""
+
+
+def load_settings(instance_path: Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Merge defaults, instance/config.toml, the environment and ``overrides``."""
+    settings = dict(DEFAULTS)
+    settings.update(_read_toml(instance_path / "config.toml"))
+    settings.update(_read_environment(os.environ))
+    settings.update(overrides or {})
+    if not settings["DATABASE_URL"]:
+        settings["DATABASE_URL"] = f"sqlite:///{instance_path / 'selfservice.sqlite'}"
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return {key.upper(): value for key, value in data.items()}
+
+
+def _read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name.removeprefix(ENV_PREFIX)
+        found[key] = convert(key, raw, DEFAULTS.get(key, ""))
+    return found
+
+
+def convert(key: str, raw: str, default: Any) -> Any:
+    """Turn the text of an environment variable into the type of ``default``."""
+    try:
+        if isinstance(default, bool):
+            return _to_bool(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, list):
+            return json.loads(raw) if raw.lstrip().startswith("[") else _split(raw)
+        if isinstance(default, dict):
+            value = json.loads(raw)
+            if not isinstance(value, dict):
+                raise ValueError("expected a JSON object")
+            return value
+    except ValueError as exc:
+        raise ConfigError(f"{ENV_PREFIX}{key}: cannot read {raw!r} ({exc})") from exc
+    return raw
+
+
+def _to_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _split(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def validate(settings: Mapping[str, Any]) -> None:
+    """Refuse settings that are malformed, or unsafe outside demo, debug and tests."""
+    for key, default in DEFAULTS.items():
+        value = settings.get(key)
+        if isinstance(default, bool | int) and not isinstance(value, type(default)):
+            raise ConfigError(f"{key} must be {type(default).__name__}, got {value!r}")
+    if settings["DIRECTORY"] not in DIRECTORY_KINDS:
+        raise ConfigError(
+            f"DIRECTORY must be one of {', '.join(DIRECTORY_KINDS)}, got {settings['DIRECTORY']!r}"
+        )
+    if settings["DEMO"] or settings["DEBUG"] or settings["TESTING"]:
+        return
+    if len(settings["SECRET_KEY"]) < 32:
+        raise ConfigError("SECRET_KEY must be set to a random value of at least 32 characters")
+    if not settings["SESSION_COOKIE_SECURE"]:
+        raise ConfigError("SESSION_COOKIE_SECURE must be true outside demo and debug")
+    if settings["DIRECTORY"] == "demo":
+        raise ConfigError("DIRECTORY is 'demo' (shared demo passwords): use builtin, openldap or ad")
+
+
+def masked(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings with every secret replaced by asterisks, for display."""
+    shown = {}
+    for key in sorted(DEFAULTS):
+        value = settings.get(key)
+        shown[key] = "********" if key in SECRET_SETTINGS and value else value
+    shown["DATABASE_URL"] = _mask_url(str(settings.get("DATABASE_URL", "")))
+    return shown
+
+
+def _mask_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:********@{host}"

@@ -1,0 +1,196 @@
+"""The builtin directory: accounts in the portal's own database, argon2id password hashes.
+
+The embedded default, so the portal runs with nothing else installed, and fit for a
+small site with no directory server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from selfservice.directory.interfaces import (
+    LOOKUP_FIELDS,
+    Account,
+    AccountKind,
+    DirectoryUnavailable,
+    InvalidCredentials,
+    Role,
+)
+from selfservice.directory.models import DirectoryAccount, DirectoryGroup
+from selfservice.extensions import db
+from selfservice.timeutil import utcnow
+
+T = TypeVar("T")
+
+
+def password_hasher(settings: Mapping[str, Any]) -> PasswordHasher:
+    """The argon2id hasher configured by the ARGON2_* settings."""
+    return PasswordHasher(
+        time_cost=settings.get("ARGON2_TIME_COST", 2),
+        memory_cost=settings.get("ARGON2_MEMORY_KIB", 19456),
+        parallelism=settings.get("ARGON2_PARALLELISM", 1),
+        type=Type.ID,
+    )
+
+
+@dataclass
+class NewAccount:
+    """What it takes to create a builtin account (demo seed, tests, import)."""
+
+    login: str
+    password: str
+    kind: AccountKind
+    display_name: str
+    email: str | None = None
+    phone: str | None = None
+    student_id: str | None = None
+    birth_month_year: str | None = None
+    parent_account_number: str | None = None
+    parent_pin: str | None = None
+    groups: list[str] = field(default_factory=list)
+
+
+class BuiltinDirectory:
+    name = "builtin"
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        self.login_fields = [f for f in settings["LOGIN_FIELDS"] if f in LOOKUP_FIELDS]
+        self.role_groups = {Role(role): group for role, group in settings["ROLE_GROUPS"].items()}
+        self.hasher = password_hasher(settings)
+
+    # Lookups -----------------------------------------------------------------
+
+    def find(self, login: str) -> Account | None:
+        rows = {row.id: row for f in self.login_fields for row in self._rows_by(f, login)}
+        return self._account(rows.popitem()[1]) if len(rows) == 1 else None
+
+    def find_by(self, field: str, value: str) -> Account | None:
+        if field not in LOOKUP_FIELDS:
+            raise ValueError(f"unknown lookup field {field!r}")
+        rows = self._rows_by(field, value)
+        return self._account(rows[0]) if len(rows) == 1 else None
+
+    def get(self, key: str) -> Account | None:
+        row = self._query(lambda: db.session.get(DirectoryAccount, key))
+        return self._account(row) if row else None
+
+    # Passwords ---------------------------------------------------------------
+
+    def authenticate(self, login: str, password: str) -> Account | None:
+        row = self._row_for_login(login)
+        if row is None or row.disabled or not password or not self._verify(row, password):
+            return None
+        return self._account(row)
+
+    def set_password(self, account: Account, new_password: str, *, must_change: bool = False) -> None:
+        row = self._row(account)
+        row.password_hash = self.hasher.hash(new_password)
+        row.must_change = must_change
+        row.password_changed_at = utcnow()
+        db.session.commit()
+
+    def change_password(self, account: Account, old_password: str, new_password: str) -> None:
+        row = self._row(account)
+        if not old_password or not self._verify(row, old_password):
+            raise InvalidCredentials()
+        self.set_password(account, new_password, must_change=False)
+
+    def unlock(self, account: Account) -> None:
+        """The builtin directory has no lockout of its own: self-service locks live elsewhere."""
+
+    def ping(self) -> None:
+        self._query(lambda: db.session.execute(text("SELECT 1")))
+
+    # Seeding -----------------------------------------------------------------
+
+    def create(self, new: NewAccount) -> Account:
+        """Add one account (and any groups it names) and commit."""
+        row = DirectoryAccount(
+            login=new.login,
+            kind=new.kind.value,
+            display_name=new.display_name,
+            email=new.email,
+            phone=new.phone,
+            student_id=new.student_id,
+            birth_month_year=new.birth_month_year,
+            parent_account_number=new.parent_account_number,
+            parent_pin=new.parent_pin,
+            password_hash=self.hasher.hash(new.password),
+            groups=[self._group(name) for name in new.groups],
+        )
+        db.session.add(row)
+        db.session.commit()
+        return self._account(row)
+
+    def create_many(self, accounts: Iterable[NewAccount]) -> list[Account]:
+        return [self.create(new) for new in accounts]
+
+    # Internals ---------------------------------------------------------------
+
+    def _rows_by(self, field: str, value: str) -> list[DirectoryAccount]:
+        if not value:
+            return []
+        column = getattr(DirectoryAccount, field)
+        condition = func.lower(column) == value.lower() if field in {"login", "email"} else column == value
+        return self._query(lambda: list(db.session.scalars(select(DirectoryAccount).where(condition))))
+
+    def _row_for_login(self, login: str) -> DirectoryAccount | None:
+        account = self.find(login)
+        return self._query(lambda: db.session.get(DirectoryAccount, account.key)) if account else None
+
+    def _row(self, account: Account) -> DirectoryAccount:
+        row = self._query(lambda: db.session.get(DirectoryAccount, account.key))
+        if row is None:
+            raise LookupError(f"no builtin account with key {account.key}")
+        return row
+
+    def _verify(self, row: DirectoryAccount, password: str) -> bool:
+        try:
+            self.hasher.verify(row.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+        if self.hasher.check_needs_rehash(row.password_hash):
+            row.password_hash = self.hasher.hash(password)
+            db.session.commit()
+        return True
+
+    def _group(self, name: str) -> DirectoryGroup:
+        group = db.session.scalar(select(DirectoryGroup).where(DirectoryGroup.name == name))
+        if group is None:
+            group = DirectoryGroup(name=name)
+            db.session.add(group)
+        return group
+
+    def _account(self, row: DirectoryAccount) -> Account:
+        names = {group.name for group in row.groups}
+        return Account(
+            key=row.id,
+            login=row.login,
+            kind=AccountKind(row.kind),
+            display_name=row.display_name,
+            ref=row.id,
+            email=row.email,
+            phone=row.phone,
+            student_id=row.student_id,
+            birth_month_year=row.birth_month_year,
+            parent_account_number=row.parent_account_number,
+            parent_pin=row.parent_pin,
+            roles=frozenset(role for role, group in self.role_groups.items() if group in names),
+            must_change=row.must_change,
+            disabled=row.disabled,
+        )
+
+    @staticmethod
+    def _query(run: Callable[[], T]) -> T:
+        try:
+            return run()
+        except SQLAlchemyError as exc:
+            db.session.rollback()
+            raise DirectoryUnavailable("the portal database did not answer") from exc

@@ -1,0 +1,112 @@
+"""The Directory protocol: what the portal needs from wherever passwords live.
+
+Adapters (builtin, openldap, ad) implement :class:`Directory`. Services only ever
+see :class:`Account` values and the error types below, never ldap3 or SQL objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+
+class AccountKind(StrEnum):
+    STUDENT = "student"
+    PARENT = "parent"
+    STAFF = "staff"
+
+
+class Role(StrEnum):
+    """Staff roles, read from directory group membership."""
+
+    EMPLOYEE = "employee"
+    SUPPORT = "support"
+    ITS = "its"
+    ADMIN = "admin"
+
+
+#: Logical fields an account can be looked up by. Adapters map them to attributes.
+LOOKUP_FIELDS = ("login", "email", "student_id", "parent_account_number")
+
+
+@dataclass(frozen=True)
+class Account:
+    """One account holder as the directory knows them.
+
+    ``key`` is the directory's stable unique id (entryUUID, objectGUID or the
+    builtin row id): enrollments and lockouts hang off it, so renames don't
+    orphan them. ``ref`` is the adapter's own handle (a DN for LDAP).
+    """
+
+    key: str
+    login: str
+    kind: AccountKind
+    display_name: str
+    ref: str = ""
+    email: str | None = None
+    phone: str | None = None
+    student_id: str | None = None
+    birth_month_year: str | None = None
+    parent_account_number: str | None = None
+    parent_pin: str | None = field(default=None, repr=False)
+    roles: frozenset[Role] = frozenset()
+    must_change: bool = False
+    disabled: bool = False
+
+    def has_role(self, *roles: Role) -> bool:
+        return bool(self.roles.intersection(roles))
+
+
+class DirectoryError(Exception):
+    """Base for everything a directory adapter raises on purpose."""
+
+
+class DirectoryUnavailable(DirectoryError):
+    """The directory did not answer (down, unreachable, timed out, bad service bind)."""
+
+
+class PasswordRejected(DirectoryError):
+    """The directory refused a new password (history, age, complexity, constraint).
+
+    ``reason`` is a short, user-facing English sentence already fit for ``_()``.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InvalidCredentials(DirectoryError):
+    """The current password given for a change was wrong."""
+
+
+@runtime_checkable
+class Directory(Protocol):
+    """What every directory adapter offers."""
+
+    name: str
+
+    def find(self, login: str) -> Account | None:
+        """Look an account up by any of the configured login fields."""
+
+    def find_by(self, field: str, value: str) -> Account | None:
+        """Look an account up by one logical field of :data:`LOOKUP_FIELDS`."""
+
+    def get(self, key: str) -> Account | None:
+        """Fetch an account by its stable key."""
+
+    def authenticate(self, login: str, password: str) -> Account | None:
+        """Return the account when ``password`` binds, else ``None``."""
+
+    def set_password(self, account: Account, new_password: str, *, must_change: bool = False) -> None:
+        """Administrative reset: write ``new_password`` without knowing the old one."""
+
+    def change_password(self, account: Account, old_password: str, new_password: str) -> None:
+        """The account holder's own change; raises InvalidCredentials on a wrong old one."""
+
+    def unlock(self, account: Account) -> None:
+        """Clear a directory-side lockout (no-op where the directory has none)."""
+
+    def ping(self) -> None:
+        """Raise DirectoryUnavailable unless the directory answers right now."""

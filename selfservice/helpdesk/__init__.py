@@ -1,0 +1,1 @@
+"""The staff-assisted fallback: help requests, queues and one-time reset links."""

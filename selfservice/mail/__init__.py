@@ -1,0 +1,1 @@
+"""Mail: every message goes through the outbox; delivery is a separate worker."""

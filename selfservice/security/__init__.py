@@ -1,0 +1,1 @@
+"""Answer hashing, tokens, password policy, throttling."""

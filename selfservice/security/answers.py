@@ -1,0 +1,177 @@
+"""Challenge answers: normalisation, argon2id hashing and enrollment rules.
+
+Answers are normalised before they are hashed or compared, so "FLUFFY " and
+"fluffy" are the same answer. Each answer is hashed on its own with argon2id
+(security invariant 1). Nothing here logs or returns an answer's text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from selfservice.i18n_markers import N_
+
+# A "word" for the question-word rule is a run of letters: digits, punctuation
+# and the apostrophe in "mother's" all split words.
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def _is_outer_junk(char: str) -> bool:
+    """True for characters stripped from both ends: whitespace, punctuation, symbols."""
+    return char.isspace() or unicodedata.category(char)[0] in "PS"
+
+
+def normalise_answer(text: str) -> str:
+    """Return the canonical form of an answer, the form that is hashed and compared."""
+    # NFKC folds compatibility forms (full-width letters, ligatures); casefold
+    # then maps "ß" to "ss"; NFKC again because casefolding can denormalise.
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    # Invisible format characters (zero-width space, soft hyphen, BOM) would make
+    # two answers that look the same hash differently.
+    visible = "".join(c for c in folded if unicodedata.category(c) != "Cf")
+    collapsed = " ".join(visible.split())
+    start, end = 0, len(collapsed)
+    while start < end and _is_outer_junk(collapsed[start]):
+        start += 1
+    while end > start and _is_outer_junk(collapsed[end - 1]):
+        end -= 1
+    return collapsed[start:end]
+
+
+class AnswerHasher:
+    """Hash and verify normalised answers with argon2id.
+
+    ``verify_count`` counts calls to :meth:`verify`, so tests can assert that
+    no argon2 verify happened (for example before a throttle or lock check).
+    It is a plain counter, not meant for metrics across threads.
+    """
+
+    def __init__(self, memory_cost: int = 19456, time_cost: int = 2, parallelism: int = 1) -> None:
+        """Parameters are argon2's: memory in KiB (default 19 MiB), iterations, lanes."""
+        self._hasher = PasswordHasher(
+            time_cost=time_cost,
+            memory_cost=memory_cost,
+            parallelism=parallelism,
+            type=Type.ID,
+        )
+        self.verify_count = 0
+
+    def hash(self, answer: str) -> str:
+        """Return the encoded argon2id hash of the normalised answer."""
+        return self._hasher.hash(normalise_answer(answer))
+
+    def verify(self, stored_hash: str, answer: str) -> bool:
+        """True when ``answer`` matches; False on a mismatch or an unreadable hash."""
+        self.verify_count += 1
+        try:
+            return self._hasher.verify(stored_hash, normalise_answer(answer))
+        except (VerificationError, InvalidHashError, UnicodeEncodeError):
+            # VerifyMismatchError is a VerificationError; a corrupt or truncated
+            # hash raises InvalidHashError or a plain VerificationError, and a
+            # hash with non-ASCII characters fails to encode.
+            return False
+
+    def needs_rehash(self, stored_hash: str) -> bool:
+        """True when the hash was made with other parameters (or is unreadable).
+
+        Call it after a successful :meth:`verify` and store :meth:`hash` of the
+        same answer when it returns True.
+        """
+        try:
+            return self._hasher.check_needs_rehash(stored_hash)
+        except (InvalidHashError, UnicodeEncodeError):
+            return True
+
+
+@dataclass(frozen=True)
+class AnswerRules:
+    """What makes an enrolled answer acceptable.
+
+    ``forbid_question_words_min_letters`` of 0 turns the question-word rule off.
+    """
+
+    min_length: int = 3
+    max_length: int = 100
+    forbid_question_words_min_letters: int = 4
+
+
+def answer_rules_from_settings(settings: Mapping[str, Any]) -> AnswerRules:
+    """Build the rules from ANSWER_* settings; a missing key keeps its default."""
+    defaults = AnswerRules()
+    return AnswerRules(
+        min_length=int(settings.get("ANSWER_MIN_LENGTH", defaults.min_length)),
+        max_length=int(settings.get("ANSWER_MAX_LENGTH", defaults.max_length)),
+        forbid_question_words_min_letters=int(
+            settings.get(
+                "ANSWER_FORBID_QUESTION_WORDS_MIN_LETTERS",
+                defaults.forbid_question_words_min_letters,
+            )
+        ),
+    )
+
+
+TOO_SHORT = N_("This answer is too short.")
+TOO_LONG = N_("This answer is too long.")
+SAME_AS_LOGIN = N_("An answer cannot be your username.")
+SAME_AS_NAME = N_("An answer cannot be your name.")
+SAME_AS_PASSWORD = N_("An answer cannot be your password.")
+REPEATS_QUESTION = N_("An answer cannot repeat a word from its question.")
+DUPLICATE = N_("Each answer must be different from your other answers.")
+
+
+def _question_words(question: str, min_letters: int) -> set[str]:
+    if min_letters <= 0:
+        return set()
+    return {w for w in _WORD.findall(normalise_answer(question)) if len(w) >= min_letters}
+
+
+def _problem(answer: str, question: str, identities: list[tuple[str, str]], rules: AnswerRules) -> str | None:
+    """The first rule one normalised answer breaks, or None."""
+    if len(answer) < rules.min_length:
+        return TOO_SHORT
+    if len(answer) > rules.max_length:
+        return TOO_LONG
+    for value, message in identities:
+        if value and answer == value:
+            return message
+    if _question_words(question, rules.forbid_question_words_min_letters) & set(_WORD.findall(answer)):
+        return REPEATS_QUESTION
+    return None
+
+
+def check_answers(
+    pairs: list[tuple[str, str]],
+    *,
+    login: str,
+    display_name: str,
+    current_password: str | None,
+    rules: AnswerRules,
+) -> dict[int, str]:
+    """Check (question text, answer) pairs; return index -> message for each bad answer.
+
+    An empty dict means every answer is acceptable. Each answer gets at most one
+    message; a repeated answer is reported on its later occurrence.
+    """
+    identities = [
+        (normalise_answer(login), SAME_AS_LOGIN),
+        (normalise_answer(display_name), SAME_AS_NAME),
+        (normalise_answer(current_password or ""), SAME_AS_PASSWORD),
+    ]
+    problems: dict[int, str] = {}
+    seen: set[str] = set()
+    for index, (question, raw_answer) in enumerate(pairs):
+        answer = normalise_answer(raw_answer)
+        problem = _problem(answer, question, identities, rules)
+        if problem is None and answer in seen:
+            problem = DUPLICATE
+        if problem is not None:
+            problems[index] = problem
+        seen.add(answer)
+    return problems

@@ -1,0 +1,159 @@
+"""The password policy: the one check every flow that sets a password goes through.
+
+Length and guessability (zxcvbn) matter; composition rules are off by default,
+as NIST SP 800-63B advises. The password is only inspected here: never stored,
+logged or returned (security invariant 7).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from zxcvbn import zxcvbn
+
+from selfservice.i18n_markers import N_
+
+# zxcvbn is slow on long input and refuses more than its max_length.
+ZXCVBN_MAX_CHARS = 100
+# zxcvbn keeps the user inputs in a module-level dictionary while it scores, so
+# two threads scoring at once could see each other's names: one at a time.
+_zxcvbn_lock = threading.Lock()
+# As in Active Directory's complexity rule, a login shorter than this is not
+# looked for inside the password (it would forbid too many passwords).
+_MIN_LOGIN_CHARS = 3
+_MIN_NAME_PART_LETTERS = 4
+_LETTERS = re.compile(r"[^\W\d_]+")
+
+MISMATCH = N_("The two passwords do not match.")
+TOO_SHORT = N_("This password is too short.")
+TOO_LONG = N_("This password is too long.")
+CONTAINS_LOGIN = N_("A password cannot contain your username.")
+CONTAINS_NAME = N_("A password cannot contain your name.")
+CONTAINS_BANNED_WORD = N_("This password contains a word that is not allowed.")
+NEEDS_UPPER = N_("Include at least one capital letter.")
+NEEDS_LOWER = N_("Include at least one lowercase letter.")
+NEEDS_DIGIT = N_("Include at least one digit.")
+NEEDS_SYMBOL = N_("Include at least one symbol, such as ! or #.")
+TOO_GUESSABLE = N_("This password is too easy to guess.")
+
+
+@dataclass(frozen=True)
+class PasswordPolicy:
+    """What a new password must satisfy. Lengths count Unicode characters."""
+
+    min_length: int = 8
+    max_length: int = 128
+    min_zxcvbn_score: int = 3
+    banned_words: tuple[str, ...] = ()
+    require_upper: bool = False
+    require_lower: bool = False
+    require_digit: bool = False
+    require_symbol: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_length <= self.max_length:
+            raise ValueError("PASSWORD_MIN_LENGTH must be at least 1 and at most PASSWORD_MAX_LENGTH")
+        if not 0 <= self.min_zxcvbn_score <= 4:
+            raise ValueError("PASSWORD_MIN_SCORE must be between 0 and 4")
+
+
+def policy_from_settings(settings: Mapping[str, Any]) -> PasswordPolicy:
+    """Build the policy from PASSWORD_* settings; a missing key keeps its default."""
+    default = PasswordPolicy()
+    banned = settings.get("PASSWORD_BANNED_WORDS", default.banned_words)
+    if isinstance(banned, str):
+        banned = banned.split(",")
+    return PasswordPolicy(
+        min_length=int(settings.get("PASSWORD_MIN_LENGTH", default.min_length)),
+        max_length=int(settings.get("PASSWORD_MAX_LENGTH", default.max_length)),
+        min_zxcvbn_score=int(settings.get("PASSWORD_MIN_SCORE", default.min_zxcvbn_score)),
+        banned_words=tuple(w.strip() for w in banned if w.strip()),
+        require_upper=_flag(settings.get("PASSWORD_REQUIRE_UPPER", default.require_upper)),
+        require_lower=_flag(settings.get("PASSWORD_REQUIRE_LOWER", default.require_lower)),
+        require_digit=_flag(settings.get("PASSWORD_REQUIRE_DIGIT", default.require_digit)),
+        require_symbol=_flag(settings.get("PASSWORD_REQUIRE_SYMBOL", default.require_symbol)),
+    )
+
+
+def _flag(value: Any) -> bool:
+    """A setting read as a flag; the strings "false", "0", "no" and "off" are False."""
+    if isinstance(value, str):
+        return value.strip().lower() not in {"", "0", "false", "no", "off"}
+    return bool(value)
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def _name_parts(display_name: str) -> list[str]:
+    return [p for p in _LETTERS.findall(_fold(display_name)) if len(p) >= _MIN_NAME_PART_LETTERS]
+
+
+def _personal_problems(password: str, policy: PasswordPolicy, login: str, display_name: str) -> list[str]:
+    folded, folded_login = _fold(password), _fold(login.strip())
+    problems = []
+    if len(folded_login) >= _MIN_LOGIN_CHARS and folded_login in folded:
+        problems.append(CONTAINS_LOGIN)
+    if any(part in folded for part in _name_parts(display_name)):
+        problems.append(CONTAINS_NAME)
+    if any(_fold(word) in folded for word in policy.banned_words if word):
+        problems.append(CONTAINS_BANNED_WORD)
+    return problems
+
+
+def _composition_problems(password: str, policy: PasswordPolicy) -> list[str]:
+    rules = [
+        (policy.require_upper, NEEDS_UPPER, str.isupper),
+        (policy.require_lower, NEEDS_LOWER, str.islower),
+        (policy.require_digit, NEEDS_DIGIT, str.isdigit),
+        (policy.require_symbol, NEEDS_SYMBOL, lambda c: not c.isalnum()),
+    ]
+    return [message for required, message, test in rules if required and not any(map(test, password))]
+
+
+def _guessability_problems(password: str, policy: PasswordPolicy, user_inputs: list[str]) -> list[str]:
+    """zxcvbn's verdict: the too-easy message, then its own (English) warning and suggestions."""
+    with _zxcvbn_lock:
+        result = zxcvbn(
+            password[:ZXCVBN_MAX_CHARS],
+            user_inputs=user_inputs,
+            max_length=ZXCVBN_MAX_CHARS,
+        )
+    if result["score"] >= policy.min_zxcvbn_score:
+        return []
+    feedback = result["feedback"]
+    return [
+        TOO_GUESSABLE,
+        *filter(None, [feedback["warning"], *feedback["suggestions"]]),
+    ]
+
+
+def check_password(
+    password: str,
+    policy: PasswordPolicy,
+    *,
+    login: str = "",
+    display_name: str = "",
+    confirm: str | None = None,
+) -> list[str]:
+    """Return what is wrong with ``password`` as user-facing messages; empty means acceptable."""
+    problems = []
+    if confirm is not None and confirm != password:
+        problems.append(MISMATCH)
+    length = len(unicodedata.normalize("NFC", password))
+    if length < policy.min_length:
+        problems.append(TOO_SHORT)
+    if length > policy.max_length:
+        problems.append(TOO_LONG)
+    problems += _personal_problems(password, policy, login, display_name)
+    problems += _composition_problems(password, policy)
+    if password and length <= policy.max_length:
+        user_inputs = [login, *_name_parts(display_name), *policy.banned_words]
+        problems += _guessability_problems(password, policy, [u for u in user_inputs if u])
+    return list(dict.fromkeys(problems))  # zxcvbn may repeat one of ours
