@@ -53,7 +53,7 @@ def _flask_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     relaxed = settings["DEMO"] or settings["DEBUG"]
     return {
         "SQLALCHEMY_DATABASE_URI": settings["DATABASE_URL"],
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(settings["DATABASE_URL"]),
         "SESSION_COOKIE_NAME": "selfservice_session",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -69,17 +69,27 @@ def _flask_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # Writers wait for each other instead of failing with "database is locked".
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
 def _init_extensions(app: Flask, directory: Any) -> None:
     from selfservice import directory as directory_module
-    from selfservice import i18n
+    from selfservice import i18n, security
     from selfservice.extensions import csrf, db, limiter, migrate
+    from selfservice.security import throttling
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(resource_dir("migrations")))
     csrf.init_app(app)
+    throttling.init_app(app)
     limiter.init_app(app)
     i18n.init_app(app)
     directory_module.init_app(app, directory)
+    security.init_app(app)
     _import_models()
 
 
@@ -88,11 +98,19 @@ def _import_models() -> None:
     from selfservice.audit import models as _audit  # noqa: F401
     from selfservice.directory import models as _directory  # noqa: F401
     from selfservice.mail import models as _mail  # noqa: F401
+    from selfservice.portal import models as _portal  # noqa: F401
+    from selfservice.security import models as _security  # noqa: F401
 
 
 def _register_blueprints(app: Flask) -> None:
+    from selfservice.admin.views import blueprint as admin
     from selfservice.auth import init_app as init_auth
+    from selfservice.helpdesk.views import blueprint as helpdesk
+    from selfservice.portal.views import blueprint as portal
     from selfservice.site import init_app as init_site
 
     init_site(app)
     init_auth(app)
+    app.register_blueprint(portal)
+    app.register_blueprint(helpdesk)
+    app.register_blueprint(admin)

@@ -42,6 +42,43 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_IDLE_MINUTES": 15,
     # Throttling (flask-limiter syntax; several limits separated by ";")
     "SIGN_IN_RATE_LIMIT": "10 per minute;50 per hour",
+    "RECOVERY_RATE_LIMIT": "10 per minute;50 per hour",
+    "PASSWORD_RATE_LIMIT": "10 per minute;50 per hour",
+    "GLOBAL_RATE_LIMIT": "600 per minute",
+    "LOCKOUT_MAX_FAILURES": 5,
+    "LOCKOUT_WINDOW_MINUTES": 15,
+    "LOCKOUT_MINUTES": 30,
+    # Enrollment and recovery
+    "ENROLL_QUESTION_COUNT": 5,
+    "RECOVERY_QUESTION_COUNT": 3,
+    "ANSWER_MIN_LENGTH": 3,
+    "ANSWER_MAX_LENGTH": 100,
+    "ANSWER_FORBID_QUESTION_WORDS_MIN_LETTERS": 4,
+    "REAUTH_MINUTES": 10,
+    "RECOVERY_CHALLENGE_MINUTES": 30,
+    "RECOVERY_TOKEN_MINUTES": 10,
+    # Second factor by account kind: required, if-available or off
+    "SECOND_FACTOR": {"student": "off", "parent": "if-available", "staff": "if-available"},
+    "CODE_MINUTES": 10,
+    "CODE_TRIES": 3,
+    # Password policy (NIST 800-63B: length and guessability; composition rules off)
+    "PASSWORD_MIN_LENGTH": 8,
+    "PASSWORD_MAX_LENGTH": 128,
+    "PASSWORD_MIN_SCORE": 3,
+    "PASSWORD_BANNED_WORDS": [],
+    "PASSWORD_REQUIRE_UPPER": False,
+    "PASSWORD_REQUIRE_LOWER": False,
+    "PASSWORD_REQUIRE_DIGIT": False,
+    "PASSWORD_REQUIRE_SYMBOL": False,
+    # Help desk
+    "RESET_LINK_HOURS_STUDENT": 72,
+    "RESET_LINK_HOURS_PARENT": 24,
+    "HELPDESK_INTAKE_EMAIL": "",
+    "HELPDESK_MISMATCH_RATE_LIMIT": "5 per 15 minutes",
+    # Retention (selfservice purge)
+    "RETENTION_DAYS_AUDIT": 365,
+    "RETENTION_DAYS_MAIL": 90,
+    "RETENTION_DAYS_REQUESTS": 365,
     # Directory
     "DIRECTORY": "builtin",
     "LOGIN_FIELDS": ["login", "student_id", "email"],

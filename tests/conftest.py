@@ -19,6 +19,7 @@ from selfservice import create_app
 from selfservice.directory.builtin import BuiltinDirectory, NewAccount
 from selfservice.directory.interfaces import AccountKind
 from selfservice.extensions import db, limiter
+from selfservice.portal.question_bank import seed_question_bank
 from tests.fixtures.people import PEOPLE, Person
 
 pytest_plugins = ["tests.slapd"]
@@ -79,10 +80,11 @@ def _migrate(url: str, folder: Any) -> None:
 
 
 def empty_tables() -> None:
-    """Delete every row (Core deletes: the audit log's ORM guard does not apply)."""
+    """Delete every row (Core deletes: the audit log's ORM guard does not apply), reseed the questions."""
     for table in reversed(db.metadata.sorted_tables):
         db.session.execute(table.delete())
     db.session.commit()
+    seed_question_bank(db.session)
 
 
 def seed_builtin(directory: BuiltinDirectory, people: list[Person] = PEOPLE) -> None:

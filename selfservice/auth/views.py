@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
@@ -10,19 +10,15 @@ from selfservice.auth import services
 from selfservice.auth.forms import SignInForm
 from selfservice.auth.sessions import end_session, start_session
 from selfservice.directory import get_directory
-from selfservice.extensions import limiter
 from selfservice.i18n import _
+from selfservice.security.throttling import throttle
 from selfservice.web import current_origin, is_safe_next
 
 blueprint = Blueprint("auth", __name__)
 
 
-def _sign_in_limit() -> str:
-    return current_app.config["SIGN_IN_RATE_LIMIT"]
-
-
 @blueprint.route("/login", methods=["GET", "POST"])
-@limiter.limit(_sign_in_limit, methods=["POST"])
+@throttle("SIGN_IN_RATE_LIMIT")
 def login() -> ResponseReturnValue:
     form = SignInForm(next=request.args.get("next", ""))
     if form.validate_on_submit():

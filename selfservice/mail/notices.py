@@ -1,0 +1,53 @@
+"""Security notices to an account's address on file (invariant 11), always through the outbox.
+
+Notices never carry a password or an answer: they say what happened, when, and what
+to do if it wasn't the account holder.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from flask import render_template
+
+from selfservice.directory.interfaces import Account
+from selfservice.i18n import _
+from selfservice.mail.models import OutboxMessage
+from selfservice.mail.services import queue_mail
+from selfservice.timeutil import utcnow
+
+
+class Notice(StrEnum):
+    PASSWORD_CHANGED = "password_changed"
+    PASSWORD_RESET = "password_reset"
+    ENROLLMENT_SAVED = "enrollment_saved"
+    ENROLLMENT_CLEARED = "enrollment_cleared"
+    LOCKED = "locked"
+    UNLOCKED = "unlocked"
+
+
+def _subjects() -> dict[Notice, str]:
+    return {
+        Notice.PASSWORD_CHANGED: _("Your password was changed"),
+        Notice.PASSWORD_RESET: _("Your password was reset"),
+        Notice.ENROLLMENT_SAVED: _("Your security questions were updated"),
+        Notice.ENROLLMENT_CLEARED: _("Your security questions were cleared"),
+        Notice.LOCKED: _("Password self-service is locked for your account"),
+        Notice.UNLOCKED: _("Password self-service is unlocked for your account"),
+    }
+
+
+def compose(template: str, **context: Any) -> str:
+    """Render ``templates/mail/<template>.txt`` for the body of a message."""
+    return render_template(f"mail/{template}.txt", **context)
+
+
+def notify_account(
+    account: Account, notice: Notice, *, commit: bool = True, **context: Any
+) -> OutboxMessage | None:
+    """Queue ``notice`` to the account's address on file; None when there is none."""
+    if not account.email:
+        return None
+    body = compose(str(notice), account=account, when=utcnow(), **context)
+    return queue_mail(account.email, _subjects()[notice], body, purpose=f"notice:{notice}", commit=commit)

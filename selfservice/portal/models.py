@@ -1,0 +1,72 @@
+"""Question bank, enrollments and pinned recovery challenges."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from selfservice.dbtypes import UTCDateTime
+from selfservice.extensions import db
+from selfservice.timeutil import utcnow
+
+
+class Question(db.Model):
+    """A challenge question. Retired questions stay, so enrollments that use them stay valid."""
+
+    __tablename__ = "question"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str] = mapped_column(String(300))
+    #: {language code: text} for languages other than the default.
+    translations: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def text_in(self, language: str) -> str:
+        return (self.translations or {}).get(language) or self.text
+
+
+class Enrollment(db.Model):
+    """One account holder's set of answers, keyed by the directory's stable account key."""
+
+    __tablename__ = "enrollment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_key: Mapped[str] = mapped_column(String(64), unique=True)
+    login: Mapped[str] = mapped_column(String(128))
+    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    answers: Mapped[list[EnrollmentAnswer]] = relationship(
+        back_populates="enrollment", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class EnrollmentAnswer(db.Model):
+    __tablename__ = "enrollment_answer"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollment.id", ondelete="CASCADE"), index=True)
+    question_id: Mapped[int] = mapped_column(ForeignKey("question.id"))
+    #: argon2id of the normalised answer; the answer itself is never stored.
+    answer_hash: Mapped[str] = mapped_column(Text)
+
+    enrollment: Mapped[Enrollment] = relationship(back_populates="answers")
+    question: Mapped[Question] = relationship(lazy="joined")
+
+
+class RecoveryChallenge(db.Model):
+    """The questions pinned for one login until answered correctly or expired (invariant 5).
+
+    ``lookup`` is an HMAC of the normalised login, so the row exists the same way for
+    unknown logins (decoys) as for real ones and stores no login in the clear.
+    """
+
+    __tablename__ = "recovery_challenge"
+
+    lookup: Mapped[str] = mapped_column(String(64), primary_key=True)
+    question_ids: Mapped[list[int]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

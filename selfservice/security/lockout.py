@@ -1,0 +1,152 @@
+"""Per-account lockout of self-service (invariants 2 and 3).
+
+A guess is *claimed* before it is checked: one atomic UPDATE adds one to the
+account's failure count, and only a claim that stays within the limit may go on to
+the argon2 verify. Twenty parallel guesses therefore get at most ``max_failures``
+verifies between them, on one worker or many, because the database serialises the
+UPDATEs. A correct guess gives its claim back and clears the count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from selfservice.audit.services import Origin, record
+from selfservice.audit.tags import Tag
+from selfservice.extensions import db
+from selfservice.security.models import Lockout
+from selfservice.timeutil import utcnow
+
+
+class Locked(Exception):
+    """Self-service is locked for this account until ``until``."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"locked until {until.isoformat()}")
+        self.until = until
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    max_failures: int = 5
+    window: timedelta = timedelta(minutes=15)
+    duration: timedelta = timedelta(minutes=30)
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> LockoutPolicy:
+        return cls(
+            max_failures=settings["LOCKOUT_MAX_FAILURES"],
+            window=timedelta(minutes=settings["LOCKOUT_WINDOW_MINUTES"]),
+            duration=timedelta(minutes=settings["LOCKOUT_MINUTES"]),
+        )
+
+
+class LockoutService:
+    def __init__(self, policy: LockoutPolicy) -> None:
+        self.policy = policy
+
+    def locked_until(self, account_key: str) -> datetime | None:
+        """When the account's lock ends, or None when it is not locked now."""
+        row = db.session.get(Lockout, account_key, populate_existing=True)
+        if row and row.locked_until and row.locked_until > utcnow():
+            return row.locked_until
+        return None
+
+    def claim_attempt(self, account_key: str, login: str, origin: Origin) -> None:
+        """Count one guess before it is checked; raise Locked when no guess is left."""
+        self._ensure_row(account_key, login)
+        now = utcnow()
+        # A window is open while it is recent and no lock has ended since it began.
+        window_open = and_(
+            Lockout.window_started_at > now - self.policy.window, Lockout.locked_until.is_(None)
+        )
+        not_locked = or_(Lockout.locked_until.is_(None), Lockout.locked_until <= now)
+        result = db.session.execute(
+            update(Lockout)
+            .where(Lockout.account_key == account_key, not_locked)
+            .where(or_(~window_open, Lockout.failures < self.policy.max_failures))
+            .values(
+                failures=case((window_open, Lockout.failures + 1), else_=1),
+                window_started_at=case((window_open, Lockout.window_started_at), else_=now),
+                locked_until=None,
+                last_ip=origin.ip,
+            )
+        )
+        db.session.commit()
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise Locked(self._lock(account_key, login, origin))
+
+    def record_failure(self, account_key: str, login: str, origin: Origin) -> datetime | None:
+        """A claimed guess was wrong: lock when it was the last one allowed. Returns the lock's end."""
+        row = db.session.get(Lockout, account_key, populate_existing=True)
+        if row is not None and row.failures >= self.policy.max_failures:
+            return self._lock(account_key, login, origin)
+        return None
+
+    def record_success(self, account_key: str) -> None:
+        """A correct answer: clear the count (the claimed guess is given back)."""
+        self.clear(account_key)
+        db.session.commit()
+
+    @staticmethod
+    def clear(account_key: str) -> bool:
+        """Forget failures and any lock (unlock, password reset). True when a lock was lifted."""
+        lifted = db.session.execute(
+            update(Lockout)
+            .where(Lockout.account_key == account_key, Lockout.locked_until > utcnow())
+            .values(failures=0, locked_until=None)
+        ).rowcount  # type: ignore[attr-defined]
+        db.session.execute(update(Lockout).where(Lockout.account_key == account_key).values(failures=0))
+        return bool(lifted)
+
+    @staticmethod
+    def currently_locked() -> list[Lockout]:
+        now = utcnow()
+        return list(
+            db.session.scalars(
+                select(Lockout).where(Lockout.locked_until > now).order_by(Lockout.locked_until.desc())
+            )
+        )
+
+    def _lock(self, account_key: str, login: str, origin: Origin) -> datetime:
+        """Set the lock once (only the first caller writes it and records the event)."""
+        now = utcnow()
+        until = now + self.policy.duration
+        result = db.session.execute(
+            update(Lockout)
+            .where(
+                Lockout.account_key == account_key,
+                or_(Lockout.locked_until.is_(None), Lockout.locked_until <= now),
+                Lockout.failures >= self.policy.max_failures,
+            )
+            .values(locked_at=now, locked_until=until)
+        )
+        db.session.commit()
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            record(
+                Tag.LOCKED,
+                outcome="locked",
+                origin=origin,
+                subject=login,
+                subject_key=account_key,
+                details={"failures": self.policy.max_failures, "until": until.isoformat()},
+            )
+            return until
+        return self.locked_until(account_key) or until
+
+    @staticmethod
+    def _ensure_row(account_key: str, login: str) -> None:
+        if db.session.get(Lockout, account_key) is not None:
+            return
+        try:
+            with db.session.begin_nested():
+                db.session.add(Lockout(account_key=account_key, login=login, failures=0))
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()  # another request created it first
