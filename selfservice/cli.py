@@ -10,9 +10,11 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from flask_migrate import upgrade
+from werkzeug.serving import run_simple
 
 from selfservice import create_app
 from selfservice.config import ConfigError, masked
+from selfservice.mail.cli import deliver_mail_command
 from selfservice.site.services import check_database, check_directory
 
 
@@ -64,8 +66,16 @@ def demo_command(host: str, port: int, instance_path: Path | None) -> None:
     click.echo(f"Every demo account uses the password: {DEMO_PASSWORD}")
     for account in accounts:
         click.echo(f"  {account.login:<10} {account.kind.value:<8} {account.display_name}  {_roles(account)}")
-    app.run(host=host, port=port, debug=False, use_reloader=False)
+    # app.run() refuses to start inside a `flask` CLI command; serve directly instead.
+    run_simple(host, port, app, threaded=True)
 
 
 def _roles(account: Any) -> str:
     return ", ".join(sorted(role.value for role in account.roles))
+
+
+main.add_command(deliver_mail_command)
+
+
+if __name__ == "__main__":
+    main()

@@ -52,6 +52,7 @@ def start_session(account: Account) -> PortalUser:
         session["lang"] = language
     session.permanent = True
     session["sid"] = secrets.token_urlsafe(16)
+    session["last_seen"] = utcnow().timestamp()
     user = PortalUser(
         key=account.key,
         login=account.login,

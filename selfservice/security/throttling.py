@@ -47,7 +47,7 @@ def record_breach(request_limit: RequestLimit) -> None:
         outcome="refused",
         origin=current_origin(),
         details={
-            "limit": str(request_limit.limit.limit),
+            "limit": str(request_limit.limit),
             "key": request_limit.key,
             "endpoint": request.endpoint or request.path,
             "method": request.method,

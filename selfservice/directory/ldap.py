@@ -1,0 +1,451 @@
+"""OpenLDAP (and 389 Directory Server) adapter, over ldap3.
+
+Every lookup goes through the service account on one reused connection; a user's
+own password is only ever checked by binding as that user on a connection of its
+own. Passwords are written with the RFC 3062 Password Modify extended operation,
+so the server's ppolicy hashes and checks them. Passwords are never logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import ldap3
+from ldap3.core import exceptions as ldap_errors
+from ldap3.utils.conv import escape_filter_chars
+from ldap3.utils.dn import parse_dn
+
+from selfservice.directory.interfaces import (
+    LOOKUP_FIELDS,
+    Account,
+    AccountKind,
+    DirectoryUnavailable,
+    InvalidCredentials,
+    PasswordRejected,
+    Role,
+)
+
+T = TypeVar("T")
+
+#: ldap3 errors that mean "the server did not answer", not "the server said no".
+COMMUNICATION_ERRORS = (
+    ldap_errors.LDAPCommunicationError,
+    ldap_errors.LDAPResponseTimeoutError,
+    ldap_errors.LDAPStartTLSError,
+    ldap_errors.LDAPMaximumRetriesError,
+    ldap_errors.LDAPSSLConfigurationError,
+    OSError,
+)
+
+SUCCESS, SIZE_LIMIT_EXCEEDED, NO_SUCH_OBJECT, INVALID_CREDENTIALS = 0, 4, 32, 49
+#: Result codes meaning the directory itself is in trouble (busy, unavailable, ...).
+UNAVAILABLE_CODES = frozenset({1, 3, 51, 52, 80})
+
+PPOLICY_ATTRIBUTES = ("pwdReset", "pwdAccountLockedTime")
+
+#: ppolicy / constraint messages (lower-cased fragments) -> what the holder is told.
+REJECTION_MESSAGES = (
+    ("history", "That password was used recently. Choose one you have not used before."),
+    ("too young", "The password was changed too recently. Try again later."),
+    ("quality", "The new password is too short or too simple. Choose a longer one."),
+    ("too short", "The new password is too short. Choose a longer one."),
+    ("old password", "The current password is required to change it."),
+    ("not being changed", "The new password must be different from the current one."),
+)
+REJECTED_BY_CODE = {
+    19: "The new password does not meet the password rules.",
+    50: "You are not allowed to change this password. Contact the help desk.",
+    53: "The directory will not accept this password change. Contact the help desk.",
+}
+REJECTED_OTHERWISE = "The directory refused the new password."
+
+
+class LdapDirectory:
+    """The Directory protocol over LDAP: OpenLDAP with ppolicy, or 389-DS."""
+
+    name = "openldap"
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        self._settings = settings
+        self._attributes: dict[str, str] = dict(settings["LDAP_ATTRIBUTES"])
+        self._lock = threading.Lock()
+        self._connection: ldap3.Connection | None = None
+
+    # --- lookups --------------------------------------------------------------
+
+    def find(self, login: str) -> Account | None:
+        """The one account whose login fields match ``login``; None when none or several."""
+        if not login:
+            return None
+        fields = self._settings["LOGIN_FIELDS"]
+        clauses = "".join(self._equals(field, login) for field in fields)
+        return self._find_one(f"(|{clauses})")
+
+    def find_by(self, field: str, value: str) -> Account | None:
+        if field not in LOOKUP_FIELDS:
+            raise ValueError(f"cannot look accounts up by {field!r}; use one of {', '.join(LOOKUP_FIELDS)}")
+        if not value:
+            return None
+        return self._find_one(self._equals(field, value))
+
+    def get(self, key: str) -> Account | None:
+        if not key:
+            return None
+        return self._find_one(self._equals("unique_id", key))
+
+    # --- passwords --------------------------------------------------------------
+
+    def authenticate(self, login: str, password: str) -> Account | None:
+        if not password:  # an empty password would be an unauthenticated bind
+            return None
+        account = self.find(login)
+        if account is None:
+            return None
+        connection = self._user_connection(account.ref, password)
+        if connection is None:
+            return None
+        _close(connection)
+        return account
+
+    def set_password(self, account: Account, new_password: str, *, must_change: bool = False) -> None:
+        """Administrative reset as the service account, then set or clear pwdReset."""
+        _require_new_password(new_password)
+
+        def reset(connection: ldap3.Connection) -> None:
+            _modify_password(connection, user=account.ref, new_password=new_password)
+
+        def flag_must_change(connection: ldap3.Connection) -> None:
+            # ppolicy's pwdMustChange may have set pwdReset on the reset; make it say what we mean.
+            flag = ["TRUE"] if must_change else []
+            _checked(connection, connection.modify(account.ref, {"pwdReset": [(ldap3.MODIFY_REPLACE, flag)]}))
+
+        # Two steps, so a reconnect retries only the step that failed.
+        self._as_service(reset)
+        self._as_service(flag_must_change)
+
+    def change_password(self, account: Account, old_password: str, new_password: str) -> None:
+        """The holder's own change: bind as them, so ppolicy applies to them."""
+        _require_new_password(new_password)
+        connection = self._user_connection(account.ref, old_password) if old_password else None
+        if connection is None:
+            raise InvalidCredentials("the current password is wrong")
+        try:
+            _modify_password(
+                connection, user=account.ref, old_password=old_password, new_password=new_password
+            )
+        except COMMUNICATION_ERRORS as exc:
+            raise DirectoryUnavailable(f"LDAP server did not answer: {type(exc).__name__}") from exc
+        finally:
+            _close(connection)
+
+    def unlock(self, account: Account) -> None:
+        """Remove pwdAccountLockedTime when the directory has locked the account."""
+
+        def clear(connection: ldap3.Connection) -> None:
+            entry = self._read(connection, account.ref, ["pwdAccountLockedTime"])
+            if entry is None or not _first(entry, "pwdAccountLockedTime"):
+                return
+            change = {"pwdAccountLockedTime": [(ldap3.MODIFY_DELETE, [])]}
+            _checked(connection, connection.modify(account.ref, change))
+
+        self._as_service(clear)
+
+    def ping(self) -> None:
+        """Bind the service account (if not bound yet) and read the root DSE."""
+
+        def read_root(connection: ldap3.Connection) -> None:
+            ok = connection.search("", "(objectClass=*)", ldap3.BASE, attributes=["namingContexts"])
+            if not ok:
+                _raise_unavailable(connection)
+
+        self._as_service(read_root)
+
+    def close(self) -> None:
+        """Unbind the shared service connection (it reopens on next use)."""
+        with self._lock:
+            if self._connection is not None:
+                _close(self._connection)
+            self._connection = None
+
+    # --- filters and entries ------------------------------------------------------
+
+    def _attribute(self, field: str) -> str:
+        try:
+            return self._attributes[field]
+        except KeyError:
+            raise ValueError(f"LDAP_ATTRIBUTES has no attribute for {field!r}") from None
+
+    def _equals(self, field: str, value: str) -> str:
+        return f"({self._attribute(field)}={escape_filter_chars(value)})"
+
+    def _user_filter(self, condition: str) -> str:
+        user_filter = self._settings["LDAP_USER_FILTER"].strip() or "(objectClass=*)"
+        if not user_filter.startswith("("):
+            user_filter = f"({user_filter})"
+        return f"(&{user_filter}{condition})"
+
+    def _wanted_attributes(self) -> list[str]:
+        return sorted(set(self._attributes.values()) | set(PPOLICY_ATTRIBUTES))
+
+    def _find_one(self, condition: str) -> Account | None:
+        def search(connection: ldap3.Connection) -> Account | None:
+            entries = self._search(connection, condition)
+            if len(entries) != 1:
+                return None  # none, or ambiguous: never guess which person was meant
+            entry = entries[0]
+            return self._account(entry, self._roles(connection, entry["dn"]))
+
+        return self._as_service(search)
+
+    def _search(self, connection: ldap3.Connection, condition: str) -> list[dict[str, Any]]:
+        connection.search(
+            self._settings["LDAP_BASE_DN"],
+            self._user_filter(condition),
+            ldap3.SUBTREE,
+            attributes=self._wanted_attributes(),
+            size_limit=2,
+        )
+        return _entries(connection)
+
+    def _read(self, connection: ldap3.Connection, dn: str, attributes: list[str]) -> dict[str, Any] | None:
+        connection.search(dn, "(objectClass=*)", ldap3.BASE, attributes=attributes)
+        entries = _entries(connection)
+        return entries[0] if entries else None
+
+    def _roles(self, connection: ldap3.Connection, dn: str) -> frozenset[Role]:
+        base = self._settings.get("LDAP_GROUP_BASE_DN") or self._settings["LDAP_BASE_DN"]
+        group_filter = f"(&(objectClass=groupOfNames)(member={escape_filter_chars(dn)}))"
+        connection.search(base, group_filter, ldap3.SUBTREE, attributes=["cn"])
+        groups = _entries(connection)
+        return frozenset(role for role, wanted in self._role_groups() if _any_group_is(groups, wanted))
+
+    def _role_groups(self) -> Iterable[tuple[Role, str]]:
+        known = {role.value for role in Role}
+        for role, group in self._settings.get("ROLE_GROUPS", {}).items():
+            if role in known and group:
+                yield Role(role), group
+
+    def _account(self, entry: dict[str, Any], roles: frozenset[Role]) -> Account:
+        def value(field: str) -> str | None:
+            return _first(entry, self._attributes.get(field, ""))
+
+        return Account(
+            key=value("unique_id") or "",
+            login=value("login") or "",
+            kind=_kind(value("kind")),
+            display_name=value("display_name") or value("login") or "",
+            ref=entry["dn"],
+            email=value("email"),
+            phone=value("phone"),
+            student_id=value("student_id"),
+            birth_month_year=value("birth_month_year"),
+            parent_account_number=value("parent_account_number"),
+            parent_pin=value("parent_pin"),
+            roles=roles,
+            must_change=(_first(entry, "pwdReset") or "").upper() == "TRUE",
+            disabled=bool(_first(entry, "pwdAccountLockedTime")),
+        )
+
+    # --- connections ------------------------------------------------------------
+
+    def _as_service(self, operation: Callable[[ldap3.Connection], T]) -> T:
+        """Run ``operation`` on the shared service connection, reopening it once if it went stale."""
+        with self._lock:
+            reused = self._connection is not None
+            try:
+                return operation(self._service_connection())
+            except COMMUNICATION_ERRORS as exc:
+                self._drop_service_connection()
+                if not reused:
+                    raise DirectoryUnavailable(f"LDAP server did not answer: {type(exc).__name__}") from exc
+            try:
+                return operation(self._service_connection())
+            except COMMUNICATION_ERRORS as exc:
+                self._drop_service_connection()
+                raise DirectoryUnavailable(f"LDAP server did not answer: {type(exc).__name__}") from exc
+
+    def _service_connection(self) -> ldap3.Connection:
+        if self._connection is None:
+            connection, bound = self._bind(
+                self._settings["LDAP_BIND_DN"], self._settings["LDAP_BIND_PASSWORD"]
+            )
+            if not bound:
+                result = connection.result.get("description", "failed")
+                _close(connection)
+                raise DirectoryUnavailable(f"the LDAP service account could not bind ({result})")
+            self._connection = connection
+        return self._connection
+
+    def _drop_service_connection(self) -> None:
+        if self._connection is not None:
+            _abandon(self._connection)
+        self._connection = None
+
+    def _user_connection(self, dn: str, password: str) -> ldap3.Connection | None:
+        """A connection bound as ``dn``; None when the password is wrong."""
+        if not dn or not password:
+            return None
+        try:
+            connection, bound = self._bind(dn, password)
+        except ldap_errors.LDAPPasswordIsMandatoryError:
+            return None
+        except COMMUNICATION_ERRORS as exc:
+            raise DirectoryUnavailable(f"LDAP server did not answer: {type(exc).__name__}") from exc
+        if bound:
+            return connection
+        result = dict(connection.result)
+        _close(connection)
+        if result.get("result") in UNAVAILABLE_CODES:
+            raise DirectoryUnavailable(f"LDAP bind failed: {result.get('description')}")
+        return None
+
+    def _bind(self, user: str, password: str) -> tuple[ldap3.Connection, bool]:
+        """A new connection (StartTLS done when configured) and whether its simple bind succeeded."""
+        connection = ldap3.Connection(
+            # A fresh Server each time: ldap3 remembers a failed address for 5 s otherwise.
+            _make_server(self._settings),
+            user=user,
+            password=password,
+            authentication=ldap3.SIMPLE,
+            auto_bind=ldap3.AUTO_BIND_NONE,
+            receive_timeout=self._settings["LDAP_OPERATION_TIMEOUT_SECONDS"],
+            raise_exceptions=False,
+        )
+        try:
+            connection.open()
+            if self._settings["LDAP_START_TLS"] and not connection.start_tls():
+                raise ldap_errors.LDAPStartTLSError("StartTLS was refused")
+            return connection, bool(connection.bind())
+        except (*COMMUNICATION_ERRORS, ldap_errors.LDAPPasswordIsMandatoryError):
+            _abandon(connection)
+            raise
+
+
+# --- module helpers -----------------------------------------------------------------
+
+
+def _make_server(settings: Mapping[str, Any]) -> ldap3.Server:
+    url = str(settings["LDAP_URL"]).strip().rstrip("/")  # ldap3 rejects "ldap://host:389/"
+    return ldap3.Server(
+        url,
+        use_ssl=url.lower().startswith("ldaps://"),
+        tls=_make_tls(settings),
+        get_info=ldap3.NONE,
+        connect_timeout=settings["LDAP_CONNECT_TIMEOUT_SECONDS"],
+    )
+
+
+def _make_tls(settings: Mapping[str, Any]) -> ldap3.Tls:
+    return ldap3.Tls(
+        validate=ssl.CERT_REQUIRED if settings["LDAP_VALIDATE_CERT"] else ssl.CERT_NONE,
+        ca_certs_file=settings.get("LDAP_CA_FILE") or None,
+    )
+
+
+def _close(connection: ldap3.Connection) -> None:
+    try:
+        connection.unbind()
+    except (ldap_errors.LDAPException, OSError):
+        _abandon(connection)
+
+
+def _abandon(connection: ldap3.Connection) -> None:
+    """Close the socket without a goodbye: ldap3 leaks it when connect or receive fails."""
+    sock = connection.socket
+    connection.socket = None
+    connection.closed = True
+    connection.bound = False
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.close()
+
+
+def _entries(connection: ldap3.Connection) -> list[dict[str, Any]]:
+    code = connection.result.get("result", SUCCESS)
+    if code in UNAVAILABLE_CODES:
+        _raise_unavailable(connection)
+    if code not in (SUCCESS, SIZE_LIMIT_EXCEEDED, NO_SUCH_OBJECT):
+        return []
+    return [item for item in connection.response or [] if item.get("type") == "searchResEntry"]
+
+
+def _first(entry: Mapping[str, Any], attribute: str) -> str | None:
+    if not attribute:
+        return None
+    values = entry["attributes"].get(attribute)
+    if isinstance(values, list):
+        values = values[0] if values else None
+    if values is None or values == "":
+        return None
+    return values.decode("utf-8", "replace") if isinstance(values, bytes) else str(values)
+
+
+def _kind(value: str | None) -> AccountKind:
+    try:
+        return AccountKind((value or "").strip().lower())
+    except ValueError:
+        return AccountKind.STAFF
+
+
+def _normal_dn(dn: str) -> tuple[tuple[str, str], ...] | None:
+    try:
+        return tuple((attribute.lower(), value.lower()) for attribute, value, _ in parse_dn(dn))
+    except ldap_errors.LDAPException:
+        return None
+
+
+def _any_group_is(groups: list[dict[str, Any]], wanted: str) -> bool:
+    """Whether one of ``groups`` is ``wanted``, given as a group cn or as a full DN."""
+    wanted_dn = _normal_dn(wanted) if "=" in wanted else None
+    for group in groups:
+        if wanted_dn is not None and _normal_dn(group["dn"]) == wanted_dn:
+            return True
+        names = group["attributes"].get("cn") or []
+        if any(str(name).lower() == wanted.lower() for name in names):
+            return True
+    return False
+
+
+def _require_new_password(new_password: str) -> None:
+    # ldap3 drops an empty new password, and the server would then generate one.
+    if not new_password:
+        raise PasswordRejected("The new password cannot be empty.")
+
+
+def _modify_password(connection: ldap3.Connection, **arguments: str) -> None:
+    try:
+        done = connection.extend.standard.modify_password(**arguments)
+    except ldap_errors.LDAPInvalidCharactersInPasswordError as exc:
+        raise PasswordRejected("The new password contains characters that are not allowed.") from exc
+    if done is not True:
+        _reject(connection.result)
+
+
+def _checked(connection: ldap3.Connection, ok: bool) -> None:
+    if not ok:
+        _reject(connection.result)
+
+
+def _reject(result: Mapping[str, Any]) -> None:
+    code = result.get("result")
+    if code in UNAVAILABLE_CODES:
+        raise DirectoryUnavailable(f"LDAP operation failed: {result.get('description')}")
+    if code == INVALID_CREDENTIALS:
+        raise InvalidCredentials("the current password is wrong")
+    raise PasswordRejected(_rejection_reason(code, str(result.get("message") or "")))
+
+
+def _rejection_reason(code: int | None, message: str) -> str:
+    lowered = message.lower()
+    for fragment, reason in REJECTION_MESSAGES:
+        if fragment in lowered:
+            return reason
+    return REJECTED_BY_CODE.get(code or 0, REJECTED_OTHERWISE)
+
+
+def _raise_unavailable(connection: ldap3.Connection) -> None:
+    raise DirectoryUnavailable(f"LDAP operation failed: {connection.result.get('description')}")

@@ -1,0 +1,111 @@
+"""Signing in and out: the directory decides, sessions are renewed, every attempt audited."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from selfservice.audit.models import AuditEvent
+from selfservice.audit.tags import Tag
+from selfservice.extensions import db
+from tests.conftest import AuthActions, person, post_form
+
+
+def audit_tags(app: Flask) -> list[str]:
+    with app.app_context():
+        return [event.tag for event in db.session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+
+
+def test_sign_in_and_out(app: Flask, client: FlaskClient, auth: AuthActions) -> None:
+    response = auth.login("s1000001")
+    assert response.status_code == 303
+    assert "Signed in as Ana Lopez" in client.get("/").get_data(as_text=True)
+    assert auth.logout().status_code == 303
+    assert "Sign in" in client.get("/").get_data(as_text=True)
+    assert audit_tags(app) == [Tag.LOGIN_SUCCESS, Tag.LOGOUT]
+
+
+def test_sign_in_works_with_student_id_and_email(client: FlaskClient, auth: AuthActions) -> None:
+    password = person("s1000001").password
+    assert auth.login("1000001", password).status_code == 303
+    auth.logout()
+    assert auth.login("ANA.LOPEZ@students.school.test", password).status_code == 303
+
+
+def test_wrong_password_gives_a_clear_message_not_a_500(app: Flask, auth: AuthActions) -> None:
+    response = auth.login("s1000001", "not-my-password")
+    assert response.status_code == 400
+    assert "do not match our records" in response.get_data(as_text=True)
+    assert audit_tags(app) == [Tag.LOGIN_FAILURE]
+
+
+def test_unknown_login_gets_the_same_message(auth: AuthActions) -> None:
+    response = auth.login("nobody-here", "whatever-password")
+    assert response.status_code == 400
+    assert "do not match our records" in response.get_data(as_text=True)
+
+
+def test_empty_fields_are_reported_per_field(client: FlaskClient, auth: AuthActions) -> None:
+    response = auth.login("", "")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "Enter your student ID, username or email." in page
+    assert "Enter your password." in page
+    assert 'aria-invalid="true"' in page
+    assert "aria-describedby" in page
+
+
+def test_post_without_csrf_token_is_refused(client: FlaskClient) -> None:
+    response = client.post("/login", data={"login": "s1000001", "password": person("s1000001").password})
+    assert response.status_code == 400
+    assert "expired" in response.get_data(as_text=True)
+
+
+def test_session_is_renewed_at_sign_in(client: FlaskClient, auth: AuthActions) -> None:
+    client.get("/login")
+    with client.session_transaction() as session:
+        session["sid"] = "planted-by-attacker"
+    auth.login("s1000001")
+    with client.session_transaction() as session:
+        assert session["sid"] != "planted-by-attacker"
+        assert session.permanent
+
+
+def test_session_cookie_flags(client: FlaskClient, auth: AuthActions) -> None:
+    response = auth.login("s1000001")
+    cookie = next(
+        value for value in response.headers.getlist("Set-Cookie") if value.startswith("selfservice_session=")
+    )
+    assert "Secure" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+
+
+def test_idle_session_is_signed_out(app: Flask, client: FlaskClient, auth: AuthActions) -> None:
+    auth.login("s1000001")
+    with client.session_transaction() as session:
+        session["last_seen"] -= app.config["SESSION_IDLE_MINUTES"] * 60 + 1
+    page = client.get("/").get_data(as_text=True)
+    assert "signed out after a period without activity" in page
+    assert "Signed in as" not in page
+
+
+def test_next_parameter_only_follows_local_paths(client: FlaskClient, auth: AuthActions) -> None:
+    password = person("teacher1").password
+    good = post_form(client, "/login", {"login": "teacher1", "password": password, "next": "/password"})
+    assert good.headers["Location"] == "/password"
+    auth.logout()
+    evil = post_form(client, "/login", {"login": "teacher1", "password": password, "next": "//evil.example"})
+    assert evil.headers["Location"] == "/"
+
+
+def test_sign_in_is_rate_limited_per_ip(make_app, auth: AuthActions) -> None:  # type: ignore[no-untyped-def]
+    client = make_app(SIGN_IN_RATE_LIMIT="3 per minute").test_client()
+    actions = AuthActions(client)
+    statuses = [actions.login("s1000001", "wrong-password").status_code for _ in range(3)]
+    assert statuses == [400, 400, 400]
+    refused = actions.login("s1000001", "wrong-password")
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    assert "Too many attempts" in refused.get_data(as_text=True)

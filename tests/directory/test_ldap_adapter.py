@@ -1,0 +1,353 @@
+"""What only the OpenLDAP adapter does: ppolicy, groups, escaping, timeouts.
+
+Runs against the real slapd of tests/slapd.py; the behaviour every adapter shares
+is covered by the cross-adapter contract suite.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import ldap3
+import pytest
+
+from selfservice import config
+from selfservice.directory.interfaces import (
+    AccountKind,
+    DirectoryUnavailable,
+    InvalidCredentials,
+    PasswordRejected,
+    Role,
+)
+from selfservice.directory.ldap import LdapDirectory
+from tests.fixtures.people import PEOPLE, person
+from tests.slapd import Slapd
+
+pytestmark = [pytest.mark.ldap, pytest.mark.slow]
+
+UNREACHABLE_SECONDS = 10  # generous: the defaults (3 s connect, 5 s receive) must fail well inside it
+NEW_PASSWORD = "Fresh-Meadow-9001"
+
+
+@pytest.fixture
+def directory_with(slapd: Slapd) -> Iterator[Callable[..., LdapDirectory]]:
+    """Build LdapDirectory objects on the test slapd with some settings overridden."""
+    built: list[LdapDirectory] = []
+
+    def build(**overrides: Any) -> LdapDirectory:
+        built.append(LdapDirectory({**config.DEFAULTS, **slapd.settings(), **overrides}))
+        return built[-1]
+
+    yield build
+    for directory in built:
+        directory.close()
+
+
+def unreachable_directory(url: str) -> LdapDirectory:
+    """Default timeouts, a server that is not there."""
+    settings = {**config.DEFAULTS, "LDAP_URL": url, "LDAP_BASE_DN": "dc=school,dc=test"}
+    settings |= {"LDAP_BIND_DN": "cn=selfservice,ou=services,dc=school,dc=test", "LDAP_BIND_PASSWORD": "x"}
+    return LdapDirectory(settings)
+
+
+def lock_in_directory(slapd: Slapd, login: str) -> None:
+    conn = slapd.root_connection()
+    try:
+        conn.modify(slapd.dn(login), {"pwdAccountLockedTime": [(ldap3.MODIFY_REPLACE, ["000001010000Z"])]})
+        assert conn.result["result"] == 0, conn.result
+    finally:
+        conn.unbind()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def black_hole_port() -> Iterator[int]:
+    """A port that accepts TCP connections (backlog) but never says a word."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield listener.getsockname()[1]
+
+
+# --- lookups ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("login", ["s1000001", "1000001", "ana.lopez@students.school.test"])
+def test_student_is_found_by_login_student_id_or_email(ldap_directory: LdapDirectory, login: str) -> None:
+    account = ldap_directory.find(login)
+
+    assert account is not None
+    assert account.login == "s1000001"
+    assert account.kind is AccountKind.STUDENT
+    assert account.ref == "uid=s1000001,ou=people,dc=school,dc=test"
+
+
+def test_account_key_is_entry_uuid_and_get_finds_it(ldap_directory: LdapDirectory) -> None:
+    account = ldap_directory.find("p2000001")
+    assert account is not None
+
+    assert len(account.key) == 36
+    assert account.key.count("-") == 4
+    assert ldap_directory.get(account.key) == account
+    assert ldap_directory.get("not-a-uuid") is None
+
+
+def test_parent_fields_come_from_the_school_schema(ldap_directory: LdapDirectory) -> None:
+    account = ldap_directory.find_by("parent_account_number", "A-2000002")
+
+    assert account is not None
+    assert (account.login, account.kind, account.email) == ("p2000002", AccountKind.PARENT, None)
+    assert (account.parent_pin, account.phone) == ("7390", "555-0102")
+
+
+def test_lookup_by_unknown_field_is_a_programming_error(ldap_directory: LdapDirectory) -> None:
+    with pytest.raises(ValueError, match="display_name"):
+        ldap_directory.find_by("display_name", "Ana Lopez")
+
+
+def test_ambiguous_lookup_finds_nobody(directory_with: Callable[..., LdapDirectory]) -> None:
+    attributes = {**config.DEFAULTS["LDAP_ATTRIBUTES"], "email": "schoolAccountKind"}
+    directory = directory_with(LDAP_ATTRIBUTES=attributes)
+
+    assert directory.find_by("email", "student") is None
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "*",
+        "a*)(uid=*",
+        "*)(|(uid=*",
+        "s1000001)(uid=*",
+        "s1000001*",
+        "\\",
+        "(",
+        ")",
+        "\x00",
+        "O'Brien*",
+        "*'*",
+    ],
+)
+def test_filter_injection_matches_nobody(ldap_directory: LdapDirectory, hostile: str) -> None:
+    assert ldap_directory.find(hostile) is None
+    assert ldap_directory.find_by("student_id", hostile) is None
+    assert ldap_directory.get(hostile) is None
+    assert ldap_directory.authenticate(hostile, "Correct-Horse-1001") is None
+
+
+def test_apostrophe_in_a_login_is_just_a_character(ldap_directory: LdapDirectory) -> None:
+    account = ldap_directory.find("o'brien2")
+
+    assert account is not None
+    assert account.display_name == "Siobhan O'Brien"
+    assert ldap_directory.authenticate("o'brien2", person("o'brien2").password) == account
+    assert ldap_directory.find("obrien") != account
+
+
+def test_non_ascii_name_and_password_round_trip(ldap_directory: LdapDirectory) -> None:
+    account = ldap_directory.authenticate("jnunez", "Río-Grande-1004")
+
+    assert account is not None
+    assert account.display_name == "José Núñez"
+    assert ldap_directory.find("José Núñez") is None  # display name is not a login field
+    ldap_directory.set_password(account, "Mañana-Señor-1004")
+    assert ldap_directory.authenticate("jnunez", "Mañana-Señor-1004") == account
+
+
+# --- roles --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("login", "roles"),
+    [
+        ("teacher1", {Role.EMPLOYEE}),  # "library" maps to no role
+        ("support1", {Role.SUPPORT}),
+        ("its1", {Role.ITS}),  # configured as a full group DN
+        ("admin1", {Role.ADMIN, Role.EMPLOYEE}),
+        ("s1000001", set()),
+        ("p2000001", set()),
+    ],
+)
+def test_roles_come_from_group_membership(
+    ldap_directory: LdapDirectory, login: str, roles: set[Role]
+) -> None:
+    account = ldap_directory.find(login)
+
+    assert account is not None
+    assert account.roles == roles
+
+
+def test_every_seed_account_is_found_with_its_kind(ldap_directory: LdapDirectory) -> None:
+    for seed in PEOPLE:
+        account = ldap_directory.find(seed.login)
+        assert account is not None, seed.login
+        assert (account.kind.value, account.display_name) == (seed.kind, seed.display_name)
+
+
+# --- authentication and passwords ---------------------------------------------------
+
+
+def test_empty_or_wrong_password_never_authenticates(ldap_directory: LdapDirectory) -> None:
+    assert ldap_directory.authenticate("s1000001", "") is None
+    assert ldap_directory.authenticate("s1000001", "Correct-Horse-1002") is None
+    assert ldap_directory.authenticate("", "") is None
+
+
+def test_reset_with_must_change_sets_pwd_reset_and_plain_reset_clears_it(
+    ldap_directory: LdapDirectory,
+) -> None:
+    account = ldap_directory.find("s1000002")
+    assert account is not None
+    assert not account.must_change
+
+    ldap_directory.set_password(account, NEW_PASSWORD, must_change=True)
+    forced = ldap_directory.get(account.key)
+    assert forced is not None
+    assert forced.must_change
+    assert ldap_directory.authenticate("s1000002", NEW_PASSWORD) is not None
+
+    ldap_directory.set_password(account, "Other-Meadow-9002")
+    cleared = ldap_directory.get(account.key)
+    assert cleared is not None
+    assert not cleared.must_change
+
+
+def test_holder_changing_their_password_clears_must_change(ldap_directory: LdapDirectory) -> None:
+    account = ldap_directory.find("s1000002")
+    assert account is not None
+    ldap_directory.set_password(account, NEW_PASSWORD, must_change=True)
+
+    ldap_directory.change_password(account, NEW_PASSWORD, "Holder-Chosen-9003")
+
+    changed = ldap_directory.authenticate("s1000002", "Holder-Chosen-9003")
+    assert changed is not None
+    assert not changed.must_change
+    assert ldap_directory.authenticate("s1000002", NEW_PASSWORD) is None
+
+
+def test_change_with_wrong_old_password_is_invalid_credentials(ldap_directory: LdapDirectory) -> None:
+    account = ldap_directory.find("p2000001")
+    assert account is not None
+
+    with pytest.raises(InvalidCredentials):
+        ldap_directory.change_password(account, "Not-The-Password-1", NEW_PASSWORD)
+    with pytest.raises(InvalidCredentials):
+        ldap_directory.change_password(account, "", NEW_PASSWORD)
+
+
+def test_too_short_password_is_refused_with_a_reason(ldap_directory: LdapDirectory) -> None:
+    account = ldap_directory.find("s1000001")
+    assert account is not None
+
+    with pytest.raises(PasswordRejected) as refused:
+        ldap_directory.change_password(account, "Correct-Horse-1001", "Sh0rt")
+
+    assert "too short" in refused.value.reason
+    assert ldap_directory.authenticate("s1000001", "Correct-Horse-1001") is not None
+
+
+def test_recent_password_is_refused_with_a_reason(ldap_directory: LdapDirectory) -> None:
+    account = ldap_directory.find("s1000001")
+    assert account is not None
+    ldap_directory.change_password(account, "Correct-Horse-1001", NEW_PASSWORD)
+
+    with pytest.raises(PasswordRejected) as refused:
+        ldap_directory.change_password(account, NEW_PASSWORD, "Correct-Horse-1001")
+
+    assert "used recently" in refused.value.reason
+
+
+def test_empty_new_password_is_refused(ldap_directory: LdapDirectory) -> None:
+    account = ldap_directory.find("s1000001")
+    assert account is not None
+
+    with pytest.raises(PasswordRejected):
+        ldap_directory.set_password(account, "")
+    assert ldap_directory.authenticate("s1000001", "Correct-Horse-1001") is not None
+
+
+def test_directory_lock_shows_as_disabled_and_unlock_clears_it(
+    ldap_directory: LdapDirectory, slapd: Slapd
+) -> None:
+    lock_in_directory(slapd, "p2000002")
+    account = ldap_directory.find("p2000002")
+    assert account is not None
+    assert account.disabled
+    assert ldap_directory.authenticate("p2000002", "Quiet-Harbor-2002") is None
+
+    ldap_directory.unlock(account)
+    ldap_directory.unlock(account)  # already unlocked: nothing to do
+
+    unlocked = ldap_directory.authenticate("p2000002", "Quiet-Harbor-2002")
+    assert unlocked is not None
+    assert not unlocked.disabled
+
+
+# --- connections ----------------------------------------------------------------------
+
+
+def test_plain_ldap_url_without_start_tls_answers(
+    slapd: Slapd, directory_with: Callable[..., LdapDirectory]
+) -> None:
+    directory = directory_with(LDAP_URL=f"{slapd.url}/", LDAP_START_TLS=False)
+
+    directory.ping()
+    assert directory.find("teacher1") is not None
+
+
+def test_service_connection_is_reopened_after_it_drops(ldap_directory: LdapDirectory) -> None:
+    ldap_directory.ping()
+    ldap_directory._connection.socket.close()  # type: ignore[union-attr]  # the server "went away"
+
+    assert ldap_directory.find("teacher1") is not None
+
+
+def test_wrong_service_password_is_directory_unavailable(
+    directory_with: Callable[..., LdapDirectory],
+) -> None:
+    directory = directory_with(LDAP_BIND_PASSWORD="Wrong-Service-Secret")
+
+    with pytest.raises(DirectoryUnavailable, match="service account"):
+        directory.ping()
+    with pytest.raises(DirectoryUnavailable):
+        directory.find("s1000001")
+
+
+def test_closed_port_fails_fast(closed_port: int) -> None:
+    directory = unreachable_directory(f"ldap://127.0.0.1:{closed_port}")
+
+    started = time.monotonic()
+    with pytest.raises(DirectoryUnavailable):
+        directory.ping()
+    with pytest.raises(DirectoryUnavailable):
+        directory.authenticate("s1000001", "Correct-Horse-1001")
+    assert time.monotonic() - started < UNREACHABLE_SECONDS
+
+
+def test_server_that_never_answers_times_out(black_hole_port: int) -> None:
+    directory = unreachable_directory(f"ldap://127.0.0.1:{black_hole_port}")
+
+    started = time.monotonic()
+    with pytest.raises(DirectoryUnavailable):
+        directory.find("s1000001")
+    assert time.monotonic() - started < UNREACHABLE_SECONDS
+
+
+def test_start_tls_refused_by_the_server_is_unavailable_not_plaintext(
+    directory_with: Callable[..., LdapDirectory],
+) -> None:
+    directory = directory_with(LDAP_START_TLS=True)  # the test slapd has no certificate
+
+    with pytest.raises(DirectoryUnavailable):
+        directory.ping()
+    with pytest.raises(DirectoryUnavailable):
+        directory.authenticate("s1000001", "Correct-Horse-1001")
