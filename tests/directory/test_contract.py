@@ -1,0 +1,222 @@
+"""One contract, every directory adapter: what the portal relies on, checked on each.
+
+The builtin adapter runs on the test database; the OpenLDAP adapter on a real slapd.
+(The Active Directory adapter joins through the same ``directory`` fixture.)
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from selfservice.directory.builtin import BuiltinDirectory
+from selfservice.directory.interfaces import (
+    AccountKind,
+    Directory,
+    DirectoryUnavailable,
+    InvalidCredentials,
+    Role,
+)
+from tests.fixtures.people import PEOPLE, person
+
+ADAPTERS = [
+    pytest.param("builtin", id="builtin"),
+    pytest.param("openldap", id="openldap", marks=[pytest.mark.ldap, pytest.mark.slow]),
+]
+NEW_PASSWORD = "Lantern-Orchard-7731"
+
+
+@pytest.fixture(params=ADAPTERS)
+def directory(request: pytest.FixtureRequest, app: Flask) -> Iterator[Directory]:
+    if request.param == "builtin":
+        with app.app_context():
+            yield app.extensions["selfservice.directory"]
+    else:
+        yield request.getfixturevalue({"openldap": "ldap_directory", "ad": "ad_directory"}[request.param])
+
+
+def test_every_adapter_satisfies_the_protocol(directory: Directory) -> None:
+    assert isinstance(directory, Directory)
+
+
+@pytest.mark.parametrize("login", ["s1000001", "1000001", "ana.lopez@students.school.test", "S1000001"])
+def test_find_by_each_login_field(directory: Directory, login: str) -> None:
+    account = directory.find(login)
+    assert account is not None
+    assert (account.login, account.display_name, account.kind) == (
+        "s1000001",
+        "Ana Lopez",
+        AccountKind.STUDENT,
+    )
+    assert account.student_id == "1000001"
+    assert account.birth_month_year == person("s1000001").birth_month_year
+
+
+def test_find_by_a_single_field(directory: Directory) -> None:
+    parent = directory.find_by("parent_account_number", person("p2000001").parent_account_number or "")
+    assert parent is not None
+    assert parent.kind == AccountKind.PARENT
+    assert parent.email == person("p2000001").email
+    assert parent.parent_pin == person("p2000001").parent_pin
+    assert directory.find_by("student_id", "1000002").login == "s1000002"  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="userPassword"):
+        directory.find_by("userPassword", "x")
+
+
+def test_key_is_stable_and_fetches_the_account(directory: Directory) -> None:
+    account = directory.find("s1000002")
+    assert account is not None
+    again = directory.get(account.key)
+    assert again is not None
+    assert again.login == "s1000002"
+    assert account.key != account.login
+    assert directory.get("00000000-0000-0000-0000-000000000000") is None
+
+
+def test_parent_without_email_has_none(directory: Directory) -> None:
+    parent = directory.find("p2000002")
+    assert parent is not None
+    assert parent.email is None
+    assert parent.kind == AccountKind.PARENT
+
+
+@pytest.mark.parametrize(
+    ("login", "roles"),
+    [
+        ("teacher1", {Role.EMPLOYEE}),
+        ("support1", {Role.SUPPORT}),
+        ("its1", {Role.ITS}),
+        ("admin1", {Role.ADMIN, Role.EMPLOYEE}),
+        ("s1000001", set()),
+    ],
+)
+def test_roles_come_from_group_membership(directory: Directory, login: str, roles: set[Role]) -> None:
+    account = directory.find(login)
+    assert account is not None
+    assert set(account.roles) == roles
+
+
+def test_bind_succeeds_with_the_right_password_only(directory: Directory) -> None:
+    ana = person("s1000001")
+    assert directory.authenticate(ana.login, ana.password) is not None
+    assert directory.authenticate(ana.login, ana.password + "x") is None
+    assert directory.authenticate(ana.login, "") is None
+    assert directory.authenticate("nobody-at-all", ana.password) is None
+
+
+def test_set_password_then_the_new_binds_and_the_old_fails(directory: Directory) -> None:
+    ben = person("s1000002")
+    account = directory.find(ben.login)
+    assert account is not None
+    directory.set_password(account, NEW_PASSWORD)
+    assert directory.authenticate(ben.login, NEW_PASSWORD) is not None
+    assert directory.authenticate(ben.login, ben.password) is None
+
+
+def test_must_change_flag_is_set_and_cleared(directory: Directory) -> None:
+    account = directory.find("s1000002")
+    assert account is not None
+    assert not account.must_change
+    directory.set_password(account, NEW_PASSWORD, must_change=True)
+    assert directory.find("s1000002").must_change  # type: ignore[union-attr]
+    directory.change_password(account, NEW_PASSWORD, "Meadow-Copper-5512")
+    assert not directory.find("s1000002").must_change  # type: ignore[union-attr]
+
+
+def test_own_change_needs_the_current_password(directory: Directory) -> None:
+    ben = person("s1000002")
+    account = directory.find(ben.login)
+    assert account is not None
+    with pytest.raises(InvalidCredentials):
+        directory.change_password(account, "not-the-password", NEW_PASSWORD)
+    directory.change_password(account, ben.password, NEW_PASSWORD)
+    assert directory.authenticate(ben.login, NEW_PASSWORD) is not None
+
+
+@pytest.mark.parametrize(
+    ("login", "expected"),
+    [
+        ("obrien", "Sean O'Brien"),
+        ("o'brien2", "Siobhan O'Brien"),
+        ("jnunez", "José Núñez"),
+        ("1000004", "José Núñez"),
+    ],
+)
+def test_tricky_names_are_found(directory: Directory, login: str, expected: str) -> None:
+    account = directory.find(login)
+    assert account is not None
+    assert account.display_name == expected
+
+
+def test_non_ascii_password_binds(directory: Directory) -> None:
+    jose = person("jnunez")
+    assert directory.authenticate("jnunez", jose.password) is not None
+
+
+@pytest.mark.parametrize(
+    "hostile", ["a*)(uid=*", "*", "s1000001)(|(uid=*", "José Núñez", "O'Brien", "\\2a", "\x00"]
+)
+def test_filter_metacharacters_neither_inject_nor_crash(directory: Directory, hostile: str) -> None:
+    assert directory.find(hostile) is None
+    assert directory.find_by("student_id", hostile) is None
+    assert directory.authenticate(hostile, "anything") is None
+
+
+def test_unknown_login_is_none(directory: Directory) -> None:
+    assert directory.find("s9999999") is None
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def unreachable(kind: str, make_app: Any) -> Directory:
+    port = closed_port()
+    if kind == "builtin":
+        app = make_app()
+        settings = {**app.config, "DATABASE_URL": f"postgresql+psycopg://x@127.0.0.1:{port}/none"}
+        return _builtin_on(settings)
+    from selfservice.config import DEFAULTS
+    from selfservice.directory.ldap import LdapDirectory
+
+    return LdapDirectory(
+        {
+            **DEFAULTS,
+            "LDAP_URL": f"ldap://127.0.0.1:{port}",
+            "LDAP_BASE_DN": "dc=x",
+            "LDAP_BIND_DN": "cn=x,dc=x",
+            "LDAP_BIND_PASSWORD": "pw",
+            "LDAP_CONNECT_TIMEOUT_SECONDS": 2,
+        }
+    )
+
+
+def _builtin_on(settings: dict[str, Any]) -> Directory:
+    from selfservice import create_app
+
+    app = create_app(settings)
+    context = app.app_context()
+    context.push()
+    return BuiltinDirectory(app.config)
+
+
+@pytest.mark.parametrize("kind", ["builtin", pytest.param("openldap", marks=pytest.mark.ldap)])
+def test_an_unreachable_directory_fails_fast_and_clearly(kind: str, make_app: Any) -> None:
+    directory = unreachable(kind, make_app)
+    started = time.monotonic()
+    with pytest.raises(DirectoryUnavailable):
+        directory.find("s1000001")
+    with pytest.raises(DirectoryUnavailable):
+        directory.ping()
+    assert time.monotonic() - started < 15  # "within a few seconds", with room for a loaded machine
+
+
+def test_seed_covers_every_kind() -> None:
+    assert {p.kind for p in PEOPLE} == {"student", "parent", "staff"}
