@@ -177,44 +177,43 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def unreachable(kind: str, make_app: Any) -> Directory:
-    port = closed_port()
-    if kind == "builtin":
-        app = make_app()
-        settings = {**app.config, "DATABASE_URL": f"postgresql+psycopg://x@127.0.0.1:{port}/none"}
-        return _builtin_on(settings)
+@pytest.fixture(params=["builtin", pytest.param("openldap", marks=pytest.mark.ldap)])
+def unreachable_directory(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Directory]:
+    """Each adapter pointed at a port where nothing listens."""
+    from selfservice import create_app
     from selfservice.config import DEFAULTS
     from selfservice.directory.ldap import LdapDirectory
 
-    return LdapDirectory(
+    port = closed_port()
+    if request.param == "openldap":
+        yield LdapDirectory(
+            {
+                **DEFAULTS,
+                "LDAP_URL": f"ldap://127.0.0.1:{port}",
+                "LDAP_BASE_DN": "dc=x",
+                "LDAP_BIND_DN": "cn=x,dc=x",
+                "LDAP_BIND_PASSWORD": "pw",
+                "LDAP_CONNECT_TIMEOUT_SECONDS": 2,
+            }
+        )
+        return
+    app = create_app(
         {
-            **DEFAULTS,
-            "LDAP_URL": f"ldap://127.0.0.1:{port}",
-            "LDAP_BASE_DN": "dc=x",
-            "LDAP_BIND_DN": "cn=x,dc=x",
-            "LDAP_BIND_PASSWORD": "pw",
-            "LDAP_CONNECT_TIMEOUT_SECONDS": 2,
+            "TESTING": True,
+            "INSTANCE_PATH": str(tmp_path),
+            "DATABASE_URL": f"postgresql+psycopg://x@127.0.0.1:{port}/none",
         }
     )
+    with app.app_context():
+        yield BuiltinDirectory(app.config)
 
 
-def _builtin_on(settings: dict[str, Any]) -> Directory:
-    from selfservice import create_app
-
-    app = create_app(settings)
-    context = app.app_context()
-    context.push()
-    return BuiltinDirectory(app.config)
-
-
-@pytest.mark.parametrize("kind", ["builtin", pytest.param("openldap", marks=pytest.mark.ldap)])
-def test_an_unreachable_directory_fails_fast_and_clearly(kind: str, make_app: Any) -> None:
-    directory = unreachable(kind, make_app)
+def test_an_unreachable_directory_fails_fast_and_clearly(unreachable_directory: Directory) -> None:
     started = time.monotonic()
     with pytest.raises(DirectoryUnavailable):
-        directory.find("s1000001")
+        unreachable_directory.find("s1000001")
     with pytest.raises(DirectoryUnavailable):
-        directory.ping()
+        unreachable_directory.ping()
     assert time.monotonic() - started < 15  # "within a few seconds", with room for a loaded machine
 
 
