@@ -1,0 +1,68 @@
+"""Migrations: a fresh database goes to head, back to base and up again; models and migrations agree."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask import Flask
+from flask_migrate import downgrade, upgrade
+
+from selfservice import create_app
+from selfservice.extensions import db
+from tests.conftest import POSTGRES_ADMIN_URL
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+    """An app on a brand-new, empty database of each kind."""
+    if request.param == "sqlite":
+        yield _app(f"sqlite:///{tmp_path / 'fresh.sqlite'}", tmp_path)
+        return
+    name = f"selfservice_migrations_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    app = _app(POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", tmp_path)
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _app(url: str, tmp_path: Path) -> Flask:
+    return create_app({"TESTING": True, "DATABASE_URL": url, "INSTANCE_PATH": str(tmp_path)})
+
+
+def table_names() -> set[str]:
+    return set(sa.inspect(db.engine).get_table_names()) - {"alembic_version"}
+
+
+def test_upgrade_downgrade_upgrade(empty_app: Flask) -> None:
+    with empty_app.app_context():
+        upgrade()
+        expected = {table.name for table in db.metadata.sorted_tables}
+        assert table_names() == expected
+        downgrade(revision="base")
+        assert table_names() == set()
+        upgrade()
+        assert table_names() == expected
+        assert db.session.execute(sa.text("SELECT count(*) FROM question")).scalar_one() >= 15
+
+
+def test_models_and_migrations_agree(empty_app: Flask) -> None:
+    with empty_app.app_context():
+        upgrade()
+        with db.engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            differences = compare_metadata(context, db.metadata)
+        assert differences == [], "models and migrations differ: write a migration"
