@@ -1,6 +1,6 @@
 """Languages: an explicit choice (cookie), then the browser's, then the district default."""
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, has_request_context, request
 from flask_babel import Babel, gettext, lazy_gettext, ngettext
 
 LANGUAGE_COOKIE = "lang"
@@ -17,6 +17,8 @@ babel = Babel()
 
 def select_locale() -> str:
     languages = current_app.config["LANGUAGES"]
+    if not has_request_context():  # a CLI command or a worker: the district's language
+        return current_app.config["DEFAULT_LANGUAGE"]
     chosen = request.cookies.get(LANGUAGE_COOKIE)
     if chosen in languages:
         return chosen

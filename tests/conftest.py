@@ -22,7 +22,7 @@ from selfservice.extensions import db, limiter
 from selfservice.portal.question_bank import seed_question_bank
 from tests.fixtures.people import PEOPLE, Person
 
-pytest_plugins = ["tests.slapd"]
+pytest_plugins = ["tests.slapd", "tests.samba"]
 
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -118,13 +118,16 @@ def make_app(database_url: str, tmp_path: Any, request: pytest.FixtureRequest) -
         settings = base_settings(database_url, tmp_path)
         if directory == "openldap":
             settings.update(request.getfixturevalue("ldap_directory_settings"))
+        if directory == "ad":
+            settings.update(request.getfixturevalue("ad_directory_settings"))
         settings.update({"DIRECTORY": directory, **overrides})
         app = create_app(settings)
         with app.app_context():
             empty_tables()
             if directory == "builtin":
                 seed_builtin(app.extensions["selfservice.directory"])
-        limiter.reset()
+        if app.config["RATELIMIT_STORAGE_URI"] == "memory://":
+            limiter.reset()  # counts are per process: start each test from zero
         apps.append(app)
         return app
 
@@ -133,6 +136,10 @@ def make_app(database_url: str, tmp_path: Any, request: pytest.FixtureRequest) -
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+        # The LDAP adapter keeps its service connection open between requests.
+        close = getattr(app.extensions.get("selfservice.directory"), "close", None)
+        if close is not None:
+            close()
 
 
 @pytest.fixture
@@ -194,3 +201,9 @@ def person(login: str) -> Person:
 def ldap_directory_settings(slapd: Any, ldap_directory: Any) -> dict[str, Any]:
     """Settings for an app on the real slapd, its seed accounts restored first."""
     return slapd.settings()
+
+
+@pytest.fixture
+def ad_directory_settings(samba_ad: Any, ad_directory: Any) -> dict[str, Any]:
+    """Settings for an app on the real Samba AD DC, its seed accounts restored first."""
+    return samba_ad.settings()

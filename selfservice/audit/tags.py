@@ -8,6 +8,7 @@ class Tag(StrEnum):
     LOGIN_SUCCESS = "auth:session:login"
     LOGIN_FAILURE = "auth:session:login-failed"
     LOGOUT = "auth:session:logout"
+    REAUTH_FAILED = "auth:session:reauth-failed"
     # Account holder's own actions
     PASSWORD_CHANGED = "account:password:change"
     PASSWORD_CHANGE_FAILED = "account:password:change-failed"
@@ -29,5 +30,11 @@ class Tag(StrEnum):
     HELP_REQUEST_REFUSED = "helpdesk:request:refused"
     HELP_REQUEST_UPDATED = "helpdesk:request:update"
     RESET_LINK_ISSUED = "helpdesk:reset-link:issue"
+    HELP_REQUEST_ESCALATED = "helpdesk:request:escalate"
+    HELP_REQUEST_RESOLVED = "helpdesk:request:resolve"
+    RESET_LINK_USED = "helpdesk:reset-link:use"
+    RESET_LINK_REFUSED = "helpdesk:reset-link:refused"
     # Admin
     QUESTION_CHANGED = "admin:question:change"
+    RETENTION_PURGED = "admin:retention:purge"
+    AUDIT_EXPORTED = "admin:audit:export"

@@ -11,6 +11,7 @@ from selfservice.auth.forms import SignInForm
 from selfservice.auth.sessions import end_session, start_session
 from selfservice.directory import get_directory
 from selfservice.i18n import _
+from selfservice.portal.enrollment import invite_to_enroll
 from selfservice.security.throttling import throttle
 from selfservice.web import current_origin, is_safe_next
 
@@ -26,7 +27,12 @@ def login() -> ResponseReturnValue:
         if account is not None:
             start_session(account)
             target = form.next.data
-            return redirect(target if is_safe_next(target) else url_for("site.home"), code=303)
+            if is_safe_next(target):
+                return redirect(target, code=303)
+            if invite_to_enroll(account):
+                flash(_("Welcome! Please set up your security questions now."), "info")
+                return redirect(url_for("portal.enroll"), code=303)
+            return redirect(url_for("site.home"), code=303)
         form.password.errors.append(_("That login and password do not match our records."))
     status = 400 if form.errors else 200
     return render_template("auth/login.html", form=form), status

@@ -25,11 +25,15 @@ from selfservice.timeutil import utcnow
 
 
 class Locked(Exception):
-    """Self-service is locked for this account until ``until``."""
+    """Self-service is locked for this account until ``until``.
 
-    def __init__(self, until: datetime) -> None:
+    ``newly`` is true for the one caller whose request set the lock (it notifies).
+    """
+
+    def __init__(self, until: datetime, *, newly: bool = False) -> None:
         super().__init__(f"locked until {until.isoformat()}")
         self.until = until
+        self.newly = newly
 
 
 @dataclass(frozen=True)
@@ -80,13 +84,19 @@ class LockoutService:
         )
         db.session.commit()
         if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise Locked(self._lock(account_key, login, origin))
+            until, newly = self._lock(account_key, login, origin)
+            raise Locked(until, newly=newly)
 
     def record_failure(self, account_key: str, login: str, origin: Origin) -> datetime | None:
-        """A claimed guess was wrong: lock when it was the last one allowed. Returns the lock's end."""
+        """A claimed guess was wrong: lock when it was the last one allowed.
+
+        Returns the lock's end only to the one caller that set the lock, so exactly one
+        notice goes out however many wrong answers arrive at once.
+        """
         row = db.session.get(Lockout, account_key, populate_existing=True)
         if row is not None and row.failures >= self.policy.max_failures:
-            return self._lock(account_key, login, origin)
+            until, newly = self._lock(account_key, login, origin)
+            return until if newly else None
         return None
 
     def record_success(self, account_key: str) -> None:
@@ -114,8 +124,8 @@ class LockoutService:
             )
         )
 
-    def _lock(self, account_key: str, login: str, origin: Origin) -> datetime:
-        """Set the lock once (only the first caller writes it and records the event)."""
+    def _lock(self, account_key: str, login: str, origin: Origin) -> tuple[datetime, bool]:
+        """Set the lock once: only the first caller writes it and records the event (newly=True)."""
         now = utcnow()
         until = now + self.policy.duration
         result = db.session.execute(
@@ -137,8 +147,8 @@ class LockoutService:
                 subject_key=account_key,
                 details={"failures": self.policy.max_failures, "until": until.isoformat()},
             )
-            return until
-        return self.locked_until(account_key) or until
+            return until, True
+        return self.locked_until(account_key) or until, False
 
     @staticmethod
     def _ensure_row(account_key: str, login: str) -> None:

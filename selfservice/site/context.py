@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from babel.dates import format_datetime, format_time, get_day_names
-from flask import Flask, url_for
+from flask import Flask, current_app, url_for
 from flask_babel import get_locale
 from flask_login import current_user
 from werkzeug.routing import BuildError
@@ -60,6 +60,7 @@ def _context() -> dict[str, Any]:
         "describe_hours": describe_hours,
         "describe_moment": describe_moment,
         "staff_nav": staff_nav,
+        "support_hours": lambda: SupportHours.from_settings(current_app.config),
     }
 
 

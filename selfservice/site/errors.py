@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import time
+
 from flask import Flask, current_app, render_template, request
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from selfservice.directory.interfaces import DirectoryUnavailable
-from selfservice.extensions import db
+from selfservice.extensions import db, limiter
 from selfservice.i18n import _
 
 
@@ -30,7 +33,10 @@ def csrf_failed(error: CSRFError) -> tuple[str, int]:
 
 
 def rate_limited(error: RateLimitExceeded) -> tuple[str, int]:
-    return render_template("errors/rate_limited.html", limit=error.description), 429
+    current = limiter.current_limit
+    wait_seconds = max(1, int(current.reset_at - time.time())) if current else 60
+    minutes = max(1, math.ceil(wait_seconds / 60))
+    return render_template("errors/rate_limited.html", minutes=minutes), 429
 
 
 def http_error(error: HTTPException) -> tuple[str, int]:

@@ -10,18 +10,20 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from selfservice.directory import get_directory
 from selfservice.directory.interfaces import DirectoryError
-from selfservice.extensions import db
-from selfservice.helpdesk.hours import SupportHours
+from selfservice.extensions import db, limiter
+from selfservice.portal.enrollment import enrollment_status
 
 
-def home_facts(settings: Mapping[str, Any]) -> dict[str, Any]:
+def home_facts(settings: Mapping[str, Any], account_key: str | None = None) -> dict[str, Any]:
+    """``account_key`` (the signed-in account's) adds its enrollment status."""
     links = {"forgot": "/forgot", "change": "/password", "enroll": "/enroll", "helpdesk": "/helpdesk/"}
-    return {"hours": SupportHours.from_settings(settings), "links": links}
+    enrollment = enrollment_status(account_key) if account_key else None
+    return {"links": links, "enrollment": enrollment}
 
 
 def health() -> dict[str, Any]:
     """The state of each part the portal needs; ``status`` is ok only when all are."""
-    checks = {"database": check_database(), "directory": check_directory()}
+    checks = {"database": check_database(), "directory": check_directory(), "limiter": check_limiter()}
     status = "ok" if all(state == "ok" for state in checks.values()) else "unavailable"
     return {"status": status, "checks": checks}
 
@@ -33,6 +35,15 @@ def check_database() -> str:
         db.session.rollback()
         return "unavailable"
     return "ok"
+
+
+def check_limiter() -> str:
+    """The rate limiter's shared storage (memory always answers; Redis may not)."""
+    try:
+        healthy = limiter.storage.check()
+    except Exception:  # noqa: BLE001 - a storage backend may raise anything when down
+        healthy = False
+    return "ok" if healthy else "unavailable"
 
 
 def check_directory() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_login import current_user
 
 from selfservice.i18n import LANGUAGE_COOKIE
 from selfservice.mail.services import recent_messages
@@ -18,7 +19,8 @@ ONE_YEAR_SECONDS = 365 * 24 * 3600
 
 @blueprint.get("/")
 def home() -> ResponseReturnValue:
-    return render_template("site/home.html", **services.home_facts(current_app.config))
+    account_key = current_user.key if current_user.is_authenticated else None
+    return render_template("site/home.html", **services.home_facts(current_app.config, account_key))
 
 
 @blueprint.get("/healthz")

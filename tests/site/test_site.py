@@ -41,13 +41,25 @@ def test_home_page_links_to_the_four_destinations_and_shows_hours(client: FlaskC
 def test_health_reports_database_and_directory(client: FlaskClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "checks": {"database": "ok", "directory": "ok"}}
+    assert response.json == {"status": "ok", "checks": {"database": "ok", "directory": "ok", "limiter": "ok"}}
 
 
 def test_health_is_503_when_the_directory_is_down(make_app: AppFactory) -> None:
     response = unreachable_ldap(make_app).test_client().get("/healthz")
     assert response.status_code == 503
-    assert response.json["checks"] == {"database": "ok", "directory": "unavailable"}
+    assert response.json["checks"] == {"database": "ok", "directory": "unavailable", "limiter": "ok"}
+
+
+def test_health_is_503_when_the_limiter_storage_is_down(make_app: AppFactory) -> None:
+    app = make_app(RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{closed_port()}")
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.json["checks"]["limiter"] == "unavailable"
+
+
+def test_health_reports_redis_limiter_storage(make_app: AppFactory) -> None:
+    app = make_app(RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379")
+    assert app.test_client().get("/healthz").json["checks"]["limiter"] == "ok"
 
 
 def test_sign_in_with_the_directory_down_gives_a_clear_503_page(make_app: AppFactory) -> None:

@@ -1,0 +1,521 @@
+"""Forgotten password: pinned questions, decoys, the mailed code and the reset token.
+
+The order of every answer check is the point (invariant 2): the per-IP limits run
+before the view, then the account's lockout claim, and only then the argon2
+verifies. A login that is unknown or not enrolled gets decoy questions and the same
+number of verifies against a dummy hash, so pages, status codes and time match a
+real account (invariant 4). The questions asked stay pinned until answered right or
+expired (invariant 5). Answers, codes and passwords never reach a log, an audit
+detail or a notice; the code appears only in its own mail.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import secrets
+import unicodedata
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from selfservice.audit.services import Origin, record
+from selfservice.audit.tags import Tag
+from selfservice.directory.interfaces import (
+    Account,
+    AccountKind,
+    Directory,
+    DirectoryUnavailable,
+    InvalidCredentials,
+)
+from selfservice.extensions import db
+from selfservice.i18n import _
+from selfservice.mail.notices import Notice, compose, notify_account
+from selfservice.mail.services import queue_mail
+from selfservice.portal.models import Enrollment, EnrollmentAnswer, Question, RecoveryChallenge
+from selfservice.portal.passwords import How, NewPassword, PolicyViolation, apply_new_password
+from selfservice.security import Security
+from selfservice.security.answers import AnswerHasher
+from selfservice.security.lockout import Locked
+from selfservice.security.models import VerificationCode
+from selfservice.security.passwords import check_password
+from selfservice.security.tokens import Purpose, TokenRefused
+from selfservice.timeutil import utcnow
+
+#: No 0/O, 1/I/L: easy to read aloud and to type from a phone.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 8
+REQUIRED, IF_AVAILABLE, OFF = "required", "if-available", "off"
+
+
+class Stage(StrEnum):
+    """Where the person goes next."""
+
+    START = "start"  # nothing pinned any more (expired): begin again
+    QUESTIONS = "questions"
+    CODE = "code"
+    RESET = "reset"
+    HELP = "help"
+
+
+class HelpReason(StrEnum):
+    NOT_VERIFIED = "not-verified"  # wrong answers, locked, unknown: the generic page
+    NO_EMAIL = "no-email"  # answers right, but the second factor needs an address on file
+    CODE_FAILED = "code-failed"  # answers right, the code expired or ran out of tries
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What the browser keeps between steps: no login in clear, never an answer.
+
+    ``subject`` is the account key, or for an unknown login a decoy key derived from
+    the login; the session holds it sealed (:func:`seal`), so it looks alike either way.
+    """
+
+    lookup: str
+    subject: str
+
+
+#: Account keys fit the 64-character key columns; sealed subjects are padded to this length.
+SUBJECT_BYTES = 64
+
+
+def seal(settings: Mapping[str, Any], attempt: Attempt) -> dict[str, str]:
+    """The attempt as session data, the subject hidden.
+
+    Flask's session cookie is signed, not encrypted, and a directory's keys can have a
+    tell-tale shape (OpenLDAP's entryUUIDs are time-based), so the subject is XORed with
+    an HMAC-derived pad bound to the lookup. The cookie's signature keeps it intact.
+    """
+    raw = attempt.subject.encode()
+    if len(raw) > SUBJECT_BYTES:
+        raise ValueError("account key longer than the key columns")
+    sealed = _xor(raw.ljust(SUBJECT_BYTES, b"\0"), _pad(settings, attempt.lookup))
+    return {"lookup": attempt.lookup, "subject": sealed.hex()}
+
+
+def unseal(settings: Mapping[str, Any], data: Mapping[str, str]) -> Attempt | None:
+    """The attempt kept by :func:`seal`; None for anything else."""
+    try:
+        lookup, sealed = data["lookup"], bytes.fromhex(data["subject"])
+        raw = _xor(sealed, _pad(settings, lookup))
+        return Attempt(lookup=lookup, subject=raw.rstrip(b"\0").decode())
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _xor(data: bytes, pad: bytes) -> bytes:
+    return bytes(a ^ b for a, b in zip(data, pad, strict=True))
+
+
+def _pad(settings: Mapping[str, Any], lookup: str) -> bytes:
+    key = settings["SECRET_KEY"].encode()
+    blocks = (
+        hmac.new(key, f"recovery-subject:{lookup}:{n}".encode(), hashlib.sha256).digest()
+        for n in range(SUBJECT_BYTES // hashlib.sha256().digest_size)
+    )
+    return b"".join(blocks)
+
+
+@dataclass(frozen=True)
+class Step:
+    stage: Stage
+    token: str | None = None
+    #: Only set once the answers were right: the person has shown who they are.
+    kind: AccountKind | None = None
+    reason: HelpReason | None = None
+    tries_left: int | None = None
+
+
+class ResetFailed(Exception):
+    """The token was used but the directory did not take the password: start again."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+
+# Starting: the pinned challenge ---------------------------------------------------
+
+
+def start(directory: Directory, settings: Mapping[str, Any], login: str, origin: Origin) -> Attempt:
+    """Pin the questions for ``login`` (real or decoy) and say nothing about whether it exists."""
+    typed = login.strip()
+    account = directory.find(typed) if typed else None
+    enrolled = _enrolled_question_ids(account.key, settings) if account else []
+    # Aliases (student ID, email, other case) share one challenge: no question shopping.
+    canonical = account.login if account else typed
+    attempt = Attempt(
+        lookup=_hmac(settings, "recovery:" + _normalise_login(canonical)),
+        subject=account.key if account else _decoy_key(settings, canonical),
+    )
+    _pin(attempt.lookup, enrolled or _decoy_pool(settings, canonical), settings)
+    record(
+        Tag.RECOVERY_STARTED,
+        outcome="started",
+        origin=origin,
+        subject=account.login if account else None,
+        subject_key=account.key if account else None,
+        details={"known": account is not None, "enrolled": bool(enrolled), "lookup": attempt.lookup[:16]},
+    )
+    return attempt
+
+
+def pinned_questions(attempt: Attempt) -> list[Question] | None:
+    """The questions pinned for this attempt, in order; None when they expired."""
+    challenge = _live_challenge(attempt.lookup)
+    if challenge is None:
+        return None
+    ids = list(challenge.question_ids)
+    found = {q.id: q for q in db.session.scalars(select(Question).where(Question.id.in_(ids)))}
+    return [found[qid] for qid in ids if qid in found]
+
+
+def _enrolled_question_ids(account_key: str, settings: Mapping[str, Any]) -> list[int]:
+    """The account's enrolled question ids; empty when it has too few to be asked M of them."""
+    ids = list(
+        db.session.scalars(
+            select(EnrollmentAnswer.question_id)
+            .join(Enrollment)
+            .where(Enrollment.account_key == account_key)
+            .order_by(EnrollmentAnswer.id)
+        )
+    )
+    return ids if len(ids) >= settings["RECOVERY_QUESTION_COUNT"] else []
+
+
+def _decoy_pool(settings: Mapping[str, Any], login: str) -> list[int]:
+    """K questions of the active bank ranked by an HMAC of the login: a stable fake enrollment.
+
+    M of these are then drawn at random like a real account's, so even across
+    expiries a decoy behaves like a real enrollment of K questions.
+    """
+    ids = db.session.scalars(select(Question.id).where(Question.active.is_(True))).all()
+    login = _normalise_login(login)
+    ranked = sorted(ids, key=lambda qid: _hmac(settings, f"recovery-decoy-question:{login}:{qid}"))
+    return ranked[: settings["ENROLL_QUESTION_COUNT"]]
+
+
+def _pin(lookup: str, pool: list[int], settings: Mapping[str, Any]) -> None:
+    """Keep a live challenge whose questions are still in ``pool``; otherwise draw a new one."""
+    now = utcnow()
+    expires_at = now + timedelta(minutes=settings["RECOVERY_CHALLENGE_MINUTES"])
+    challenge = db.session.get(RecoveryChallenge, lookup, populate_existing=True)
+    if challenge is not None and challenge.expires_at > now and set(challenge.question_ids) <= set(pool):
+        return
+    chosen = secrets.SystemRandom().sample(pool, min(settings["RECOVERY_QUESTION_COUNT"], len(pool)))
+    if challenge is not None:
+        challenge.question_ids, challenge.created_at, challenge.expires_at = chosen, now, expires_at
+        db.session.commit()
+        return
+    try:
+        with db.session.begin_nested():
+            db.session.add(
+                RecoveryChallenge(lookup=lookup, question_ids=chosen, created_at=now, expires_at=expires_at)
+            )
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # a parallel request pinned first: theirs stands
+
+
+def _live_challenge(lookup: str) -> RecoveryChallenge | None:
+    challenge = db.session.get(RecoveryChallenge, lookup, populate_existing=True)
+    return challenge if challenge is not None and challenge.expires_at > utcnow() else None
+
+
+# Answering ------------------------------------------------------------------------
+
+
+def answer(
+    directory: Directory,
+    security: Security,
+    settings: Mapping[str, Any],
+    attempt: Attempt,
+    answers: Sequence[str],
+    origin: Origin,
+) -> Step:
+    """Check the answers to the pinned questions: lock claim first, then every verify."""
+    challenge = _live_challenge(attempt.lookup)
+    if challenge is None or len(answers) != len(challenge.question_ids):
+        return Step(Stage.START)
+    account = directory.get(attempt.subject)
+    stored = _stored_hashes(account.key) if account else {}
+    if account is None or not stored:
+        _verify_all(security.hasher, [None] * len(answers), answers)  # same work as a real account
+        _record_failure(origin, None, attempt, "failure")
+        return Step(Stage.HELP, reason=HelpReason.NOT_VERIFIED)
+    try:
+        security.lockout.claim_attempt(account.key, account.login, origin)
+    except Locked as locked:
+        _record_failure(origin, account, attempt, "locked")
+        if locked.newly:
+            notify_account(account, Notice.LOCKED, until=locked.until)
+        return Step(Stage.HELP, reason=HelpReason.NOT_VERIFIED)
+    rows = [stored.get(qid) for qid in challenge.question_ids]
+    if not _verify_all(security.hasher, rows, answers):
+        until = security.lockout.record_failure(account.key, account.login, origin)
+        _record_failure(origin, account, attempt, "failure")
+        if until is not None:  # this request set the lock: tell the address on file, once
+            notify_account(account, Notice.LOCKED, until=until)
+        return Step(Stage.HELP, reason=HelpReason.NOT_VERIFIED)
+    _rehash_if_needed(security.hasher, rows, answers)
+    security.lockout.record_success(account.key)
+    db.session.delete(challenge)
+    record(Tag.RECOVERY_VERIFIED, origin=origin, subject=account.login, subject_key=account.key, commit=False)
+    db.session.commit()
+    return _second_factor(security, settings, account, origin)
+
+
+def _stored_hashes(account_key: str) -> dict[int, EnrollmentAnswer]:
+    enrollment = db.session.scalar(select(Enrollment).where(Enrollment.account_key == account_key))
+    return {row.question_id: row for row in enrollment.answers} if enrollment else {}
+
+
+def _verify_all(
+    hasher: AnswerHasher, rows: Sequence[EnrollmentAnswer | None], answers: Sequence[str]
+) -> bool:
+    """Verify every answer (no early exit, for even timing); a missing row checks a dummy hash."""
+    results = [
+        hasher.verify(row.answer_hash if row else _dummy_hash(hasher), given) and row is not None
+        for row, given in zip(rows, answers, strict=True)
+    ]
+    return all(results)
+
+
+@functools.cache
+def _dummy_hash(hasher: AnswerHasher) -> str:
+    """A hash of a random secret nobody knows, with the hasher's own parameters."""
+    return hasher.hash(secrets.token_urlsafe(32))
+
+
+def _rehash_if_needed(
+    hasher: AnswerHasher, rows: Sequence[EnrollmentAnswer | None], answers: Sequence[str]
+) -> None:
+    for row, given in zip(rows, answers, strict=True):
+        if row is not None and hasher.needs_rehash(row.answer_hash):
+            row.answer_hash = hasher.hash(given)
+
+
+def _record_failure(origin: Origin, account: Account | None, attempt: Attempt, outcome: str) -> None:
+    record(
+        Tag.RECOVERY_ANSWER_FAILED,
+        outcome=outcome,
+        origin=origin,
+        subject=account.login if account else None,
+        subject_key=account.key if account else None,
+        details={"known": account is not None, "lookup": attempt.lookup[:16]},
+    )
+
+
+# Second factor --------------------------------------------------------------------
+
+
+def second_factor_mode(settings: Mapping[str, Any], kind: AccountKind) -> str:
+    """required, if-available or off for this kind; anything else counts as required (fail closed)."""
+    mode = settings["SECOND_FACTOR"].get(kind.value, OFF)
+    return mode if mode in (REQUIRED, IF_AVAILABLE, OFF) else REQUIRED
+
+
+def _second_factor(security: Security, settings: Mapping[str, Any], account: Account, origin: Origin) -> Step:
+    mode = second_factor_mode(settings, account.kind)
+    if mode == REQUIRED and not account.email:
+        _record_code(Tag.RECOVERY_CODE_FAILED, "refused", origin, account, reason="no-email")
+        return Step(Stage.HELP, kind=account.kind, reason=HelpReason.NO_EMAIL)
+    if mode != OFF and account.email:
+        _send_code(settings, account, origin)
+        return Step(Stage.CODE, kind=account.kind)
+    return Step(Stage.RESET, token=_issue_token(security, settings, account))
+
+
+def _send_code(settings: Mapping[str, Any], account: Account, origin: Origin) -> None:
+    """Mail a fresh code to the address on file only; an older code of the account dies."""
+    code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    now = utcnow()
+    minutes = settings["CODE_MINUTES"]
+    db.session.execute(
+        update(VerificationCode)
+        .where(VerificationCode.account_key == account.key, VerificationCode.used_at.is_(None))
+        .values(used_at=now)
+    )
+    db.session.add(
+        VerificationCode(
+            account_key=account.key,
+            code_digest=_code_digest(settings, code),
+            created_at=now,
+            expires_at=now + timedelta(minutes=minutes),
+            tries_left=settings["CODE_TRIES"],
+        )
+    )
+    body = compose("verification_code", account=account, code=code, minutes=minutes)
+    queue_mail(account.email or "", _("Your verification code"), body, purpose="recovery:code", commit=False)
+    _record_code(Tag.RECOVERY_CODE_SENT, "success", origin, account, minutes=minutes, commit=False)
+    db.session.commit()
+
+
+def check_code(
+    directory: Directory,
+    security: Security,
+    settings: Mapping[str, Any],
+    attempt: Attempt,
+    typed: str,
+    origin: Origin,
+) -> Step:
+    """Spend one try of the live code atomically, then compare; a match is single use."""
+    account = directory.get(attempt.subject)
+    row = _live_code(attempt.subject)
+    if account is None or row is None or not _spend_try(row.id):
+        if account is not None:
+            _record_code(Tag.RECOVERY_CODE_FAILED, "refused", origin, account, reason="expired-or-used")
+        return Step(Stage.HELP, kind=account.kind if account else None, reason=HelpReason.CODE_FAILED)
+    if hmac.compare_digest(row.code_digest, _code_digest(settings, _normalise_code(typed))) and _use(row.id):
+        return Step(Stage.RESET, token=_issue_token(security, settings, account))
+    tries_left = db.session.scalar(select(VerificationCode.tries_left).where(VerificationCode.id == row.id))
+    _record_code(Tag.RECOVERY_CODE_FAILED, "failure", origin, account, reason="wrong", tries_left=tries_left)
+    if not tries_left:
+        return Step(Stage.HELP, kind=account.kind, reason=HelpReason.CODE_FAILED)
+    return Step(Stage.CODE, kind=account.kind, tries_left=tries_left)
+
+
+def _live_code(account_key: str) -> VerificationCode | None:
+    return db.session.scalar(
+        select(VerificationCode)
+        .where(VerificationCode.account_key == account_key, VerificationCode.used_at.is_(None))
+        .order_by(VerificationCode.id.desc())
+        .limit(1)
+    )
+
+
+def _spend_try(code_id: int) -> bool:
+    """One atomic UPDATE per try, so parallel guesses cannot share a try."""
+    spent = db.session.execute(
+        update(VerificationCode)
+        .where(
+            VerificationCode.id == code_id,
+            VerificationCode.used_at.is_(None),
+            VerificationCode.tries_left > 0,
+            VerificationCode.expires_at > utcnow(),
+        )
+        .values(tries_left=VerificationCode.tries_left - 1)
+    ).rowcount  # type: ignore[attr-defined]
+    db.session.commit()
+    return spent == 1
+
+
+def _use(code_id: int) -> bool:
+    used = db.session.execute(
+        update(VerificationCode)
+        .where(VerificationCode.id == code_id, VerificationCode.used_at.is_(None))
+        .values(used_at=utcnow())
+    ).rowcount  # type: ignore[attr-defined]
+    db.session.commit()
+    return used == 1
+
+
+def _record_code(
+    tag: Tag, outcome: str, origin: Origin, account: Account, *, commit: bool = True, **details: Any
+) -> None:
+    record(
+        tag,
+        outcome=outcome,
+        origin=origin,
+        subject=account.login,
+        subject_key=account.key,
+        details=details,
+        commit=commit,
+    )
+
+
+# The new password -----------------------------------------------------------------
+
+
+def _issue_token(security: Security, settings: Mapping[str, Any], account: Account) -> str:
+    lifetime = timedelta(minutes=settings["RECOVERY_TOKEN_MINUTES"])
+    issued = security.tokens.issue(account.key, Purpose.RECOVERY, lifetime)
+    db.session.commit()
+    return issued.value
+
+
+def open_reset(directory: Directory, security: Security, token: str, origin: Origin) -> Account:
+    """The account a live recovery token is for, without using the token up; else TokenRefused."""
+    try:
+        claim = security.tokens.peek(token, Purpose.RECOVERY)
+    except TokenRefused:
+        record(
+            Tag.TOKEN_REFUSED, outcome="refused", origin=origin, details={"purpose": Purpose.RECOVERY.value}
+        )
+        raise
+    account = directory.get(claim.account_key)
+    if account is None:
+        record(Tag.TOKEN_REFUSED, outcome="refused", origin=origin, subject_key=claim.account_key)
+        raise TokenRefused()
+    return account
+
+
+def reset_password(
+    directory: Directory, security: Security, token: str, new: NewPassword, origin: Origin
+) -> Account:
+    """Peek, check the policy, consume, write: a typo in the password never burns the token.
+
+    Raises TokenRefused, PolicyViolation (token still good) or ResetFailed (token used
+    up, nothing written: the person starts again).
+    """
+    account = open_reset(directory, security, token, origin)
+    problems = check_password(
+        new.password,
+        security.password_policy,
+        login=account.login,
+        display_name=account.display_name,
+        confirm=new.confirm,
+    )
+    if problems:
+        raise PolicyViolation(problems)
+    security.tokens.consume(token, Purpose.RECOVERY)
+    try:
+        apply_new_password(directory, security, account, new, how=How.RECOVERY, origin=origin)
+    except PolicyViolation as exc:  # the directory's own rules (history, age)
+        raise ResetFailed(exc.problems) from exc
+    except (InvalidCredentials, DirectoryUnavailable) as exc:
+        db.session.rollback()
+        record(
+            Tag.PASSWORD_CHANGE_FAILED,
+            outcome="error",
+            origin=origin,
+            subject=account.login,
+            subject_key=account.key,
+            details={"how": How.RECOVERY.value, "reason": type(exc).__name__},
+        )
+        raise ResetFailed([]) from exc
+    return account
+
+
+# Small helpers --------------------------------------------------------------------
+
+
+def _normalise_login(login: str) -> str:
+    return unicodedata.normalize("NFKC", login.strip()).casefold()
+
+
+def _normalise_code(typed: str) -> str:
+    return "".join(c for c in typed.upper() if c.isalnum())
+
+
+def _hmac(settings: Mapping[str, Any], message: str) -> str:
+    key = settings["SECRET_KEY"].encode()
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def _code_digest(settings: Mapping[str, Any], code: str) -> str:
+    return _hmac(settings, "verification-code:" + code)
+
+
+def _decoy_key(settings: Mapping[str, Any], login: str) -> str:
+    """A key shaped like a directory's unique id (a UUID), stable for the login."""
+    digest = bytes.fromhex(_hmac(settings, "recovery-decoy-key:" + _normalise_login(login)))
+    return str(uuid.UUID(bytes=digest[:16], version=4))

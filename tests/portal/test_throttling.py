@@ -1,0 +1,122 @@
+"""Throttle before cost (invariants 2 and 3) on /forgot: per-IP limits, then the account's lock."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from selfservice.audit.tags import Tag
+from selfservice.directory import get_directory
+from selfservice.extensions import db
+from selfservice.security import get_security
+from selfservice.security.models import Lockout
+from tests.conftest import AppFactory, csrf_token, person
+from tests.portal.test_recovery import WRONG, answer, audit, begin, enroll, masked, outbox, pinned_ids
+
+PARALLEL_GUESSES = 20
+QUESTIONS = 3
+MAX_FAILURES = 5
+
+
+def verifies(app: Flask) -> int:
+    with app.app_context():
+        return get_security().hasher.verify_count
+
+
+def test_the_429_arrives_before_any_argon2_work(make_app: AppFactory) -> None:
+    app = make_app(RECOVERY_RATE_LIMIT="2 per minute")
+    enroll(app, "s1000001")
+    client = app.test_client()
+    begin(client, "s1000001")
+    answer(client, app, right=False)
+    answer(client, app, right=False)
+    before = verifies(app)
+
+    refused = answer(client, app, right=False)
+
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    page = refused.get_data(as_text=True)
+    assert "Too many attempts" in page
+    assert "try again" in page
+    assert verifies(app) == before
+    with app.app_context():
+        assert db.session.scalar(select(Lockout.failures)) == 2  # the lock claim was not touched either
+    (breach,) = audit(app, Tag.RATE_LIMIT_BREACH)
+    assert breach.ip == "127.0.0.1"
+    assert breach.details["endpoint"] == "portal.forgot_questions"
+    assert "2 per 1 minute" in breach.details["limit"]
+    assert breach.details["key"]
+
+
+def test_every_forgot_step_is_limited_per_ip(make_app: AppFactory) -> None:
+    app = make_app(RECOVERY_RATE_LIMIT="1 per minute")
+    client = app.test_client()
+    assert begin(client, "s1000001").status_code == 303
+    assert begin(client, "s1000001").status_code == 429
+    token = csrf_token(client, "/forgot")
+    for path in ["/forgot/code", "/forgot/reset/anything"]:
+        assert client.post(path, data={"csrf_token": token}).status_code != 429
+        assert client.post(path, data={"csrf_token": token}).status_code == 429
+
+
+def test_the_rate_limit_page_is_the_same_for_any_login(make_app: AppFactory) -> None:
+    pages = []
+    for login in ["s1000001", "ghost"]:
+        app = make_app(RECOVERY_RATE_LIMIT="1 per minute")  # a fresh limiter each time
+        enroll(app, "s1000001")
+        client = app.test_client()
+        begin(client, login)
+        answer(client, app, right=False)
+        refused = answer(client, app, right=False)
+        pages.append((refused.status_code, masked(refused.get_data(as_text=True))))
+    assert pages[0] == pages[1]
+    assert pages[0][0] == 429
+
+
+def _guess(client: FlaskClient, token: str, barrier: threading.Barrier, results: list[Any]) -> None:
+    data = {"csrf_token": token, **{f"answer_{n}": WRONG for n in range(1, QUESTIONS + 1)}}
+    barrier.wait()
+    response = client.post("/forgot/questions", data=data)
+    results.append((response.status_code, response.headers.get("Location")))
+
+
+def test_twenty_parallel_wrong_answers_are_cut_off_at_the_lockout_limit(make_app: AppFactory) -> None:
+    # The per-IP limit would stop them first: lift it, so the database lock is what holds.
+    app = make_app(RECOVERY_RATE_LIMIT="1000 per minute", GLOBAL_RATE_LIMIT="1000 per minute")
+    enroll(app, "s1000001")
+    clients = [app.test_client() for _ in range(PARALLEL_GUESSES)]
+    tokens = []
+    for client in clients:
+        begin(client, "s1000001")
+        tokens.append(csrf_token(client, "/forgot/questions"))
+    assert len({tuple(pinned_ids(c, app)) for c in clients}) == 1
+    before = verifies(app)
+    barrier = threading.Barrier(PARALLEL_GUESSES)
+    results: list[Any] = []
+    threads = [
+        threading.Thread(target=_guess, args=(client, token, barrier, results))
+        for client, token in zip(clients, tokens, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert results == [(303, "/forgot/help")] * PARALLEL_GUESSES
+    assert verifies(app) - before <= QUESTIONS * MAX_FAILURES
+    failed = audit(app, Tag.RECOVERY_ANSWER_FAILED)
+    assert sum(e.outcome == "failure" for e in failed) == MAX_FAILURES  # guesses that reached argon2
+    assert sum(e.outcome == "locked" for e in failed) == PARALLEL_GUESSES - MAX_FAILURES
+    assert len(audit(app, Tag.LOCKED)) == 1
+    assert [m.to_address for m in outbox(app, "notice:locked")] == [person("s1000001").email]
+    with app.app_context():
+        key = get_directory().find("s1000001").key  # type: ignore[union-attr]
+        row = db.session.get(Lockout, key)
+        assert row is not None
+        assert row.failures == MAX_FAILURES
+        assert row.locked_until is not None
