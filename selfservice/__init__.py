@@ -62,10 +62,15 @@ def _flask_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         "SESSION_REFRESH_EACH_REQUEST": True,
         "RATELIMIT_STORAGE_URI": settings["RATELIMIT_STORAGE_URI"],
         "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_KEY_PREFIX": settings["RATELIMIT_KEY_PREFIX"],
         "BABEL_DEFAULT_LOCALE": settings["DEFAULT_LANGUAGE"],
         "BABEL_DEFAULT_TIMEZONE": "UTC",
         "BABEL_TRANSLATION_DIRECTORIES": str(PACKAGE_DIR / "translations"),
         "MAX_CONTENT_LENGTH": 64 * 1024,
+        # Pages send no Referer (Referrer-Policy: no-referrer keeps tokens in URLs private), so
+        # Flask-WTF's HTTPS Referer check would refuse every form: the CSRF token and the
+        # SameSite=Lax session cookie are the protection.
+        "WTF_CSRF_SSL_STRICT": False,
     }
 
 
@@ -97,6 +102,7 @@ def _import_models() -> None:
     """Every model module, so metadata (and Alembic) sees every table."""
     from selfservice.audit import models as _audit  # noqa: F401
     from selfservice.directory import models as _directory  # noqa: F401
+    from selfservice.helpdesk import models as _helpdesk  # noqa: F401
     from selfservice.mail import models as _mail  # noqa: F401
     from selfservice.portal import models as _portal  # noqa: F401
     from selfservice.security import models as _security  # noqa: F401
@@ -106,6 +112,7 @@ def _register_blueprints(app: Flask) -> None:
     from selfservice.admin.views import blueprint as admin
     from selfservice.auth import init_app as init_auth
     from selfservice.helpdesk.views import blueprint as helpdesk
+    from selfservice.helpdesk.views import reset_blueprint as helpdesk_reset
     from selfservice.portal.views import blueprint as portal
     from selfservice.site import init_app as init_site
 
@@ -113,4 +120,5 @@ def _register_blueprints(app: Flask) -> None:
     init_auth(app)
     app.register_blueprint(portal)
     app.register_blueprint(helpdesk)
+    app.register_blueprint(helpdesk_reset)
     app.register_blueprint(admin)

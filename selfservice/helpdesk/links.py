@@ -1,0 +1,296 @@
+"""One-time reset links: ITS issues them, the account holder uses one to set their own password.
+
+Invariants 7 and 8: staff start the reset but never choose or see the password, nor
+the link. A student's link is mailed to the employee who opened the request (the
+district procedure); a parent's link only to the parent's address on file in the
+directory, read at the moment the link is issued. No form ever supplies an address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from selfservice.audit.services import Origin, record
+from selfservice.audit.tags import Tag
+from selfservice.directory.interfaces import Account, Directory, DirectoryError
+from selfservice.extensions import db
+from selfservice.helpdesk import notify
+from selfservice.helpdesk.models import (
+    ACTIVE_STATUSES,
+    Action,
+    HelpRequest,
+    RequestKind,
+    ResetLink,
+    Status,
+)
+from selfservice.helpdesk.queues import Staff, can_work_its, require
+from selfservice.helpdesk.services import ActionRefused, StaleRequest, add_event, audit, transition
+from selfservice.i18n_markers import N_
+from selfservice.portal.passwords import How, NewPassword, PolicyViolation, apply_new_password
+from selfservice.security import Security
+from selfservice.security.models import TokenNonce
+from selfservice.security.passwords import check_password
+from selfservice.security.tokens import Purpose, TokenRefused
+from selfservice.timeutil import utcnow
+
+EMPLOYEE_NO_EMAIL = N_(
+    "The employee who opened this request has no email address in the directory, so the link "
+    "cannot be sent. Ask them to have an address added, then issue the link."
+)
+PARENT_NO_EMAIL = N_(
+    "This parent no longer has an email address on file, so the link cannot be sent. Ask the parent "
+    "to add one on the Parent Information screen, then issue the link."
+)
+HOLDER_GONE = N_("The account holder is no longer in the directory.")
+
+
+class LinkRefused(Exception):
+    """The reset link is forged, used, expired, replaced or void."""
+
+
+@dataclass(frozen=True)
+class IssuedLink:
+    sent_to_masked: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class LinkTarget:
+    """What a valid link lets its holder do: set the password of ``holder``."""
+
+    link: ResetLink
+    holder: Account
+
+
+def issue_reset_link(
+    directory: Directory,
+    security: Security,
+    request: HelpRequest,
+    staff: Staff,
+    *,
+    revision: int | None,
+    origin: Origin,
+    settings: Mapping[str, Any],
+    base_url: str,
+) -> IssuedLink:
+    """Mail a single-use link to the one allowed recipient; earlier links of the request stop working."""
+    require(can_work_its(staff, request))
+    holder = directory.get(request.subject_key)
+    if holder is None:
+        raise ActionRefused(HOLDER_GONE)
+    recipient, address = _recipient(directory, request, holder)
+    transition(
+        request,
+        revision=revision,
+        allowed=ACTIVE_STATUSES,
+        status=Status.IN_PROGRESS.value,
+        assignee=func.coalesce(HelpRequest.assignee, staff.login),
+    )
+    _void_earlier_links(request)
+    hours = settings["RESET_LINK_HOURS_STUDENT" if recipient == "employee" else "RESET_LINK_HOURS_PARENT"]
+    token = security.tokens.issue(holder.key, Purpose.ASSISTED_RESET, timedelta(hours=hours))
+    db.session.add(
+        ResetLink(
+            nonce=token.nonce,
+            request_id=request.id,
+            account_key=holder.key,
+            recipient=recipient,
+            sent_to=address,
+            issued_by=staff.login,
+            expires_at=token.expires_at,
+        )
+    )
+    masked = notify.mask_address(address)
+    add_event(request, staff.login, Action.LINK_ISSUED, recipient=recipient, sent_to=masked)
+    audit(Tag.RESET_LINK_ISSUED, request, staff, origin, recipient=recipient, sent_to=masked, hours=hours)
+    url = f"{base_url.rstrip('/')}/reset/{token.value}"
+    notify.mail_link(
+        request,
+        holder,
+        address,
+        url,
+        token.expires_at,
+        settings["TIME_ZONE"],
+        must_change=must_change_supported(directory),
+    )
+    db.session.commit()
+    return IssuedLink(sent_to_masked=masked, expires_at=token.expires_at)
+
+
+def _recipient(directory: Directory, request: HelpRequest, holder: Account) -> tuple[str, str]:
+    """("employee" | "parent", address), read from the directory now; never from a form."""
+    if request.kind == RequestKind.STUDENT:
+        employee = directory.get(request.opened_by_key)
+        if employee is None or not employee.email:
+            raise ActionRefused(EMPLOYEE_NO_EMAIL)
+        return "employee", employee.email
+    if not holder.email:
+        raise ActionRefused(PARENT_NO_EMAIL)
+    return "parent", holder.email
+
+
+def _void_earlier_links(request: HelpRequest) -> None:
+    now = utcnow()
+    earlier = list(
+        db.session.scalars(
+            select(ResetLink.nonce).where(
+                ResetLink.request_id == request.id, ResetLink.used_at.is_(None), ResetLink.void_at.is_(None)
+            )
+        )
+    )
+    if not earlier:
+        return
+    db.session.execute(
+        update(ResetLink).where(ResetLink.nonce.in_(earlier)).values(void_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    db.session.execute(
+        update(TokenNonce)
+        .where(TokenNonce.nonce.in_(earlier), TokenNonce.used_at.is_(None))
+        .values(used_at=now),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def link_is_live(link: ResetLink, now: datetime | None = None) -> bool:
+    """Still usable: not used, replaced, expired, or voided by a password change."""
+    now = now or utcnow()
+    if not link.is_live(now):
+        return False
+    nonce = db.session.get(TokenNonce, link.nonce, populate_existing=True)
+    return nonce is not None and nonce.used_at is None
+
+
+def open_link(directory: Directory, security: Security, token: str) -> LinkTarget:
+    """Check a link without using it up (to show its form); raise LinkRefused."""
+    try:
+        claim = security.tokens.peek(token, Purpose.ASSISTED_RESET)
+    except TokenRefused as exc:
+        raise LinkRefused() from exc
+    link = db.session.get(ResetLink, claim.nonce)
+    if link is None or link.account_key != claim.account_key or not link_is_live(link):
+        raise LinkRefused()
+    holder = directory.get(claim.account_key)
+    if holder is None:
+        raise LinkRefused()
+    return LinkTarget(link=link, holder=holder)
+
+
+def use_link(
+    directory: Directory,
+    security: Security,
+    token: str,
+    new: NewPassword,
+    *,
+    origin: Origin,
+) -> HelpRequest:
+    """The holder sets their own password; the request resolves itself and the employee is told.
+
+    Raises LinkRefused, or PolicyViolation (the link stays usable for another try).
+    """
+    target = open_link(directory, security, token)
+    holder = target.holder
+    problems = check_password(
+        new.password,
+        security.password_policy,
+        login=holder.login,
+        display_name=holder.display_name,
+        confirm=new.confirm,
+    )
+    if problems:
+        raise PolicyViolation(problems)
+    try:
+        claim = security.tokens.consume(token, Purpose.ASSISTED_RESET)  # atomic: one use wins
+    except TokenRefused as exc:
+        raise LinkRefused() from exc
+    try:
+        apply_new_password(
+            directory,
+            security,
+            holder,
+            new,
+            how=How.ASSISTED,
+            origin=origin,
+            must_change=must_change_supported(directory),
+        )
+    except (PolicyViolation, DirectoryError):  # refused, or the directory did not answer
+        _give_back(claim.nonce)
+        raise
+    return _resolve_by_link(directory, target.link, holder, origin)
+
+
+def must_change_supported(directory: Directory) -> bool:
+    """Whether the directory can force a change at next sign-in (builtin, OpenLDAP ppolicy, AD do).
+
+    Set so that a password the employee may have seen (a student's link goes to them)
+    does not outlive the student's next sign-in.
+    """
+    return bool(getattr(directory, "supports_must_change", True))
+
+
+def _give_back(nonce: str) -> None:
+    """The directory refused the password or did not answer: the link was not really used."""
+    db.session.rollback()
+    db.session.execute(
+        update(TokenNonce)
+        .where(TokenNonce.nonce == nonce, TokenNonce.expires_at > utcnow())
+        .values(used_at=None),
+        execution_options={"synchronize_session": False},
+    )
+    db.session.commit()
+
+
+def _resolve_by_link(directory: Directory, link: ResetLink, holder: Account, origin: Origin) -> HelpRequest:
+    now = utcnow()
+    request = db.session.get(HelpRequest, link.request_id, populate_existing=True)
+    if request is None:  # deleted by retention while the link was out
+        raise LinkRefused()
+    resolved_now = False
+    if request.status in ACTIVE_STATUSES:
+        try:
+            transition(
+                request, revision=None, allowed=ACTIVE_STATUSES, status=Status.RESOLVED.value, resolved_at=now
+            )
+            resolved_now = True
+        except StaleRequest:
+            pass  # staff resolved or closed it a moment ago: nothing left to resolve
+    db.session.execute(
+        update(ResetLink)
+        .where(ResetLink.nonce == link.nonce, ResetLink.used_at.is_(None))
+        .values(used_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    add_event(request, holder.login, Action.LINK_USED)
+    record(
+        Tag.RESET_LINK_USED,
+        origin=origin,
+        actor=holder.login,
+        subject=holder.login,
+        subject_key=holder.key,
+        details={"request": request.number},
+        commit=False,
+    )
+    if resolved_now:
+        add_event(request, holder.login, Action.RESOLVED)
+        record(
+            Tag.HELP_REQUEST_RESOLVED,
+            origin=origin,
+            actor=holder.login,
+            subject=holder.login,
+            subject_key=holder.key,
+            details={"request": request.number, "how": "link"},
+            commit=False,
+        )
+        notify.mail_resolved(directory, request, how="", by_link=True)
+    db.session.commit()
+    return request
+
+
+def record_refusal(origin: Origin) -> None:
+    """A used, expired, replaced or forged link was tried."""
+    record(Tag.RESET_LINK_REFUSED, outcome="refused", origin=origin, details={"purpose": "assisted-reset"})

@@ -1,0 +1,196 @@
+"""Reset links: one link per click, only to the right person, used once, refused when stale."""
+
+from __future__ import annotations
+
+from flask import Flask
+from sqlalchemy import select, update
+
+from selfservice.audit.services import SYSTEM
+from selfservice.audit.tags import Tag
+from selfservice.directory.models import DirectoryAccount
+from selfservice.extensions import db
+from selfservice.helpdesk.models import ResetLink
+from selfservice.portal.passwords import How, NewPassword, apply_new_password
+from selfservice.security import get_security
+from tests.conftest import AppFactory, csrf_token, person
+from tests.helpdesk.helpers import (
+    act,
+    action_form,
+    audit_events,
+    browser,
+    link_mails,
+    open_request,
+    opened_number,
+    outbox,
+    token_of,
+)
+
+GOOD_PASSWORD = "Copper-Kettle-Meadow-42"
+
+
+def student_request_with_link(app: Flask) -> tuple[str, str]:
+    number = opened_number(open_request(browser(app, "teacher1"), "student"))
+    assert act(browser(app, "its1"), number, "reset-link").status_code == 303
+    return number, token_of(link_mails(app)[-1])
+
+
+def use_link(app: Flask, token: str, password: str = GOOD_PASSWORD, confirm: str | None = None):
+    holder = browser(app, None)
+    data = {"new_password": password, "confirm": confirm if confirm is not None else password}
+    return holder.post(f"/reset/{token}", data={"csrf_token": csrf_token(holder, "/"), **data})
+
+
+def binds(app: Flask, login: str, password: str) -> bool:
+    with app.app_context():
+        return app.extensions["selfservice.directory"].authenticate(login, password) is not None
+
+
+def test_double_clicking_issue_reset_link_sends_one_link_and_one_mail(app: Flask) -> None:
+    number = opened_number(open_request(browser(app, "teacher1"), "student"))
+    its = browser(app, "its1")
+    form = action_form(its, number)
+    first = its.post(f"/helpdesk/requests/{number}/reset-link", data=form)
+    second = its.post(f"/helpdesk/requests/{number}/reset-link", data=form)
+    assert first.status_code == second.status_code == 303
+    assert "Nothing was done" in its.get(f"/helpdesk/requests/{number}").get_data(as_text=True)
+    assert len(link_mails(app)) == 1
+    assert len(audit_events(app, Tag.RESET_LINK_ISSUED)) == 1
+    with app.app_context():
+        assert len(db.session.scalars(select(ResetLink)).all()) == 1
+
+
+def test_double_clicking_any_action_does_it_once(app: Flask) -> None:
+    number = opened_number(open_request(browser(app, "teacher1"), "parent"))
+    support = browser(app, "support1")
+    form = action_form(support, number)
+    contact = {**form, "contact_method": "voicemail", "contact_outcome": "left-message"}
+    for _click in range(2):
+        support.post(f"/helpdesk/requests/{number}/contact", data=contact)
+    form = action_form(support, number)
+    for _click in range(2):
+        support.post(
+            f"/helpdesk/requests/{number}/resolve", data={**form, "resolve_note": "Parent found it."}
+        )
+    page = support.get(f"/helpdesk/requests/{number}").get_data(as_text=True)
+    assert page.count("Contact with the parent") == 1
+    assert len(outbox(app, "helpdesk:resolved")) == 1
+
+
+def test_the_link_page_never_shows_or_asks_for_an_address(app: Flask) -> None:
+    _number, token = student_request_with_link(app)
+    page = browser(app, None).get(f"/reset/{token}")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "s1000001" in text
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert "@" not in text.split("<main", 1)[1].split("</main>", 1)[0]
+
+
+def test_a_used_link_is_refused(app: Flask) -> None:
+    _number, token = student_request_with_link(app)
+    assert use_link(app, token).status_code == 200
+    again = use_link(app, token, "Another-Fresh-Password-9")
+    assert again.status_code == 410
+    assert "cannot be used" in again.get_data(as_text=True)
+    assert binds(app, "s1000001", GOOD_PASSWORD)
+    assert audit_events(app, Tag.RESET_LINK_REFUSED)
+
+
+def test_an_expired_link_is_refused(make_app: AppFactory) -> None:
+    app = make_app(RESET_LINK_HOURS_STUDENT=0)
+    _number, token = student_request_with_link(app)
+    assert browser(app, None).get(f"/reset/{token}").status_code == 410
+    assert use_link(app, token).status_code == 410
+    assert binds(app, "s1000001", person("s1000001").password)
+
+
+def test_a_forged_link_is_refused(app: Flask) -> None:
+    _number, token = student_request_with_link(app)
+    assert browser(app, None).get(f"/reset/{token[:-2]}xx").status_code == 410
+    assert browser(app, None).get("/reset/not-a-token").status_code == 410
+
+
+def test_a_password_the_policy_refuses_leaves_the_link_usable(app: Flask) -> None:
+    _number, token = student_request_with_link(app)
+    weak = use_link(app, token, "password")
+    assert weak.status_code == 400
+    assert "too" in weak.get_data(as_text=True)
+    mismatch = use_link(app, token, GOOD_PASSWORD, "Something-Else-Entirely-7")
+    assert mismatch.status_code == 400
+    assert "do not match" in mismatch.get_data(as_text=True)
+    assert use_link(app, token).status_code == 200
+    assert binds(app, "s1000001", GOOD_PASSWORD)
+
+
+def test_the_assisted_password_must_be_changed_at_next_sign_in(app: Flask) -> None:
+    _number, token = student_request_with_link(app)
+    use_link(app, token)
+    with app.app_context():
+        row = db.session.scalar(select(DirectoryAccount).where(DirectoryAccount.login == "s1000001"))
+        assert row.must_change is True
+
+
+def test_a_new_link_replaces_the_old_one(app: Flask) -> None:
+    number, first = student_request_with_link(app)
+    assert act(browser(app, "its1"), number, "reset-link").status_code == 303
+    second = token_of(link_mails(app)[-1])
+    assert first != second
+    assert use_link(app, first).status_code == 410
+    assert use_link(app, second).status_code == 200
+    page = browser(app, "its1").get(f"/helpdesk/requests/{number}").get_data(as_text=True)
+    assert "Replaced by a newer link" in page
+
+
+def test_a_password_change_elsewhere_voids_the_link(app: Flask) -> None:
+    number, token = student_request_with_link(app)
+    with app.test_request_context():
+        directory = app.extensions["selfservice.directory"]
+        account = directory.find("s1000001")
+        new = NewPassword("Walnut-Harbor-Violet-5", "Walnut-Harbor-Violet-5")
+        apply_new_password(
+            directory,
+            get_security(),
+            account,
+            new,
+            how=How.CHANGE,
+            origin=SYSTEM,
+            current_password=person("s1000001").password,
+        )
+    assert use_link(app, token).status_code == 410
+    page = browser(app, "its1").get(f"/helpdesk/requests/{number}").get_data(as_text=True)
+    assert "No longer valid" in page
+
+
+def test_the_parent_link_goes_to_the_address_on_file_at_issue_time(app: Flask) -> None:
+    number = opened_number(open_request(browser(app, "teacher1"), "parent"))
+    assert act(browser(app, "support1"), number, "escalate", {"escalate_reason": "Reset."}).status_code == 303
+    with app.app_context():  # the parent updated their Parent Information screen meanwhile
+        db.session.execute(
+            update(DirectoryAccount)
+            .where(DirectoryAccount.login == "p2000001")
+            .values(email="maria@new.test")
+        )
+        db.session.commit()
+    assert act(browser(app, "its1"), number, "reset-link").status_code == 303
+    assert [mail.to_address for mail in link_mails(app)] == ["maria@new.test"]
+
+
+def test_no_link_when_the_employee_has_no_address_in_the_directory(app: Flask) -> None:
+    number = opened_number(open_request(browser(app, "teacher1"), "student"))
+    with app.app_context():  # the address it had when the request was opened must not be used
+        db.session.execute(
+            update(DirectoryAccount).where(DirectoryAccount.login == "teacher1").values(email=None)
+        )
+        db.session.commit()
+    response = act(browser(app, "its1"), number, "reset-link")
+    assert response.status_code == 409
+    assert "has no email address in the directory" in response.get_data(as_text=True)
+    assert link_mails(app) == []
+
+
+def test_the_link_form_takes_no_address(app: Flask) -> None:
+    number = opened_number(open_request(browser(app, "teacher1"), "student"))
+    its = browser(app, "its1")
+    form = action_form(its, number)
+    its.post(f"/helpdesk/requests/{number}/reset-link", data={**form, "to": "attacker@evil.test"})
+    assert [mail.to_address for mail in link_mails(app)] == [person("teacher1").email]
