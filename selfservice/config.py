@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     # Database and shared storage
     "DATABASE_URL": "",
     "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_KEY_PREFIX": "selfservice",
     "PROXY_HOPS": 0,
     # Sessions
     "SESSION_COOKIE_SECURE": True,
@@ -111,6 +112,23 @@ DEFAULTS: dict[str, Any] = {
         "kind": "schoolAccountKind",
         "unique_id": "entryUUID",
     },
+    # Active Directory (DIRECTORY = "ad"): the LDAP_* connection settings above, plus AD's schema.
+    # "login" matches sAMAccountName or, when "principal_name" is set, userPrincipalName too.
+    # The msDS-cloudExtensionAttribute* are free single-valued strings in every AD since 2012.
+    "AD_USER_FILTER": "(&(objectCategory=person)(objectClass=user))",
+    "AD_ATTRIBUTES": {
+        "login": "sAMAccountName",
+        "principal_name": "userPrincipalName",
+        "email": "mail",
+        "display_name": "displayName",
+        "phone": "telephoneNumber",
+        "student_id": "employeeID",
+        "birth_month_year": "msDS-cloudExtensionAttribute1",
+        "parent_account_number": "employeeNumber",
+        "parent_pin": "msDS-cloudExtensionAttribute2",
+        "kind": "employeeType",
+        "unique_id": "objectGUID",
+    },
     # Hashing (argon2id, for answers and builtin passwords)
     "ARGON2_MEMORY_KIB": 19456,
     "ARGON2_TIME_COST": 2,
@@ -123,6 +141,14 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_USERNAME": "",
     "SMTP_PASSWORD": "",
     "SMTP_TIMEOUT_SECONDS": 10,
+    "SMTP_CA_FILE": "",
+    # Mail delivery worker (selfservice deliver-mail)
+    "MAIL_MAX_ATTEMPTS": 12,
+    "MAIL_RETRY_BASE_SECONDS": 60,
+    "MAIL_RETRY_MAX_SECONDS": 3600,
+    "MAIL_BATCH_SIZE": 20,
+    "MAIL_CLAIM_SECONDS": 600,
+    "MAIL_POLL_SECONDS": 10,
 }
 
 #: Settings whose values are masked wherever settings are shown.

@@ -1,0 +1,76 @@
+"""`selfservice deliver-mail`: send the outbox, once or as a long-running worker."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from selfservice.config import ConfigError
+from selfservice.mail.delivery import PassResult, StopFlag, deliver_due, run_worker, worker_name
+from selfservice.mail.smtp import SmtpSettings
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@click.command("deliver-mail")
+@click.option("--once", is_flag=True, help="Send what is due now, then exit (status 1 if the relay is down).")
+@click.option(
+    "--max-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop the worker after this many seconds (at the first pause after it).",
+)
+@with_appcontext
+def deliver_mail_command(once: bool, max_seconds: float | None) -> None:
+    """Send the outbox over SMTP, with retries and backoff; several workers may run at once."""
+    config = current_app.config
+    if not config["SMTP_HOST"]:
+        click.echo(
+            "SMTP_HOST is not set: the outbox is not delivered "
+            "(in demo mode, read the mail at /demo/mail). Nothing to do."
+        )
+        return
+    try:
+        SmtpSettings.from_config(config)
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from exc
+    worker = worker_name()
+    if once:
+        result = deliver_due(config, worker=worker)
+        click.echo(f"mail: {result.summary()}")
+        if result.relay_error:
+            raise SystemExit(1)
+        return
+    stop = StopFlag()
+    poll = config["MAIL_POLL_SECONDS"]
+    click.echo(f"mail worker {worker} started: polling every {poll} s, stop with SIGTERM or Ctrl-C")
+    with _stopped_by_signals(stop):
+        totals = run_worker(
+            config, worker=worker, stop=stop, poll_seconds=poll, max_seconds=max_seconds, report=_report
+        )
+    click.echo(f"mail worker {worker} stopped: {totals.summary()}")
+
+
+def _report(result: PassResult) -> None:
+    click.echo(f"mail: {result.summary()}")
+
+
+@contextmanager
+def _stopped_by_signals(stop: StopFlag) -> Iterator[None]:
+    """SIGTERM and SIGINT finish the message in hand, then stop; the old handlers come back after."""
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {number: signal.signal(number, handle) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
