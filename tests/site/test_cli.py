@@ -73,7 +73,7 @@ def wait_for(url: str, timeout_seconds: float = 30) -> bytes:
     deadline = time.monotonic() + timeout_seconds
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+            with urllib.request.urlopen(url, timeout=2) as response:
                 return response.read()
         except OSError:
             if time.monotonic() > deadline:
