@@ -48,8 +48,11 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One migrated database for the session; each test starts from empty tables."""
     if os.environ.get("SELFSERVICE_TEST_DATABASE", "sqlite") == "postgres":
         yield from _postgres_database()
-        return
-    folder = tmp_path_factory.mktemp("db")
+    else:
+        yield from _sqlite_database(tmp_path_factory.mktemp("db"))
+
+
+def _sqlite_database(folder: Any) -> Iterator[str]:
     url = f"sqlite:///{folder / 'test.sqlite'}"
     _migrate(url, folder)
     yield url

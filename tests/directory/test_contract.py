@@ -27,6 +27,7 @@ from tests.fixtures.people import PEOPLE, person
 ADAPTERS = [
     pytest.param("builtin", id="builtin"),
     pytest.param("openldap", id="openldap", marks=[pytest.mark.ldap, pytest.mark.slow]),
+    pytest.param("ad", id="ad", marks=[pytest.mark.ad, pytest.mark.slow]),
 ]
 NEW_PASSWORD = "Lantern-Orchard-7731"
 

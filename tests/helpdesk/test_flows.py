@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from selfservice.directory.interfaces import Directory
 from selfservice.helpdesk.models import Action, Queue, Status
 from tests.conftest import AppFactory, csrf_token, person
+from tests.fixtures.directories import ALL_DIRECTORIES
 from tests.helpdesk.helpers import (
     act,
     browser,
@@ -29,7 +30,7 @@ from tests.helpdesk.helpers import (
 NEW_PASSWORD = "Lantern-Orchard-Basil-77"
 
 
-@pytest.fixture(params=["builtin", pytest.param("openldap", marks=pytest.mark.ldap)])
+@pytest.fixture(params=ALL_DIRECTORIES)
 def flow_app(request: pytest.FixtureRequest, make_app: AppFactory) -> Flask:
     return make_app(directory=request.param)
 

@@ -20,9 +20,10 @@ from selfservice.mail.models import OutboxMessage
 from selfservice.security import get_security
 from selfservice.security.tokens import Purpose, TokenRefused
 from tests.conftest import AuthActions, person, post_form
+from tests.fixtures.directories import ALL_DIRECTORIES
 
 NEW_PASSWORD = "Lantern-Otter-Maple-5"
-DIRECTORIES = ["builtin", pytest.param("openldap", marks=pytest.mark.ldap)]
+DIRECTORIES = ALL_DIRECTORIES
 
 
 @pytest.fixture(params=DIRECTORIES)

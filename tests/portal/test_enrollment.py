@@ -24,10 +24,11 @@ from selfservice.portal.models import Enrollment, EnrollmentAnswer, Question
 from selfservice.security import get_security
 from selfservice.security.answers import normalise_answer
 from tests.conftest import AuthActions, person, post_form
+from tests.fixtures.directories import ALL_DIRECTORIES
 
 ANSWERS = ["Zanzibar  Moon", "periwinkle", "Okonomiyaki!", "marmalade sky", "tangerine dream"]
 OTHER_ANSWERS = ["Quokka Island", "bumblebee jam", "velvet cactus", "honeycomb rain", "lighthouse tea"]
-DIRECTORIES = ["builtin", pytest.param("openldap", marks=pytest.mark.ldap)]
+DIRECTORIES = ALL_DIRECTORIES
 
 
 @pytest.fixture(params=DIRECTORIES)

@@ -28,16 +28,14 @@ from selfservice.security.models import Lockout, TokenNonce, VerificationCode
 from selfservice.security.tokens import Purpose
 from selfservice.timeutil import utcnow
 from tests.conftest import FAST_HASHING, AppFactory, base_settings, csrf_token, person, post_form
+from tests.fixtures.directories import ALL_DIRECTORIES
 
 ANSWERS = ["blue bunny rabbit", "lisbon harbour", "boiled okra", "captain whiskers", "zorbly"]
 NEW_PASSWORD = "Lantern-Orchard-Velvet-88"
 WRONG = "definitely not it"
 ORIGIN = Origin(ip="192.0.2.7", user_agent="pytest")
 
-DIRECTORIES = [
-    pytest.param("builtin", id="builtin"),
-    pytest.param("openldap", id="openldap", marks=[pytest.mark.ldap, pytest.mark.slow]),
-]
+DIRECTORIES = ALL_DIRECTORIES
 
 
 # Steps a person takes ---------------------------------------------------------------
