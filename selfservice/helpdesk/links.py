@@ -31,10 +31,15 @@ from selfservice.helpdesk.models import (
 from selfservice.helpdesk.queues import Staff, can_work_its, require
 from selfservice.helpdesk.services import ActionRefused, StaleRequest, add_event, audit, transition
 from selfservice.i18n_markers import N_
-from selfservice.portal.passwords import How, NewPassword, PolicyViolation, apply_new_password
+from selfservice.portal.passwords import (
+    How,
+    NewPassword,
+    PolicyViolation,
+    apply_new_password,
+    ensure_acceptable,
+)
 from selfservice.security import Security
 from selfservice.security.models import TokenNonce
-from selfservice.security.passwords import check_password
 from selfservice.security.tokens import Purpose, TokenRefused
 from selfservice.timeutil import utcnow
 
@@ -195,15 +200,7 @@ def use_link(
     """
     target = open_link(directory, security, token)
     holder = target.holder
-    problems = check_password(
-        new.password,
-        security.password_policy,
-        login=holder.login,
-        display_name=holder.display_name,
-        confirm=new.confirm,
-    )
-    if problems:
-        raise PolicyViolation(problems)
+    ensure_acceptable(security, holder, new)
     try:
         claim = security.tokens.consume(token, Purpose.ASSISTED_RESET)  # atomic: one use wins
     except TokenRefused as exc:

@@ -52,15 +52,7 @@ def apply_new_password(
     must_change: bool = False,
 ) -> None:
     """Check ``new`` against the policy and write it; raise PolicyViolation or InvalidCredentials."""
-    problems = check_password(
-        new.password,
-        security.password_policy,
-        login=account.login,
-        display_name=account.display_name,
-        confirm=new.confirm,
-    )
-    if problems:
-        raise PolicyViolation(problems)
+    ensure_acceptable(security, account, new)
     try:
         _write(directory, account, new.password, how, current_password, must_change)
     except (PasswordRejected, InvalidCredentials) as exc:
@@ -77,6 +69,22 @@ def apply_new_password(
             raise PolicyViolation([exc.reason]) from exc
         raise
     _after_change(security, account, how, origin)
+
+
+def ensure_acceptable(security: Security, account: Account, new: NewPassword) -> None:
+    """Raise PolicyViolation unless ``new`` passes the password policy for ``account``.
+
+    Flows that spend a one-time token call this first, so a typo never burns the token.
+    """
+    problems = check_password(
+        new.password,
+        security.password_policy,
+        login=account.login,
+        display_name=account.display_name,
+        confirm=new.confirm,
+    )
+    if problems:
+        raise PolicyViolation(problems)
 
 
 def _write(

@@ -40,12 +40,17 @@ from selfservice.i18n import _
 from selfservice.mail.notices import Notice, compose, notify_account
 from selfservice.mail.services import queue_mail
 from selfservice.portal.models import Enrollment, EnrollmentAnswer, Question, RecoveryChallenge
-from selfservice.portal.passwords import How, NewPassword, PolicyViolation, apply_new_password
+from selfservice.portal.passwords import (
+    How,
+    NewPassword,
+    PolicyViolation,
+    apply_new_password,
+    ensure_acceptable,
+)
 from selfservice.security import Security
 from selfservice.security.answers import AnswerHasher
 from selfservice.security.lockout import Locked
 from selfservice.security.models import VerificationCode
-from selfservice.security.passwords import check_password
 from selfservice.security.tokens import Purpose, TokenRefused
 from selfservice.timeutil import utcnow
 
@@ -467,15 +472,7 @@ def reset_password(
     up, nothing written: the person starts again).
     """
     account = open_reset(directory, security, token, origin)
-    problems = check_password(
-        new.password,
-        security.password_policy,
-        login=account.login,
-        display_name=account.display_name,
-        confirm=new.confirm,
-    )
-    if problems:
-        raise PolicyViolation(problems)
+    ensure_acceptable(security, account, new)
     security.tokens.consume(token, Purpose.RECOVERY)
     try:
         apply_new_password(directory, security, account, new, how=How.RECOVERY, origin=origin)
