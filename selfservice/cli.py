@@ -13,6 +13,7 @@ from flask_migrate import upgrade
 from werkzeug.serving import run_simple
 
 from selfservice import create_app
+from selfservice.admin.cli import COMMANDS as ADMIN_COMMANDS
 from selfservice.config import ConfigError, masked
 from selfservice.mail.cli import deliver_mail_command
 from selfservice.site.services import check_database, check_directory
@@ -75,6 +76,8 @@ def _roles(account: Any) -> str:
 
 
 main.add_command(deliver_mail_command)
+for _command in ADMIN_COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

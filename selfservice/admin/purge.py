@@ -1,0 +1,104 @@
+"""Retention: delete what the portal no longer needs to keep, in batches, and say how much.
+
+Audit events, delivered or abandoned mail, and closed or resolved help requests
+older than the configured number of days go; queued mail and open requests stay
+whatever their age. The purge itself is audited after the deletes, so it is never
+deleted by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, delete, func, inspect, select
+
+from selfservice.audit.models import AuditEvent
+from selfservice.audit.services import Origin, record
+from selfservice.audit.tags import Tag
+from selfservice.extensions import db
+from selfservice.mail.models import MailStatus, OutboxMessage
+
+BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class Retention:
+    audit_days: int
+    mail_days: int
+    requests_days: int
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], **overrides: int | None) -> Retention:
+        chosen = {
+            "audit_days": settings["RETENTION_DAYS_AUDIT"],
+            "mail_days": settings["RETENTION_DAYS_MAIL"],
+            "requests_days": settings["RETENTION_DAYS_REQUESTS"],
+        }
+        chosen.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**chosen)
+
+
+def purge(retention: Retention, *, now: datetime, actor: str, origin: Origin) -> dict[str, int]:
+    """Delete what is older than ``retention``; returns the number of rows deleted per kind."""
+    counts = {
+        "audit_events": _delete_in_batches(
+            AuditEvent.__table__, AuditEvent.created_at < now - timedelta(days=retention.audit_days)
+        ),
+        "mail": _delete_in_batches(
+            OutboxMessage.__table__,
+            OutboxMessage.status.in_([MailStatus.SENT.value, MailStatus.FAILED.value]),
+            OutboxMessage.created_at < now - timedelta(days=retention.mail_days),
+        ),
+        "help_requests": _purge_help_requests(now - timedelta(days=retention.requests_days)),
+    }
+    record(
+        Tag.RETENTION_PURGED,
+        origin=origin,
+        actor=actor,
+        details={
+            "deleted": counts,
+            "days": {
+                "audit": retention.audit_days,
+                "mail": retention.mail_days,
+                "requests": retention.requests_days,
+            },
+        },
+    )
+    return counts
+
+
+def _delete_in_batches(
+    table: Table, *conditions: ColumnElement[bool], children: tuple[Table, ...] = ()
+) -> int:
+    """Core DELETEs of at most BATCH rows each, committed one by one (short locks, bounded undo)."""
+    key = table.primary_key.columns.values()[0]
+    total = 0
+    while True:
+        ids = list(db.session.scalars(select(key).where(*conditions).limit(BATCH)))
+        if not ids:
+            return total
+        for child in children:
+            db.session.execute(delete(child).where(child.c.request_id.in_(ids)))
+        db.session.execute(delete(table).where(key.in_(ids)))
+        db.session.commit()
+        total += len(ids)
+
+
+def _purge_help_requests(cutoff: datetime) -> int:
+    """Closed and resolved requests last touched before ``cutoff``, with their timelines and links."""
+    try:
+        from selfservice.helpdesk.models import HelpRequest, RequestEvent, ResetLink, Status
+    except ImportError:
+        return 0
+    if not inspect(db.engine).has_table(HelpRequest.__tablename__):
+        return 0
+    finished = func.coalesce(HelpRequest.closed_at, HelpRequest.resolved_at, HelpRequest.updated_at)
+    return _delete_in_batches(
+        HelpRequest.__table__,
+        HelpRequest.status.in_([Status.CLOSED.value, Status.RESOLVED.value]),
+        finished < cutoff,
+        children=(RequestEvent.__table__, ResetLink.__table__),
+    )

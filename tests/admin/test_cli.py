@@ -1,0 +1,111 @@
+"""Operators' commands: read the audit log, purge past retention."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+
+from selfservice.admin.audit_log import CSV_COLUMNS
+from selfservice.audit.models import AuditEvent
+from selfservice.audit.tags import Tag
+from selfservice.extensions import db
+from selfservice.helpdesk.models import HelpRequest, RequestEvent
+from selfservice.mail.models import OutboxMessage
+from selfservice.timeutil import utcnow
+from tests.admin.conftest import add_event
+
+
+def test_audit_prints_the_newest_events_first(app: Flask, runner: Any) -> None:
+    now = utcnow()
+    with app.app_context():
+        add_event(Tag.LOCKED, when=now - timedelta(days=3), outcome="locked", subject="s1000002")
+        add_event(Tag.LOGIN_SUCCESS, when=now - timedelta(hours=1), subject="s1000001")
+    result = runner.invoke(args=["audit"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "auth:session:login" in lines[0]
+    assert "account:selfservice:locked" in lines[1]
+
+
+def test_audit_filters_by_tag_and_since_and_writes_csv(app: Flask, runner: Any) -> None:
+    now = utcnow()
+    with app.app_context():
+        add_event(Tag.LOCKED, when=now - timedelta(days=3), outcome="locked", subject="s1000002")
+        add_event(Tag.LOCKED, when=now - timedelta(days=30), outcome="locked", subject="s1000001")
+        add_event(Tag.LOGIN_SUCCESS, when=now, subject="s1000001")
+    result = runner.invoke(args=["audit", "--since", "7d", "--tag", "account:selfservice:locked", "--csv"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.output)))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert [row[5] for row in rows[1:]] == ["s1000002"]
+
+
+def test_audit_refuses_an_unknown_tag_or_date(runner: Any) -> None:
+    assert runner.invoke(args=["audit", "--tag", "nope"]).exit_code == 2
+    assert runner.invoke(args=["audit", "--since", "last tuesday"]).exit_code == 2
+
+
+def test_purge_deletes_only_what_is_past_retention(app: Flask, runner: Any) -> None:
+    now = utcnow()
+    old, recent = now - timedelta(days=100), now - timedelta(days=5)
+    with app.app_context():
+        add_event(Tag.LOGIN_SUCCESS, when=old, subject="s1000001")
+        add_event(Tag.LOGIN_SUCCESS, when=recent, subject="s1000001")
+        for status, when in [("sent", old), ("failed", old), ("queued", old), ("sent", recent)]:
+            db.session.add(
+                OutboxMessage(
+                    to_address="a@example.test", subject="s", body_text="b", status=status, created_at=when
+                )
+            )
+        for status in ("closed", "resolved", "open"):
+            request = _help_request(status, old)
+            db.session.add(request)
+            db.session.flush()
+            db.session.add(RequestEvent(request_id=request.id, actor="its1", action="opened", created_at=old))
+        db.session.commit()
+
+    result = runner.invoke(args=["purge", "--older-than", "30"])
+
+    assert result.exit_code == 0, result.output
+    assert "deleted 1 audit events" in result.output
+    with app.app_context():
+        kept = sorted((e.tag, e.created_at > now - timedelta(days=30)) for e in db.session.query(AuditEvent))
+        assert kept == [("admin:retention:purge", True), ("auth:session:login", True)]
+        purge_event = db.session.query(AuditEvent).filter_by(tag=str(Tag.RETENTION_PURGED)).one()
+        assert purge_event.details["deleted"] == {"audit_events": 1, "mail": 2, "help_requests": 2}
+        assert purge_event.actor == "cli"
+        assert sorted(m.status for m in db.session.query(OutboxMessage)) == ["queued", "sent"]
+        assert [r.status for r in db.session.query(HelpRequest)] == ["open"]
+        assert db.session.query(RequestEvent).count() == 1  # the open request's timeline stays
+
+
+def test_purge_defaults_come_from_the_retention_settings(make_app: Any) -> None:
+    app = make_app(RETENTION_DAYS_AUDIT=10, RETENTION_DAYS_MAIL=10, RETENTION_DAYS_REQUESTS=10)
+    with app.app_context():
+        add_event(Tag.LOGIN_SUCCESS, when=utcnow() - timedelta(days=11), subject="s1000001")
+        add_event(Tag.LOGIN_SUCCESS, when=utcnow() - timedelta(days=9), subject="s1000001")
+    result = app.test_cli_runner().invoke(args=["purge"])
+    assert result.exit_code == 0, result.output
+    assert "deleted 1 audit events (older than 10 days)" in result.output
+
+
+def _help_request(status: str, when: Any) -> HelpRequest:
+    return HelpRequest(
+        kind="student",
+        queue="its-student",
+        status=status,
+        created_at=when,
+        updated_at=when,
+        closed_at=when if status == "closed" else None,
+        resolved_at=when if status == "resolved" else None,
+        opened_by_login="teacher1",
+        opened_by_key="k-teacher1",
+        opened_by_name="Tina Teacher",
+        subject_key="k-s1000001",
+        subject_login="s1000001",
+        subject_name="Ana Lopez",
+    )

@@ -1,0 +1,69 @@
+"""Rate-limit breaches: grouped by address, page and limit over a chosen range, with a chart."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from selfservice.audit.tags import Tag
+from selfservice.timeutil import utcnow
+from tests.admin.conftest import add_event, table
+
+
+def breach(app: Flask, ip: str, endpoint: str, limit: str, hours_ago: float) -> None:
+    with app.app_context():
+        add_event(
+            Tag.RATE_LIMIT_BREACH,
+            when=utcnow() - timedelta(hours=hours_ago),
+            outcome="refused",
+            ip=ip,
+            details={"limit": limit, "key": ip, "endpoint": endpoint, "method": "POST"},
+        )
+
+
+def test_breaches_are_grouped_and_ranked(admin: FlaskClient, app: Flask) -> None:
+    for n in range(3):
+        breach(app, "203.0.113.5", "auth.login", "10 per 1 minute", hours_ago=n + 1)
+    breach(app, "198.51.100.9", "portal.forgot", "50 per 1 hour", hours_ago=2)
+    breach(app, "192.0.2.77", "auth.login", "10 per 1 minute", hours_ago=24 * 20)  # outside the 7 days
+    text = admin.get("/admin/rate-limits").get_data(as_text=True)
+    assert "4 breaches" in text
+    assert [row[:2] for row in table(text, "By IP address (top 10)")] == [
+        ["203.0.113.5", "3"],
+        ["198.51.100.9", "1"],
+    ]
+    assert [row[:2] for row in table(text, "By page (top 10)")] == [
+        ["auth.login", "3"],
+        ["portal.forgot", "1"],
+    ]
+    assert [row[:2] for row in table(text, "By limit (top 10)")] == [
+        ["10 per 1 minute", "3"],
+        ["50 per 1 hour", "1"],
+    ]
+    assert "<svg" in text
+    hourly = table(text, "Breaches per hour")
+    assert sum(int(row[1]) for row in hourly) == 4
+    assert len(hourly) in (7 * 24, 7 * 24 + 1)
+
+
+def test_a_longer_range_counts_per_day(admin: FlaskClient, app: Flask) -> None:
+    breach(app, "192.0.2.77", "auth.login", "10 per 1 minute", hours_ago=24 * 20)
+    text = admin.get("/admin/rate-limits?since=30d").get_data(as_text=True)
+    assert "1 breaches" in text
+    daily = table(text, "Breaches per day")
+    assert sum(int(row[1]) for row in daily) == 1
+
+
+def test_one_address_at_a_time(admin: FlaskClient, app: Flask) -> None:
+    breach(app, "203.0.113.5", "auth.login", "10 per 1 minute", hours_ago=1)
+    breach(app, "198.51.100.9", "portal.forgot", "50 per 1 hour", hours_ago=2)
+    text = admin.get("/admin/rate-limits?ip=198.51.100.9").get_data(as_text=True)
+    assert [row[:2] for row in table(text, "By IP address (top 10)")] == [["198.51.100.9", "1"]]
+
+
+def test_bad_ranges_get_400(admin: FlaskClient) -> None:
+    for query in ("since=soon", "ip=999.1.1.1", "since=2026-03-02&until=2026-03-01", "after=x_y"):
+        response = admin.get(f"/admin/rate-limits?{query}")
+        assert response.status_code == 400, query
