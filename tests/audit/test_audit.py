@@ -75,3 +75,16 @@ def test_queued_mail_waits_in_the_outbox(app: Flask) -> None:
             "Hello",
             MailStatus.QUEUED,
         )
+
+
+def test_mail_goes_as_text_plus_escaped_html_with_clickable_links(app: Flask) -> None:
+    with app.test_request_context(headers={"Accept-Language": "es"}):
+        body = "Hello <Ana>,\n\nOpen https://portal.example/reset/abc to continue.\n\n-- \nSpringfield"
+        message = queue_mail("ana@example.test", "Reset", body)
+        html = message.body_html or ""
+        assert message.body_text == body
+        assert "&lt;Ana&gt;" in html
+        assert "<Ana>" not in html
+        assert '<a href="https://portal.example/reset/abc"' in html
+        assert 'lang="es"' in html
+        assert "Springfield Schools" in html

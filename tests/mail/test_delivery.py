@@ -38,16 +38,29 @@ def test_queued_message_arrives_with_its_address_subject_and_both_bodies(make_ap
     assert (row.claimed_by, row.claimed_until) == (None, None)
 
 
-def test_plain_text_message_goes_without_an_html_part(make_app, smtp_server, worker):
+def test_a_text_message_also_goes_as_html_in_the_district_layout(make_app, smtp_server, worker):
     app = make_app(**smtp_server.settings())
     with app.app_context():
         queue_mail("maria.lopez@example.org", "Your security questions were updated", "They were updated.")
         deliver_due(app.config, worker=worker)
 
     [received] = smtp_server.mailbox.received
+    assert received.message.is_multipart()
+    assert received.text.strip() == "They were updated."
+    assert "They were updated." in received.html
+    assert "Springfield Schools" in received.html
+
+
+def test_an_empty_html_body_sends_plain_text_only(make_app, smtp_server, worker):
+    app = make_app(**smtp_server.settings())
+    with app.app_context():
+        queue_mail("maria.lopez@example.org", "Plain", "Only text.", body_html="")
+        deliver_due(app.config, worker=worker)
+
+    [received] = smtp_server.mailbox.received
     assert received.html is None
     assert not received.message.is_multipart()
-    assert received.text.strip() == "They were updated."
+    assert received.text.strip() == "Only text."
 
 
 def test_mail_queued_while_the_relay_is_down_waits_and_all_of_it_arrives_once_it_is_back(
