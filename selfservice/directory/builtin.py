@@ -135,7 +135,7 @@ class BuiltinDirectory:
     # Internals ---------------------------------------------------------------
 
     def _rows_by(self, field: str, value: str) -> list[DirectoryAccount]:
-        if not value:
+        if not value or "\x00" in value:  # no account holds a NUL (and PostgreSQL refuses one)
             return []
         column = getattr(DirectoryAccount, field)
         condition = func.lower(column) == value.lower() if field in {"login", "email"} else column == value

@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from selfservice.site import context, errors, headers
+from selfservice.site import context, errors, headers, inputs
 from selfservice.site.views import blueprint, demo_blueprint
 
 
@@ -13,3 +13,4 @@ def init_app(app: Flask) -> None:
     context.init_app(app)
     errors.init_app(app)
     headers.init_app(app)
+    inputs.init_app(app)

@@ -42,6 +42,8 @@ def rate_limited(error: RateLimitExceeded) -> tuple[str, int]:
 def http_error(error: HTTPException) -> tuple[str, int]:
     code = error.code or 500
     title, message = _messages().get(code, (_("Something went wrong"), error.description or ""))
+    if error.description and error.description != type(error).description:
+        message = error.description  # a view's own words (abort(400, description=...)) win
     return render_template("errors/http.html", code=code, title=title, message=message), code
 
 

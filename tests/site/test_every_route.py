@@ -17,7 +17,12 @@ from tests.conftest import AuthActions, csrf_token
 
 GARBAGE: list[dict[str, Any]] = [
     {},
-    {"login": "a*)(uid=*", "password": "\x00\ufffe", "answer_1": "x" * 5000, "next": "javascript:alert(1)"},
+    {
+        "login": "a*)(uid=\x00*",
+        "password": "\x00\ufffe",
+        "answer_1": "x" * 5000,
+        "next": "javascript:alert(1)",
+    },
     {"question_1": "not-a-number", "answer_1": "", "code": "'; DROP TABLE audit_event; --"},
     {"student_id": "١٢٣", "birth_month_year": "13/2099", "pin": "\u202e", "since": "yesterday", "to": "z"},
     {"new_password": "short", "confirm": "different", "reason": "<script>x</script>", "position": "-1"},

@@ -131,3 +131,10 @@ def test_browser_language_is_used_without_a_choice(client: FlaskClient) -> None:
 def test_demo_mailbox_exists_only_in_demo_mode(make_app: AppFactory, demo: bool, status: int) -> None:
     app = make_app(DEMO=demo)
     assert app.test_client().get("/demo/mail").status_code == status
+
+
+def test_a_nul_character_anywhere_is_a_clear_400(client: FlaskClient) -> None:
+    response = post_form(client, "/login", {"login": "s1000001\x00", "password": "x"})
+    assert response.status_code == 400
+    assert "not allowed" in response.get_data(as_text=True)
+    assert client.get("/", query_string={"q": "a\x00b"}).status_code == 400
