@@ -10,6 +10,7 @@ from selfservice.auth import services
 from selfservice.auth.forms import SignInForm
 from selfservice.auth.sessions import end_session, start_session
 from selfservice.directory import get_directory
+from selfservice.directory.interfaces import Account
 from selfservice.i18n import _
 from selfservice.portal.enrollment import invite_to_enroll
 from selfservice.security.throttling import throttle
@@ -26,16 +27,23 @@ def login() -> ResponseReturnValue:
         account = services.sign_in(get_directory(), form.login.data, form.password.data, current_origin())
         if account is not None:
             start_session(account)
-            target = form.next.data
-            if is_safe_next(target):
-                return redirect(target, code=303)
-            if invite_to_enroll(account):
-                flash(_("Welcome! Please set up your security questions now."), "info")
-                return redirect(url_for("portal.enroll"), code=303)
-            return redirect(url_for("site.home"), code=303)
+            return redirect(_landing(account, form.next.data), code=303)
         form.password.errors.append(_("That login and password do not match our records."))
     status = 400 if form.errors else 200
     return render_template("auth/login.html", form=form), status
+
+
+def _landing(account: Account, target: str | None) -> str:
+    """Where a fresh sign-in goes: a forced change first, then the page asked for, then enrollment."""
+    if account.must_change:
+        flash(_("Your password was reset. Please choose a new password now."), "info")
+        return url_for("portal.change_password")
+    if is_safe_next(target):
+        return str(target)
+    if invite_to_enroll(account):
+        flash(_("Welcome! Please set up your security questions now."), "info")
+        return url_for("portal.enroll")
+    return url_for("site.home")
 
 
 @blueprint.post("/logout")

@@ -121,3 +121,12 @@ def test_forms_work_over_https_without_a_referer(client: FlaskClient) -> None:
         data={"csrf_token": token, "login": "teacher1", "password": person("teacher1").password},
     )
     assert response.status_code == 303
+
+
+def test_an_account_that_must_change_its_password_is_sent_to_change_it(app: Flask, auth: AuthActions) -> None:
+    with app.app_context():
+        directory = app.extensions["selfservice.directory"]
+        account = directory.find("s1000002")
+        directory.set_password(account, "Harbor-Lantern-Quill-42", must_change=True)
+    response = auth.login("s1000002", "Harbor-Lantern-Quill-42")
+    assert response.headers["Location"] == "/password"
