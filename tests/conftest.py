@@ -3,6 +3,7 @@ the builtin directory seeded from tests/fixtures/people.py, and a real slapd (te
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import uuid
@@ -92,20 +93,9 @@ def empty_tables() -> None:
 
 def seed_builtin(directory: BuiltinDirectory, people: list[Person] = PEOPLE) -> None:
     for person in people:
+        fields = {field.name: getattr(person, field.name) for field in dataclasses.fields(person)}
         directory.create(
-            NewAccount(
-                login=person.login,
-                password=person.password,
-                kind=AccountKind(person.kind),
-                display_name=person.display_name,
-                email=person.email,
-                phone=person.phone,
-                student_id=person.student_id,
-                birth_month_year=person.birth_month_year,
-                parent_account_number=person.parent_account_number,
-                parent_pin=person.parent_pin,
-                groups=list(person.groups),
-            )
+            NewAccount(**{**fields, "kind": AccountKind(person.kind), "groups": list(person.groups)})
         )
 
 

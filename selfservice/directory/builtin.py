@@ -6,7 +6,7 @@ small site with no directory server.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -128,9 +128,6 @@ class BuiltinDirectory:
         db.session.add(row)
         db.session.commit()
         return self._account(row)
-
-    def create_many(self, accounts: Iterable[NewAccount]) -> list[Account]:
-        return [self.create(new) for new in accounts]
 
     # Internals ---------------------------------------------------------------
 

@@ -15,10 +15,6 @@ from selfservice.extensions import db, limiter
 from selfservice.i18n import _
 
 
-def wants_json() -> bool:
-    return request.path.startswith("/healthz") or request.accept_mimetypes.best == "application/json"
-
-
 def directory_unavailable(error: DirectoryUnavailable) -> tuple[str, int, dict[str, str]]:
     current_app.logger.warning("directory unavailable: %s", error)
     db.session.rollback()

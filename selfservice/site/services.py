@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
+from flask import url_for
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -14,9 +14,14 @@ from selfservice.extensions import db, limiter
 from selfservice.portal.enrollment import enrollment_status
 
 
-def home_facts(settings: Mapping[str, Any], account_key: str | None = None) -> dict[str, Any]:
-    """``account_key`` (the signed-in account's) adds its enrollment status."""
-    links = {"forgot": "/forgot", "change": "/password", "enroll": "/enroll", "helpdesk": "/helpdesk/"}
+def home_facts(account_key: str | None = None) -> dict[str, Any]:
+    """The four destinations; ``account_key`` (the signed-in account's) adds its enrollment status."""
+    links = {
+        "forgot": url_for("portal.forgot"),
+        "change": url_for("portal.change_password"),
+        "enroll": url_for("portal.enroll"),
+        "helpdesk": url_for("helpdesk.index"),
+    }
     enrollment = enrollment_status(account_key) if account_key else None
     return {"links": links, "enrollment": enrollment}
 

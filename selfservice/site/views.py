@@ -20,7 +20,7 @@ ONE_YEAR_SECONDS = 365 * 24 * 3600
 @blueprint.get("/")
 def home() -> ResponseReturnValue:
     account_key = current_user.key if current_user.is_authenticated else None
-    return render_template("site/home.html", **services.home_facts(current_app.config, account_key))
+    return render_template("site/home.html", **services.home_facts(account_key))
 
 
 @blueprint.get("/healthz")
