@@ -22,6 +22,7 @@ import dataclasses
 import re
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import ldap3
@@ -46,6 +47,8 @@ from selfservice.directory.ldap import (
     _first,
     _reject,
     _require_new_password,
+    _sent_once,
+    _utc,
 )
 from selfservice.i18n_markers import N_
 
@@ -53,6 +56,13 @@ from selfservice.i18n_markers import N_
 ACCOUNT_DISABLED, LOCKED_OUT = 0x2, 0x10
 #: LDAP_MATCHING_RULE_IN_CHAIN: membership through nested groups too.
 IN_CHAIN = "1.2.840.113556.1.4.1941"
+#: Per-attribute change times (XML, one value per attribute); unicodePwd's is the password's.
+REPLICATION_METADATA = "msDS-ReplAttributeMetaData"
+PASSWORD_METADATA = re.compile(
+    r"<pszAttributeName>unicodePwd</pszAttributeName>.*?"
+    r"<ftimeLastOriginatingChange>([^<]+)</ftimeLastOriginatingChange>",
+    re.DOTALL,
+)
 STATE_ATTRIBUTES = ("userAccountControl", "msDS-User-Account-Control-Computed", "pwdLastSet")
 
 #: The "data" code of a refused bind: "...AcceptSecurityContext error, data 775, v1db1".
@@ -140,7 +150,7 @@ class AdDirectory(LdapDirectory):
             "pwdLastSet": [(ldap3.MODIFY_REPLACE, ["0" if must_change else "-1"])],  # -1: "now"
             "lockoutTime": [(ldap3.MODIFY_REPLACE, ["0"])],
         }
-        self._as_service(lambda connection: _modify(connection, account.ref, changes))
+        self._write_as_service(lambda connection: _modify(connection, account.ref, changes))
 
     def change_password(self, account: Account, old_password: str, new_password: str) -> None:
         """The holder's own change: delete the old value and add the new one, bound as them."""
@@ -157,17 +167,31 @@ class AdDirectory(LdapDirectory):
         connection, refusal = self._user_bind(account.ref, old_password)
         if connection is not None:
             try:
-                _modify(connection, account.ref, changes)
-            except COMMUNICATION_ERRORS as exc:
-                raise DirectoryUnavailable(f"AD did not answer: {type(exc).__name__}") from exc
+                _sent_once(lambda: _modify(connection, account.ref, changes))
             finally:
                 _close(connection)
         elif refusal in MUST_CHANGE_CODES:
             # AD lets nobody bind until the password is changed. The delete+add still proves the
             # old password, and everyone holds the Change Password right: send it as the service.
-            self._as_service(lambda service: _modify(service, account.ref, changes))
+            self._write_as_service(lambda service: _modify(service, account.ref, changes))
         else:
             raise _bind_refusal(refusal)
+
+    def password_changed_at(self, account: Account) -> datetime | None:
+        """When unicodePwd was last written, from its replication metadata (else pwdLastSet).
+
+        pwdLastSet alone cannot tell: a reset that asks for a change at next sign-in sets it to 0.
+        """
+
+        def read(connection: ldap3.Connection) -> datetime | None:
+            entry = self._read(connection, account.ref, [REPLICATION_METADATA, "pwdLastSet"])
+            if entry is None:
+                return None
+            metadata = entry["attributes"].get(REPLICATION_METADATA) or []
+            written = _password_metadata_time(metadata if isinstance(metadata, list) else [metadata])
+            return written or _filetime(_first(entry, "pwdLastSet"))
+
+        return self._as_service(read)
 
     def unlock(self, account: Account) -> None:
         """End a directory lockout (lockoutTime=0 also zeroes the bad-password count)."""
@@ -276,6 +300,26 @@ def _guid(entry: Mapping[str, Any], attribute: str) -> str:
     if isinstance(raw, bytes) and len(raw) == 16:
         return str(uuid.UUID(bytes_le=raw))
     return ""
+
+
+def _password_metadata_time(values: list[Any]) -> datetime | None:
+    for value in values:
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        found = PASSWORD_METADATA.search(text)
+        if found:
+            try:
+                return datetime.fromisoformat(found.group(1).strip().replace("Z", "+00:00")).astimezone(UTC)
+            except ValueError:
+                return _utc(found.group(1))
+    return None
+
+
+def _filetime(value: str | None) -> datetime | None:
+    """An AD FILETIME (100 ns ticks since 1601); None for 0 ("must change") or -1."""
+    ticks = _number(value)
+    if ticks <= 0:
+        return None
+    return datetime(1601, 1, 1, tzinfo=UTC) + timedelta(microseconds=ticks // 10)
 
 
 def _number(value: str | None) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from argon2 import PasswordHasher, Type
@@ -94,13 +95,19 @@ class BuiltinDirectory:
         row.password_hash = self.hasher.hash(new_password)
         row.must_change = must_change
         row.password_changed_at = utcnow()
-        db.session.commit()
+        # One commit: the hash and its timestamp land together, or neither does.
+        self._query(db.session.commit)
 
     def change_password(self, account: Account, old_password: str, new_password: str) -> None:
         row = self._row(account)
         if not old_password or not self._verify(row, old_password):
             raise InvalidCredentials()
         self.set_password(account, new_password, must_change=False)
+
+    def password_changed_at(self, account: Account) -> datetime | None:
+        """The row's own timestamp, written in the same commit as the hash."""
+        row = self._query(lambda: db.session.get(DirectoryAccount, account.key, populate_existing=True))
+        return row.password_changed_at if row else None
 
     def unlock(self, account: Account) -> None:
         """The builtin directory has no lockout of its own: self-service locks live elsewhere."""

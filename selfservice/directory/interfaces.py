@@ -7,6 +7,7 @@ see :class:`Account` values and the error types below, never ldap3 or SQL object
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
@@ -63,7 +64,17 @@ class DirectoryError(Exception):
 
 
 class DirectoryUnavailable(DirectoryError):
-    """The directory did not answer (down, unreachable, timed out, bad service bind)."""
+    """The directory did not answer (down, unreachable, timed out, bad service bind).
+
+    On a password write it means the write was never sent: nothing changed.
+    """
+
+
+class OutcomeUnknown(DirectoryError):
+    """A password write was sent but no answer came back: it may or may not have been applied.
+
+    Only the directory's own record (:meth:`Directory.password_changed_at`) can settle it.
+    """
 
 
 class PasswordRejected(DirectoryError):
@@ -110,3 +121,11 @@ class Directory(Protocol):
 
     def ping(self) -> None:
         """Raise DirectoryUnavailable unless the directory answers right now."""
+
+    def password_changed_at(self, account: Account) -> datetime | None:
+        """When the directory last set the account's password (UTC), by its own record.
+
+        OpenLDAP: ppolicy's pwdChangedTime; AD: unicodePwd's replication metadata (or
+        pwdLastSet); builtin: its own timestamp. None when the directory keeps no such
+        record for the account. Raises DirectoryUnavailable when it cannot be read.
+        """

@@ -9,9 +9,11 @@ so the server's ppolicy hashes and checks them. Passwords are never logged.
 from __future__ import annotations
 
 import contextlib
+import logging
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import ldap3
@@ -23,13 +25,16 @@ from selfservice.directory.interfaces import (
     LOOKUP_FIELDS,
     Account,
     AccountKind,
+    DirectoryError,
     DirectoryUnavailable,
     InvalidCredentials,
+    OutcomeUnknown,
     PasswordRejected,
     Role,
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: ldap3 errors that mean "the server did not answer", not "the server said no".
 COMMUNICATION_ERRORS = (
@@ -39,6 +44,13 @@ COMMUNICATION_ERRORS = (
     ldap_errors.LDAPMaximumRetriesError,
     ldap_errors.LDAPSSLConfigurationError,
     OSError,
+)
+#: Failures that happen before a request leaves: the server never saw it.
+NOT_SENT_ERRORS = (
+    ldap_errors.LDAPSocketOpenError,
+    ldap_errors.LDAPSocketSendError,
+    ldap_errors.LDAPStartTLSError,
+    ldap_errors.LDAPSSLConfigurationError,
 )
 
 SUCCESS, SIZE_LIMIT_EXCEEDED, NO_SUCH_OBJECT, INVALID_CREDENTIALS = 0, 4, 32, 49
@@ -112,7 +124,11 @@ class LdapDirectory:
         return account
 
     def set_password(self, account: Account, new_password: str, *, must_change: bool = False) -> None:
-        """Administrative reset as the service account, then set or clear pwdReset."""
+        """Administrative reset as the service account, then set or clear pwdReset.
+
+        Raises PasswordRejected (nothing changed), DirectoryUnavailable (never sent) or
+        OutcomeUnknown (sent, no answer). The reset is never sent twice.
+        """
         _require_new_password(new_password)
 
         def reset(connection: ldap3.Connection) -> None:
@@ -123,9 +139,13 @@ class LdapDirectory:
             flag = ["TRUE"] if must_change else []
             _checked(connection, connection.modify(account.ref, {"pwdReset": [(ldap3.MODIFY_REPLACE, flag)]}))
 
-        # Two steps, so a reconnect retries only the step that failed.
-        self._as_service(reset)
-        self._as_service(flag_must_change)
+        self._write_as_service(reset)
+        try:
+            self._as_service(flag_must_change)
+        except DirectoryError as exc:
+            # The password is set: that is what the holder is told. A lost flag leaves
+            # ppolicy's own pwdMustChange answer in place; say so for the operator.
+            log.warning("password set, but the must-change flag was not written: %s", type(exc).__name__)
 
     def change_password(self, account: Account, old_password: str, new_password: str) -> None:
         """The holder's own change: bind as them, so ppolicy applies to them."""
@@ -134,13 +154,24 @@ class LdapDirectory:
         if connection is None:
             raise InvalidCredentials("the current password is wrong")
         try:
-            _modify_password(
-                connection, user=account.ref, old_password=old_password, new_password=new_password
+            _sent_once(
+                lambda: _modify_password(
+                    connection, user=account.ref, old_password=old_password, new_password=new_password
+                )
             )
-        except COMMUNICATION_ERRORS as exc:
-            raise DirectoryUnavailable(f"LDAP server did not answer: {type(exc).__name__}") from exc
         finally:
             _close(connection)
+
+    def password_changed_at(self, account: Account) -> datetime | None:
+        """ppolicy's pwdChangedTime of the account (None without a ppolicy record)."""
+
+        def read(connection: ldap3.Connection) -> datetime | None:
+            entry = self._read(connection, account.ref, ["pwdChangedTime"])
+            if entry is None:
+                return None
+            return _utc(entry["attributes"].get("pwdChangedTime"))
+
+        return self._as_service(read)
 
     def unlock(self, account: Account) -> None:
         """Remove pwdAccountLockedTime when the directory has locked the account."""
@@ -267,6 +298,21 @@ class LdapDirectory:
             except COMMUNICATION_ERRORS as exc:
                 self._drop_service_connection()
                 raise DirectoryUnavailable(f"LDAP server did not answer: {type(exc).__name__}") from exc
+
+    def _write_as_service(self, write: Callable[[ldap3.Connection], T]) -> T:
+        """Send one write on the service connection, exactly once.
+
+        The shared connection is proven alive first (a stale one is reopened then), so a
+        failure of the write itself is either "never sent" or "sent, no answer".
+        """
+        self.ping()
+        with self._lock:
+            connection = self._service_connection()
+            try:
+                return _sent_once(lambda: write(connection))
+            except (DirectoryUnavailable, OutcomeUnknown):
+                self._drop_service_connection()  # its state is unknown: never reuse it
+                raise
 
     def _service_connection(self) -> ldap3.Connection:
         if self._connection is None:
@@ -416,10 +462,36 @@ def _require_new_password(new_password: str) -> None:
         raise PasswordRejected("The new password cannot be empty.")
 
 
+def _sent_once(write: Callable[[], T]) -> T:
+    """Run a write request and classify a communication failure by whether it was sent."""
+    try:
+        return write()
+    except NOT_SENT_ERRORS as exc:
+        raise DirectoryUnavailable(f"LDAP server not reached: {type(exc).__name__}") from exc
+    except COMMUNICATION_ERRORS as exc:
+        raise OutcomeUnknown(f"LDAP server did not answer the write: {type(exc).__name__}") from exc
+
+
+def _utc(value: Any) -> datetime | None:
+    """A generalized-time attribute value (ldap3 parses it, or not) as an aware UTC datetime."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if isinstance(value, str):
+        try:
+            value = datetime.strptime(value[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def _modify_password(connection: ldap3.Connection, **arguments: str) -> None:
     try:
         done = connection.extend.standard.modify_password(**arguments)
-    except ldap_errors.LDAPInvalidCharactersInPasswordError as exc:
+    except ldap_errors.LDAPSASLPrepError as exc:  # raised before anything is sent
         raise PasswordRejected("The new password contains characters that are not allowed.") from exc
     if done is not True:
         _reject(connection.result)

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
-from selfservice.directory.interfaces import Account, Directory, DirectoryError
+from selfservice.directory.interfaces import Account, Directory
 from selfservice.extensions import db
 from selfservice.helpdesk import notify
 from selfservice.helpdesk.models import (
@@ -29,15 +29,9 @@ from selfservice.helpdesk.models import (
     Status,
 )
 from selfservice.helpdesk.queues import Staff, can_work_its, require
-from selfservice.helpdesk.services import ActionRefused, StaleRequest, add_event, audit, transition
+from selfservice.helpdesk.services import ActionRefused, add_event, audit, transition
 from selfservice.i18n_markers import N_
-from selfservice.portal.passwords import (
-    How,
-    NewPassword,
-    PolicyViolation,
-    apply_new_password,
-    ensure_acceptable,
-)
+from selfservice.portal.passwords import How, NewPassword, Spend, apply_new_password
 from selfservice.security import Security
 from selfservice.security.models import TokenNonce
 from selfservice.security.tokens import Purpose, TokenRefused
@@ -193,32 +187,29 @@ def use_link(
     new: NewPassword,
     *,
     origin: Origin,
-) -> HelpRequest:
+) -> HelpRequest | None:
     """The holder sets their own password; the request resolves itself and the employee is told.
 
-    Raises LinkRefused, or PolicyViolation (the link stays usable for another try).
+    The link is claimed by the change's intent and spent (request resolved, employee told)
+    in the same transaction as the change's audit event, once the change is known. Raises
+    LinkRefused, PolicyViolation or DirectoryUnavailable (the link stays usable), or
+    ChangeUnconfirmed (settled later by the sweeper).
     """
     target = open_link(directory, security, token)
-    holder = target.holder
-    ensure_acceptable(security, holder, new)
-    try:
-        claim = security.tokens.consume(token, Purpose.ASSISTED_RESET)  # atomic: one use wins
-    except TokenRefused as exc:
-        raise LinkRefused() from exc
     try:
         apply_new_password(
             directory,
             security,
-            holder,
+            target.holder,
             new,
             how=How.ASSISTED,
             origin=origin,
             must_change=must_change_supported(directory),
+            spend=Spend(token, Purpose.ASSISTED_RESET, request_id=target.link.request_id),
         )
-    except (PolicyViolation, DirectoryError):  # refused, or the directory did not answer
-        _give_back(claim.nonce)
-        raise
-    return _resolve_by_link(directory, target.link, holder, origin)
+    except TokenRefused as exc:  # a parallel submit claimed it first
+        raise LinkRefused() from exc
+    return db.session.get(HelpRequest, target.link.request_id)
 
 
 def must_change_supported(directory: Directory) -> bool:
@@ -230,36 +221,32 @@ def must_change_supported(directory: Directory) -> bool:
     return bool(getattr(directory, "supports_must_change", True))
 
 
-def _give_back(nonce: str) -> None:
-    """The directory refused the password or did not answer: the link was not really used."""
-    db.session.rollback()
-    db.session.execute(
-        update(TokenNonce)
-        .where(TokenNonce.nonce == nonce, TokenNonce.expires_at > utcnow())
-        .values(used_at=None),
-        execution_options={"synchronize_session": False},
-    )
-    db.session.commit()
-
-
-def _resolve_by_link(directory: Directory, link: ResetLink, holder: Account, origin: Origin) -> HelpRequest:
+def resolve_by_link(directory: Directory, nonce: str, holder: Account, origin: Origin) -> None:
+    """The link's change happened: mark it used and resolve its request (the caller commits)."""
     now = utcnow()
-    request = db.session.get(HelpRequest, link.request_id, populate_existing=True)
-    if request is None:  # deleted by retention while the link was out
-        raise LinkRefused()
-    resolved_now = False
-    if request.status in ACTIVE_STATUSES:
-        try:
-            transition(
-                request, revision=None, allowed=ACTIVE_STATUSES, status=Status.RESOLVED.value, resolved_at=now
-            )
-            resolved_now = True
-        except StaleRequest:
-            pass  # staff resolved or closed it a moment ago: nothing left to resolve
+    link = db.session.get(ResetLink, nonce)
+    request = db.session.get(HelpRequest, link.request_id, populate_existing=True) if link else None
+    if link is None or request is None:  # deleted by retention while the link was out
+        return
+    # Conditional, and never a rollback: this runs inside the change's own transaction. If
+    # staff resolved or closed the request a moment ago, there is nothing left to resolve.
+    resolved_now = (
+        db.session.execute(
+            update(HelpRequest)
+            .where(HelpRequest.id == request.id, HelpRequest.status.in_([s.value for s in ACTIVE_STATUSES]))
+            .values(
+                revision=HelpRequest.revision + 1,
+                updated_at=now,
+                status=Status.RESOLVED.value,
+                resolved_at=now,
+            ),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        == 1
+    )  # type: ignore[attr-defined]
+    db.session.expire(request)
     db.session.execute(
-        update(ResetLink)
-        .where(ResetLink.nonce == link.nonce, ResetLink.used_at.is_(None))
-        .values(used_at=now),
+        update(ResetLink).where(ResetLink.nonce == nonce, ResetLink.used_at.is_(None)).values(used_at=now),
         execution_options={"synchronize_session": False},
     )
     add_event(request, holder.login, Action.LINK_USED)
@@ -284,8 +271,6 @@ def _resolve_by_link(directory: Directory, link: ResetLink, holder: Account, ori
             commit=False,
         )
         notify.mail_resolved(directory, request, how="", by_link=True)
-    db.session.commit()
-    return request
 
 
 def record_refusal(origin: Origin) -> None:

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from selfservice.auth.sessions import role_required
 from selfservice.directory import get_directory
-from selfservice.directory.interfaces import Role
+from selfservice.directory.interfaces import DirectoryUnavailable, Role
 from selfservice.extensions import limiter
 from selfservice.helpdesk import links, notify, queues, requests, services
 from selfservice.helpdesk.forms import (
@@ -35,9 +35,10 @@ from selfservice.helpdesk.hours import SupportHours
 from selfservice.helpdesk.models import ContactMethod, ContactOutcome, HelpRequest, Queue
 from selfservice.helpdesk.queues import NotAllowed, Staff
 from selfservice.i18n import _
-from selfservice.portal.passwords import NewPassword, PolicyViolation
+from selfservice.portal.passwords import ChangeUnconfirmed, NewPassword, PolicyViolation
 from selfservice.security import get_security
 from selfservice.security.throttling import throttle
+from selfservice.site.errors import password_not_changed, password_unconfirmed
 from selfservice.timeutil import utcnow
 from selfservice.web import current_origin
 
@@ -448,6 +449,10 @@ def reset_password(token: str) -> ResponseReturnValue:
             links.use_link(directory, security, token, new, origin=current_origin())
         except links.LinkRefused:
             return _link_refused()
+        except DirectoryUnavailable:
+            return password_not_changed(url_for(".reset_password", token=token))
+        except ChangeUnconfirmed:
+            return password_unconfirmed(url_for(".reset_password", token=token))
         except PolicyViolation as violation:
             form.new_password.errors = [*form.new_password.errors, *(_(p) for p in violation.problems)]
         else:

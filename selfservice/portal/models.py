@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from selfservice.dbtypes import UTCDateTime
+from selfservice.dbtypes import BigId, UTCDateTime
 from selfservice.extensions import db
 from selfservice.timeutil import utcnow
 
@@ -70,3 +70,32 @@ class RecoveryChallenge(db.Model):
     question_ids: Mapped[list[int]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PendingChange(db.Model):
+    """A password write the portal is about to send, or sent: its durable intent (invariant 15).
+
+    Committed before the write and settled after it, from the directory's answer or, when
+    that answer was lost, from the directory's own record of the password's last change
+    (``previous_changed_at`` is that record as read before the write). It holds no secret:
+    ``token_nonce`` is only the server-side half of the token or link the change spends.
+    """
+
+    __tablename__ = "pending_change"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_key: Mapped[str] = mapped_column(String(64), index=True)
+    login: Mapped[str] = mapped_column(String(128))
+    how: Mapped[str] = mapped_column(String(16))
+    must_change: Mapped[bool] = mapped_column(Boolean, default=False)
+    token_nonce: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[int | None] = mapped_column(BigId)
+    #: pending (about to write) -> unknown (sent, no answer) -> changed | not-changed
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    previous_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    settled_by: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(String(120))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(300))

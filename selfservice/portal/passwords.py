@@ -1,29 +1,42 @@
 """Setting a new password: the one path every flow takes (change, recovery, help-desk link).
 
-Policy first, then the directory, then the consequences: every token of the account
-void (invariant 6), self-service failures cleared, an audit event (invariant 12) and a
-notice to the address on file (invariant 11). The password itself goes only to the
-directory: never to the database, a log, an audit row or a mail (invariant 7).
+Policy first, then a durable intent (:mod:`selfservice.portal.pending`), then the
+directory, then the consequences in one transaction: every token of the account void
+(invariant 6), self-service failures cleared, an audit event (invariant 12) and a notice
+to the address on file (invariant 11). A token or link is claimed with the intent and
+spent only when the change is known to have happened (invariant 15). The password
+itself goes only to the directory: never to the database, a log, an audit row or a mail
+(invariant 7).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from enum import StrEnum
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
-from selfservice.directory.interfaces import Account, Directory, InvalidCredentials, PasswordRejected
+from selfservice.directory.interfaces import (
+    Account,
+    Directory,
+    DirectoryUnavailable,
+    InvalidCredentials,
+    OutcomeUnknown,
+    PasswordRejected,
+)
 from selfservice.extensions import db
-from selfservice.mail.notices import Notice, notify_account
+from selfservice.portal import pending
+from selfservice.portal.models import PendingChange
+from selfservice.portal.pending import How, Outcome
 from selfservice.security import Security
 from selfservice.security.passwords import check_password
+from selfservice.security.tokens import Purpose
 
+__all__ = ["ChangeUnconfirmed", "How", "NewPassword", "PolicyViolation", "Spend", "apply_new_password"]
 
-class How(StrEnum):
-    CHANGE = "change"  # the account holder, knowing the current password
-    RECOVERY = "recovery"  # after answering the challenge questions
-    ASSISTED = "assisted"  # through a help-desk reset link
+log = logging.getLogger(__name__)
 
 
 class PolicyViolation(Exception):
@@ -34,10 +47,26 @@ class PolicyViolation(Exception):
         self.problems = problems
 
 
+class ChangeUnconfirmed(Exception):
+    """The write was sent, no answer came, and the directory could not tell yet.
+
+    The intent stays open for the sweeper; its token or link stays claimed until then.
+    """
+
+
 @dataclass(frozen=True)
 class NewPassword:
     password: str
     confirm: str
+
+
+@dataclass(frozen=True)
+class Spend:
+    """The one-time token (recovery token or help-desk link) a change uses up."""
+
+    token: str
+    purpose: Purpose
+    request_id: int | None = None
 
 
 def apply_new_password(
@@ -50,25 +79,111 @@ def apply_new_password(
     origin: Origin,
     current_password: str | None = None,
     must_change: bool = False,
+    spend: Spend | None = None,
 ) -> None:
-    """Check ``new`` against the policy and write it; raise PolicyViolation or InvalidCredentials."""
+    """Check ``new``, commit the intent (claiming ``spend``), write, settle.
+
+    Raises PolicyViolation or InvalidCredentials (nothing changed, token still good),
+    DirectoryUnavailable (nothing changed, token still good), ChangeUnconfirmed, or
+    TokenRefused when ``spend`` is no longer live.
+    """
     ensure_acceptable(security, account, new)
+    intent_id = _open(directory, security, account, how, origin, must_change, spend)
     try:
         _write(directory, account, new.password, how, current_password, must_change)
-    except (PasswordRejected, InvalidCredentials) as exc:
-        record(
-            Tag.PASSWORD_CHANGE_FAILED,
-            outcome="refused",
-            origin=origin,
-            actor=account.login,
-            subject=account.login,
-            subject_key=account.key,
-            details={"how": how.value, "reason": type(exc).__name__},
-        )
+    except (PasswordRejected, InvalidCredentials, DirectoryUnavailable) as exc:
+        pending.abandon(intent_id, reason=type(exc).__name__, settled_by="write")
+        _record_failure(account, how, origin, exc)
         if isinstance(exc, PasswordRejected):
             raise PolicyViolation([exc.reason]) from exc
         raise
-    _after_change(security, account, how, origin)
+    except OutcomeUnknown as exc:
+        _settle_unanswered(directory, security, account, how, origin, intent_id, exc)
+        return
+    _complete_after_write(directory, security, account, intent_id)
+
+
+def _open(
+    directory: Directory,
+    security: Security,
+    account: Account,
+    how: How,
+    origin: Origin,
+    must_change: bool,
+    spend: Spend | None,
+) -> int:
+    """Claim the token and commit the intent in one transaction, before anything is sent."""
+    intent = pending.open_intent(
+        directory,
+        account,
+        how=how,
+        origin=origin,
+        must_change=must_change,
+        request_id=spend.request_id if spend else None,
+    )
+    if spend is not None:  # atomic: of two racing submits exactly one claims it
+        intent.token_nonce = security.tokens.consume(spend.token, spend.purpose, commit=False).nonce
+    db.session.commit()
+    return intent.id
+
+
+def _settle_unanswered(
+    directory: Directory,
+    security: Security,
+    account: Account,
+    how: How,
+    origin: Origin,
+    intent_id: int,
+    error: OutcomeUnknown,
+) -> None:
+    """No answer to the write: ask the directory's own record before telling the person anything."""
+    log.warning("directory: no answer to a password write (change %s): %s", intent_id, error)
+    pending.mark_unknown(intent_id, str(error))
+    intent = db.session.get(PendingChange, intent_id, populate_existing=True)
+    assert intent is not None  # committed before the write; only the retention purge deletes intents
+    outcome = pending.settle_from_directory(directory, security, intent, settled_by="write")
+    if outcome is Outcome.CHANGED:
+        return
+    if outcome is Outcome.NOT_CHANGED:
+        _record_failure(account, how, origin, error)
+        raise DirectoryUnavailable("the directory did not apply the password write") from error
+    record(
+        Tag.PASSWORD_CHANGE_UNCONFIRMED,
+        outcome="unknown",
+        origin=origin,
+        actor=account.login,
+        subject=account.login,
+        subject_key=account.key,
+        details={"how": how.value, "change": intent_id},
+    )
+    raise ChangeUnconfirmed(str(error)) from error
+
+
+def _complete_after_write(directory: Directory, security: Security, account: Account, intent_id: int) -> None:
+    """The directory said yes: that is what the person is told, even if recording it must wait."""
+    try:
+        pending.complete(directory, security, intent_id, account, settled_by="write")
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        log.error(
+            "database: password changed in the directory but not recorded yet (change %s, %s); "
+            "`selfservice reconcile` will record it",
+            intent_id,
+            type(exc).__name__,
+        )
+
+
+def _record_failure(account: Account, how: How, origin: Origin, exc: Exception) -> None:
+    refused = isinstance(exc, PasswordRejected | InvalidCredentials)
+    record(
+        Tag.PASSWORD_CHANGE_FAILED,
+        outcome="refused" if refused else "error",
+        origin=origin,
+        actor=account.login,
+        subject=account.login,
+        subject_key=account.key,
+        details={"how": how.value, "reason": type(exc).__name__},
+    )
 
 
 def ensure_acceptable(security: Security, account: Account, new: NewPassword) -> None:
@@ -99,22 +214,3 @@ def _write(
         directory.change_password(account, current_password or "", password)
     else:
         directory.set_password(account, password, must_change=must_change)
-
-
-def _after_change(security: Security, account: Account, how: How, origin: Origin) -> None:
-    security.tokens.void_all(account.key)
-    security.lockout.clear(account.key)
-    tag = Tag.PASSWORD_CHANGED if how is How.CHANGE else Tag.PASSWORD_RESET
-    record(
-        tag,
-        origin=origin,
-        actor=account.login,
-        subject=account.login,
-        subject_key=account.key,
-        details={"how": how.value},
-        commit=False,
-    )
-    notify_account(
-        account, Notice.PASSWORD_CHANGED if how is How.CHANGE else Notice.PASSWORD_RESET, commit=False
-    )
-    db.session.commit()

@@ -28,25 +28,13 @@ from sqlalchemy.exc import IntegrityError
 
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
-from selfservice.directory.interfaces import (
-    Account,
-    AccountKind,
-    Directory,
-    DirectoryUnavailable,
-    InvalidCredentials,
-)
+from selfservice.directory.interfaces import Account, AccountKind, Directory
 from selfservice.extensions import db
 from selfservice.i18n import _
 from selfservice.mail.notices import Notice, compose, notify_account
 from selfservice.mail.services import queue_mail
 from selfservice.portal.models import Enrollment, EnrollmentAnswer, Question, RecoveryChallenge
-from selfservice.portal.passwords import (
-    How,
-    NewPassword,
-    PolicyViolation,
-    apply_new_password,
-    ensure_acceptable,
-)
+from selfservice.portal.passwords import How, NewPassword, Spend, apply_new_password
 from selfservice.security import Security
 from selfservice.security.answers import AnswerHasher
 from selfservice.security.lockout import Locked
@@ -137,14 +125,6 @@ class Step:
     kind: AccountKind | None = None
     reason: HelpReason | None = None
     tries_left: int | None = None
-
-
-class ResetFailed(Exception):
-    """The token was used but the directory did not take the password: start again."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = list(problems)
 
 
 # Starting: the pinned challenge ---------------------------------------------------
@@ -466,29 +446,22 @@ def open_reset(directory: Directory, security: Security, token: str, origin: Ori
 def reset_password(
     directory: Directory, security: Security, token: str, new: NewPassword, origin: Origin
 ) -> Account:
-    """Peek, check the policy, consume, write: a typo in the password never burns the token.
+    """Peek, check the policy, then write with the token claimed by the change's intent.
 
-    Raises TokenRefused, PolicyViolation (token still good) or ResetFailed (token used
-    up, nothing written: the person starts again).
+    The token is spent only once the change is known to have happened. Raises
+    TokenRefused, PolicyViolation (token still good), DirectoryUnavailable (nothing
+    changed, token still good) or ChangeUnconfirmed (settled later by the sweeper).
     """
     account = open_reset(directory, security, token, origin)
-    ensure_acceptable(security, account, new)
-    security.tokens.consume(token, Purpose.RECOVERY)
-    try:
-        apply_new_password(directory, security, account, new, how=How.RECOVERY, origin=origin)
-    except PolicyViolation as exc:  # the directory's own rules (history, age)
-        raise ResetFailed(exc.problems) from exc
-    except (InvalidCredentials, DirectoryUnavailable) as exc:
-        db.session.rollback()
-        record(
-            Tag.PASSWORD_CHANGE_FAILED,
-            outcome="error",
-            origin=origin,
-            subject=account.login,
-            subject_key=account.key,
-            details={"how": How.RECOVERY.value, "reason": type(exc).__name__},
-        )
-        raise ResetFailed([]) from exc
+    apply_new_password(
+        directory,
+        security,
+        account,
+        new,
+        how=How.RECOVERY,
+        origin=origin,
+        spend=Spend(token, Purpose.RECOVERY),
+    )
     return account
 
 

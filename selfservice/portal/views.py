@@ -9,7 +9,7 @@ from flask_login import current_user, login_required
 
 from selfservice.auth.sessions import start_session
 from selfservice.directory import get_directory
-from selfservice.directory.interfaces import Account, InvalidCredentials
+from selfservice.directory.interfaces import Account, DirectoryUnavailable, InvalidCredentials
 from selfservice.i18n import _, ngettext
 from selfservice.portal import change, enrollment, recovery
 from selfservice.portal.forms import (
@@ -21,10 +21,11 @@ from selfservice.portal.forms import (
     enrollment_form,
     recovery_answers_form,
 )
-from selfservice.portal.passwords import NewPassword, PolicyViolation
+from selfservice.portal.passwords import ChangeUnconfirmed, NewPassword, PolicyViolation
 from selfservice.security import get_security
 from selfservice.security.throttling import throttle
 from selfservice.security.tokens import TokenRefused
+from selfservice.site.errors import password_not_changed, password_unconfirmed
 from selfservice.web import current_origin
 
 blueprint = Blueprint("portal", __name__)
@@ -106,6 +107,10 @@ def change_password() -> ResponseReturnValue:
                 new=NewPassword(form.new_password.data, form.confirm.data),
                 origin=current_origin(),
             )
+        except DirectoryUnavailable:
+            return password_not_changed(url_for("portal.change_password"))
+        except ChangeUnconfirmed:
+            return password_unconfirmed()
         except InvalidCredentials:
             form.current_password.errors.append(_("That is not your current password."))
         except PolicyViolation as refused:
@@ -230,9 +235,10 @@ def forgot_reset(token: str) -> ResponseReturnValue:
             return redirect(url_for("portal.forgot_done"), code=303)
     except TokenRefused:
         return render_template("portal/forgot_link_refused.html"), 410
-    except recovery.ResetFailed as failed:
-        page = render_template("portal/forgot_reset_failed.html", problems=failed.problems)
-        return page, 400 if failed.problems else 503
+    except DirectoryUnavailable:
+        return password_not_changed(url_for("portal.forgot_reset", token=token))
+    except ChangeUnconfirmed:
+        return password_unconfirmed(url_for("portal.forgot_reset", token=token))
     except PolicyViolation as refused:
         on_new, on_confirm = change.split_problems(refused.problems)
         form.new_password.errors.extend(_(problem) for problem in on_new)

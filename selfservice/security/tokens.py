@@ -71,8 +71,11 @@ class TokenService:
             raise TokenRefused()
         return claim
 
-    def consume(self, value: str, purpose: Purpose) -> TokenClaim:
-        """Use the token up, atomically: of two racing requests exactly one succeeds."""
+    def consume(self, value: str, purpose: Purpose, *, commit: bool = True) -> TokenClaim:
+        """Use the token up, atomically: of two racing requests exactly one succeeds.
+
+        ``commit=False`` leaves the claim in the caller's transaction (a password change's intent).
+        """
         claim = self._decode(value, purpose)
         now = utcnow()
         result = db.session.execute(
@@ -89,7 +92,8 @@ class TokenService:
         if result.rowcount != 1:  # type: ignore[attr-defined]
             db.session.rollback()
             raise TokenRefused()
-        db.session.commit()
+        if commit:
+            db.session.commit()
         return claim
 
     @staticmethod

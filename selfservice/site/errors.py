@@ -8,17 +8,52 @@ import time
 from flask import Flask, current_app, render_template, request
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
+from limits.errors import StorageError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from selfservice.directory.interfaces import DirectoryUnavailable
 from selfservice.extensions import db, limiter
 from selfservice.i18n import _
 
+RETRY_AFTER = {"Retry-After": "60"}
+Page = tuple[str, int, dict[str, str]]
 
-def directory_unavailable(error: DirectoryUnavailable) -> tuple[str, int, dict[str, str]]:
+# Outages look alike (whichever part is down): the 503 page with Retry-After, and one log
+# line that names the part, never the statement, its parameters or a token in the path.
+
+
+def directory_unavailable(error: DirectoryUnavailable) -> Page:
     current_app.logger.warning("directory unavailable: %s", error)
+    return _unavailable()
+
+
+def database_unavailable(error: DBAPIError) -> Page:
+    """Connection lost, read-only, disk full, locked: the database, not the request, is at fault."""
+    current_app.logger.warning("database unavailable: %s", type(error.orig).__name__)
+    return _unavailable()
+
+
+def limiter_unavailable(error: Exception) -> Page:
+    current_app.logger.warning("rate-limit storage unavailable: %s", type(error).__name__)
+    return _unavailable()
+
+
+def _unavailable() -> Page:
     db.session.rollback()
-    return render_template("errors/unavailable.html"), 503, {"Retry-After": "60"}
+    return render_template("errors/unavailable.html"), 503, RETRY_AFTER
+
+
+def password_not_changed(retry_url: str) -> Page:
+    """A password write the directory never took: say so, and that the page still works."""
+    db.session.rollback()
+    page = render_template("portal/password_not_changed.html", retry_url=retry_url)
+    return page, 503, RETRY_AFTER
+
+
+def password_unconfirmed(retry_url: str | None = None) -> tuple[str, int]:
+    """A password write that got no answer: what we know, and what the person can do now."""
+    return render_template("portal/password_unconfirmed.html", retry_url=retry_url), 202
 
 
 def csrf_failed(error: CSRFError) -> tuple[str, int]:
@@ -45,7 +80,7 @@ def http_error(error: HTTPException) -> tuple[str, int]:
 
 def server_error(error: Exception) -> tuple[str, int]:
     original = getattr(error, "original_exception", None) or error
-    current_app.logger.error("unhandled error on %s", request.path, exc_info=original)
+    current_app.logger.error("unhandled error on %s", redacted_path(request.path), exc_info=original)
     db.session.rollback()
     title, message = _messages()[500]
     return render_template("errors/http.html", code=500, title=title, message=message), 500
@@ -64,7 +99,33 @@ def _messages() -> dict[int, tuple[str, str]]:
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(DirectoryUnavailable, directory_unavailable)
+    app.register_error_handler(OperationalError, database_unavailable)
+    app.register_error_handler(InterfaceError, database_unavailable)
+    for storage_error in _limiter_storage_errors():
+        app.register_error_handler(storage_error, limiter_unavailable)
     app.register_error_handler(CSRFError, csrf_failed)
     app.register_error_handler(RateLimitExceeded, rate_limited)
     app.register_error_handler(InternalServerError, server_error)
     app.register_error_handler(HTTPException, http_error)
+
+
+def _limiter_storage_errors() -> tuple[type[Exception], ...]:
+    """What the limiter's storage raises when it is down (Redis only when installed)."""
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:
+        return (StorageError,)
+    return (StorageError, RedisConnectionError, RedisTimeoutError)
+
+
+def redacted_path(path: str) -> str:
+    """``path`` with the token of a reset page replaced: a live token never reaches a log."""
+    for prefix in TOKEN_PATHS:
+        if path.startswith(prefix) and len(path) > len(prefix):
+            return prefix + "[token]"
+    return path
+
+
+#: Paths whose last part is a recovery token or a help-desk link token.
+TOKEN_PATHS = ("/forgot/reset/", "/reset/")

@@ -1,0 +1,208 @@
+"""The durable intent of a password write, and how it is settled (invariant 15).
+
+Order, and why: the directory's own record of the last change is read, then the intent
+(account, how, the token or link it spends, the request it resolves) is committed, and
+only then is the write sent. Whatever happens next, one of three things settles it:
+
+* the directory answered yes: :func:`complete`, one transaction with every consequence
+  (audit event, notice in the outbox, tokens void, lockout cleared, link used, request
+  resolved);
+* the directory answered no, or was never reached: :func:`abandon`, the token given back;
+* no answer (reply lost, timeout, worker killed): the directory's record is read again,
+  now or by the sweeper (:mod:`selfservice.portal.reconcile`); a change since the intent
+  completes it, none abandons it.
+
+A settle is one conditional UPDATE of the intent's state, so a live request and the
+sweeper never both settle the same intent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from enum import StrEnum
+
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
+
+from selfservice.audit.services import Origin, record
+from selfservice.audit.tags import Tag
+from selfservice.directory.interfaces import Account, Directory, DirectoryError
+from selfservice.extensions import db
+from selfservice.mail.notices import Notice, notify_account
+from selfservice.portal.models import PendingChange
+from selfservice.security import Security
+from selfservice.security.models import TokenNonce
+from selfservice.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+OPEN_STATES = ("pending", "unknown")
+
+
+class How(StrEnum):
+    CHANGE = "change"  # the account holder, knowing the current password
+    RECOVERY = "recovery"  # after answering the challenge questions
+    ASSISTED = "assisted"  # through a help-desk reset link
+
+
+class Outcome(StrEnum):
+    CHANGED = "changed"
+    NOT_CHANGED = "not-changed"
+    UNKNOWN = "unknown"
+
+
+def open_intent(
+    directory: Directory,
+    account: Account,
+    *,
+    how: How,
+    origin: Origin,
+    must_change: bool = False,
+    token_nonce: str | None = None,
+    request_id: int | None = None,
+) -> PendingChange:
+    """Read the directory's record of the last change, then add the intent (the caller commits).
+
+    Raises DirectoryUnavailable when the record cannot be read: nothing is sent then.
+    """
+    previous = directory.password_changed_at(account)
+    intent = PendingChange(
+        account_key=account.key,
+        login=account.login,
+        how=how.value,
+        must_change=must_change,
+        token_nonce=token_nonce,
+        request_id=request_id,
+        state="pending",
+        previous_changed_at=previous,
+        started_at=utcnow(),
+        ip=origin.ip,
+        user_agent=(origin.user_agent or "")[:300] or None,
+    )
+    db.session.add(intent)
+    return intent
+
+
+def mark_unknown(intent_id: int, note: str) -> None:
+    """The write was sent and no answer came: keep the intent open for the sweeper."""
+    _retrying(lambda: _set_state(intent_id, "unknown", note=note[:120], settle=False))
+
+
+def complete(
+    directory: Directory, security: Security, intent_id: int, account: Account, *, settled_by: str
+) -> bool:
+    """The change happened: every consequence in one transaction. False when already settled."""
+    return _retrying(lambda: _complete(directory, security, intent_id, account, settled_by))
+
+
+def abandon(intent_id: int, *, reason: str, settled_by: str) -> bool:
+    """The change did not happen: close the intent and give its token or link back."""
+    return _retrying(lambda: _abandon(intent_id, reason, settled_by))
+
+
+def settle_from_directory(
+    directory: Directory, security: Security, intent: PendingChange, *, settled_by: str
+) -> Outcome:
+    """Settle an open intent from the directory's own record; UNKNOWN when it cannot tell."""
+    account = directory.get(intent.account_key)
+    if account is None:
+        abandon(intent.id, reason="account-gone", settled_by=settled_by)
+        return Outcome.NOT_CHANGED
+    try:
+        now = directory.password_changed_at(account)
+    except DirectoryError:
+        return Outcome.UNKNOWN
+    if now is not None and now != intent.previous_changed_at:
+        complete(directory, security, intent.id, account, settled_by=settled_by)
+        return Outcome.CHANGED
+    if now is None and intent.previous_changed_at is None:
+        return Outcome.UNKNOWN  # this directory keeps no record for the account: staff must look
+    abandon(intent.id, reason="not-applied", settled_by=settled_by)
+    return Outcome.NOT_CHANGED
+
+
+# --- the transactions ---------------------------------------------------------------
+
+
+def _set_state(intent_id: int, state: str, *, note: str | None = None, settle: bool = True) -> bool:
+    values: dict[str, object] = {"state": state}
+    if note is not None:
+        values["note"] = note
+    if settle:
+        values["settled_at"] = utcnow()
+    claimed = db.session.execute(
+        update(PendingChange)
+        .where(PendingChange.id == intent_id, PendingChange.state.in_(OPEN_STATES))
+        .values(**values),
+        execution_options={"synchronize_session": False},
+    ).rowcount  # type: ignore[attr-defined]
+    return claimed == 1
+
+
+def _complete(
+    directory: Directory, security: Security, intent_id: int, account: Account, settled_by: str
+) -> bool:
+    if not _set_state(intent_id, "changed"):
+        db.session.rollback()
+        return False
+    intent = db.session.get(PendingChange, intent_id, populate_existing=True)
+    assert intent is not None  # the UPDATE above just matched it
+    intent.settled_by = settled_by
+    how = How(intent.how)
+    origin = Origin(ip=intent.ip, user_agent=intent.user_agent)
+    security.tokens.void_all(account.key)  # invariant 6: every token of the account, this one too
+    security.lockout.clear(account.key)
+    # Sessions of the account end here too (invariant 17), in this same transaction.
+    record(
+        Tag.PASSWORD_CHANGED if how is How.CHANGE else Tag.PASSWORD_RESET,
+        origin=origin,
+        actor=account.login,
+        subject=account.login,
+        subject_key=account.key,
+        # A change settled from the directory's record, not its answer, says so.
+        details={"how": how.value} if settled_by == "write" else {"how": how.value, "settled_by": settled_by},
+        commit=False,
+    )
+    notify_account(
+        account, Notice.PASSWORD_CHANGED if how is How.CHANGE else Notice.PASSWORD_RESET, commit=False
+    )
+    if how is How.ASSISTED and intent.token_nonce:
+        from selfservice.helpdesk.links import resolve_by_link  # the help desk builds on this module
+
+        resolve_by_link(directory, intent.token_nonce, account, origin)
+    db.session.commit()
+    return True
+
+
+def _abandon(intent_id: int, reason: str, settled_by: str) -> bool:
+    if not _set_state(intent_id, "not-changed", note=reason):
+        db.session.rollback()
+        return False
+    intent = db.session.get(PendingChange, intent_id, populate_existing=True)
+    assert intent is not None
+    intent.settled_by = settled_by
+    if intent.token_nonce:
+        _give_back(intent.token_nonce)
+    db.session.commit()
+    return True
+
+
+def _give_back(nonce: str) -> None:
+    """The token was only claimed for this write: make it usable again while it lives."""
+    db.session.execute(
+        update(TokenNonce)
+        .where(TokenNonce.nonce == nonce, TokenNonce.expires_at > utcnow())
+        .values(used_at=None),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def _retrying(transaction: Callable[[], bool]) -> bool:
+    """Run ``transaction``; once more on a fresh connection when the database dropped it."""
+    try:
+        return transaction()
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        log.warning("database: settling a password change failed once, retrying: %s", type(exc).__name__)
+    return transaction()
