@@ -177,6 +177,11 @@ class AdDirectory(LdapDirectory):
         else:
             raise _bind_refusal(refusal)
 
+    def set_must_change(self, account: Account, must_change: bool) -> None:
+        """pwdLastSet=0 asks for a change at next sign-in; -1 means "set now"."""
+        changes = {"pwdLastSet": [(ldap3.MODIFY_REPLACE, ["0" if must_change else "-1"])]}
+        self._as_service(lambda connection: _modify(connection, account.ref, changes))
+
     def password_changed_at(self, account: Account) -> datetime | None:
         """When unicodePwd was last written, from its replication metadata (else pwdLastSet).
 

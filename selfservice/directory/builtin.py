@@ -104,6 +104,11 @@ class BuiltinDirectory:
             raise InvalidCredentials()
         self.set_password(account, new_password, must_change=False)
 
+    def set_must_change(self, account: Account, must_change: bool) -> None:
+        row = self._row(account)
+        row.must_change = must_change
+        self._query(db.session.commit)
+
     def password_changed_at(self, account: Account) -> datetime | None:
         """The row's own timestamp, written in the same commit as the hash."""
         row = self._query(lambda: db.session.get(DirectoryAccount, account.key, populate_existing=True))

@@ -116,6 +116,9 @@ class Directory(Protocol):
     def change_password(self, account: Account, old_password: str, new_password: str) -> None:
         """The account holder's own change; raises InvalidCredentials on a wrong old one."""
 
+    def set_must_change(self, account: Account, must_change: bool) -> None:
+        """Set or clear "must change at next sign-in" on its own (a reset settled after a lost reply)."""
+
     def unlock(self, account: Account) -> None:
         """Clear a directory-side lockout (no-op where the directory has none)."""
 

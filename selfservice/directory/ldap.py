@@ -134,14 +134,10 @@ class LdapDirectory:
         def reset(connection: ldap3.Connection) -> None:
             _modify_password(connection, user=account.ref, new_password=new_password)
 
-        def flag_must_change(connection: ldap3.Connection) -> None:
-            # ppolicy's pwdMustChange may have set pwdReset on the reset; make it say what we mean.
-            flag = ["TRUE"] if must_change else []
-            _checked(connection, connection.modify(account.ref, {"pwdReset": [(ldap3.MODIFY_REPLACE, flag)]}))
-
         self._write_as_service(reset)
         try:
-            self._as_service(flag_must_change)
+            # ppolicy's pwdMustChange may have set pwdReset on the reset; make it say what we mean.
+            self.set_must_change(account, must_change)
         except DirectoryError as exc:
             # The password is set: that is what the holder is told. A lost flag leaves
             # ppolicy's own pwdMustChange answer in place; say so for the operator.
@@ -161,6 +157,17 @@ class LdapDirectory:
             )
         finally:
             _close(connection)
+
+    def set_must_change(self, account: Account, must_change: bool) -> None:
+        """ppolicy's pwdReset: TRUE, or removed."""
+
+        def flag(connection: ldap3.Connection) -> None:
+            value = ["TRUE"] if must_change else []
+            _checked(
+                connection, connection.modify(account.ref, {"pwdReset": [(ldap3.MODIFY_REPLACE, value)]})
+            )
+
+        self._as_service(flag)
 
     def password_changed_at(self, account: Account) -> datetime | None:
         """ppolicy's pwdChangedTime of the account (None without a ppolicy record)."""

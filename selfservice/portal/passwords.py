@@ -98,7 +98,7 @@ def apply_new_password(
             raise PolicyViolation([exc.reason]) from exc
         raise
     except OutcomeUnknown as exc:
-        _settle_unanswered(directory, security, account, how, origin, intent_id, exc)
+        _settle_unanswered(directory, security, account, how, origin, intent_id, new.password, exc)
         return
     _complete_after_write(directory, security, account, intent_id)
 
@@ -134,6 +134,7 @@ def _settle_unanswered(
     how: How,
     origin: Origin,
     intent_id: int,
+    password: str,
     error: OutcomeUnknown,
 ) -> None:
     """No answer to the write: ask the directory's own record before telling the person anything."""
@@ -141,7 +142,13 @@ def _settle_unanswered(
     pending.mark_unknown(intent_id, str(error))
     intent = db.session.get(PendingChange, intent_id, populate_existing=True)
     assert intent is not None  # committed before the write; only the retention purge deletes intents
-    outcome = pending.settle_from_directory(directory, security, intent, settled_by="write")
+    outcome = pending.settle_from_directory(
+        directory,
+        security,
+        intent,
+        settled_by="write",
+        new_password_works=lambda holder: directory.authenticate(holder.login, password) is not None,
+    )
     if outcome is Outcome.CHANGED:
         return
     if outcome is Outcome.NOT_CHANGED:

@@ -102,9 +102,19 @@ def abandon(intent_id: int, *, reason: str, settled_by: str) -> bool:
 
 
 def settle_from_directory(
-    directory: Directory, security: Security, intent: PendingChange, *, settled_by: str
+    directory: Directory,
+    security: Security,
+    intent: PendingChange,
+    *,
+    settled_by: str,
+    new_password_works: Callable[[Account], bool] | None = None,
 ) -> Outcome:
-    """Settle an open intent from the directory's own record; UNKNOWN when it cannot tell."""
+    """Settle an open intent from the directory's own record; UNKNOWN when it cannot tell.
+
+    A directory that keeps no record for the account (an entry never changed under
+    ppolicy) can still be asked, while the request holds the new password, whether it
+    works: ``new_password_works``. The sweeper never has the password, so it cannot.
+    """
     account = directory.get(intent.account_key)
     if account is None:
         abandon(intent.id, reason="account-gone", settled_by=settled_by)
@@ -114,12 +124,30 @@ def settle_from_directory(
     except DirectoryError:
         return Outcome.UNKNOWN
     if now is not None and now != intent.previous_changed_at:
+        _finish_must_change(directory, account, intent.must_change)
         complete(directory, security, intent.id, account, settled_by=settled_by)
         return Outcome.CHANGED
     if now is None and intent.previous_changed_at is None:
-        return Outcome.UNKNOWN  # this directory keeps no record for the account: staff must look
+        if new_password_works is None:
+            return Outcome.UNKNOWN  # no record for the account: the admin page lists it for staff
+        try:
+            works = new_password_works(account)
+        except DirectoryError:
+            return Outcome.UNKNOWN
+        if works:
+            _finish_must_change(directory, account, intent.must_change)
+            complete(directory, security, intent.id, account, settled_by=settled_by)
+            return Outcome.CHANGED
     abandon(intent.id, reason="not-applied", settled_by=settled_by)
     return Outcome.NOT_CHANGED
+
+
+def _finish_must_change(directory: Directory, account: Account, must_change: bool) -> None:
+    """The write's second step may never have run: say again what the change meant."""
+    try:
+        directory.set_must_change(account, must_change)
+    except DirectoryError as exc:
+        log.warning("directory: must-change not confirmed for a settled change: %s", type(exc).__name__)
 
 
 # --- the transactions ---------------------------------------------------------------
