@@ -16,6 +16,7 @@ from selfservice import create_app
 from selfservice.admin.cli import COMMANDS as ADMIN_COMMANDS
 from selfservice.config import ConfigError, masked
 from selfservice.mail.cli import deliver_mail_command
+from selfservice.portal.cli import reconcile_command
 from selfservice.site.services import check_database, check_directory
 
 
@@ -76,6 +77,7 @@ def _roles(account: Any) -> str:
 
 
 main.add_command(deliver_mail_command)
+main.add_command(reconcile_command)
 for _command in ADMIN_COMMANDS:
     main.add_command(_command)
 

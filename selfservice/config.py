@@ -74,6 +74,8 @@ DEFAULTS: dict[str, Any] = {
     # Help desk
     "RESET_LINK_HOURS_STUDENT": 72,
     "RESET_LINK_HOURS_PARENT": 24,
+    # A password change left open (reply lost, worker killed) is settled by the sweeper after this.
+    "RECONCILE_AFTER_MINUTES": 5,
     "HELPDESK_INTAKE_EMAIL": "",
     "HELPDESK_MISMATCH_RATE_LIMIT": "5 per 15 minutes",
     # Retention (selfservice purge)

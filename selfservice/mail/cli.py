@@ -14,6 +14,7 @@ from flask.cli import with_appcontext
 from selfservice.config import ConfigError
 from selfservice.mail.delivery import PassResult, StopFlag, deliver_due, run_worker, worker_name
 from selfservice.mail.smtp import SmtpSettings
+from selfservice.portal.reconcile import run_configured_sweep
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -52,9 +53,22 @@ def deliver_mail_command(once: bool, max_seconds: float | None) -> None:
     click.echo(f"mail worker {worker} started: polling every {poll} s, stop with SIGTERM or Ctrl-C")
     with _stopped_by_signals(stop):
         totals = run_worker(
-            config, worker=worker, stop=stop, poll_seconds=poll, max_seconds=max_seconds, report=_report
+            config,
+            worker=worker,
+            stop=stop,
+            poll_seconds=poll,
+            max_seconds=max_seconds,
+            report=_report,
+            before_pass=_sweep_password_changes,
         )
     click.echo(f"mail worker {worker} stopped: {totals.summary()}")
+
+
+def _sweep_password_changes() -> None:
+    """Settle password changes left open (lost reply, killed worker): their notices go out now."""
+    sweep = run_configured_sweep()
+    if sum(sweep.counts.values()):
+        click.echo(f"password changes settled: {sweep.summary()}")
 
 
 def _report(result: PassResult) -> None:

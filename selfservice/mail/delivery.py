@@ -341,12 +341,18 @@ def run_worker(
     poll_seconds: float,
     max_seconds: float | None = None,
     report: Callable[[PassResult], None] = lambda result: None,
+    before_pass: Callable[[], None] = lambda: None,
 ) -> PassResult:
-    """Pass after pass until ``stop`` is set (or ``max_seconds`` passed); the totals."""
+    """Pass after pass until ``stop`` is set (or ``max_seconds`` passed); the totals.
+
+    ``before_pass`` runs first in every pass (the password-change sweeper), so the mail
+    it queues goes out in the same pass.
+    """
     started = time.monotonic()
     totals = PassResult()
     while not stop.is_set():
         try:
+            before_pass()
             result = deliver_due(config, worker=worker, stop=stop)
         except OperationalError as exc:  # the database is away: try again at the next poll
             db.session.rollback()
