@@ -140,6 +140,8 @@ class FaultProxy:
         self._closed = True
         self._released.set()
         with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked on it
+        with contextlib.suppress(OSError):
             self._listener.close()
         with self._lock:
             pairs, self._pairs = self._pairs, []

@@ -26,7 +26,7 @@ def upgrade():
     sa.Column('token_nonce', sa.String(length=64), nullable=True),
     sa.Column('request_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('previous_changed_at', sa.DateTime(), nullable=True),
+    sa.Column('previous_stamp', sa.String(length=80), nullable=True),
     sa.Column('started_at', sa.DateTime(), nullable=False),
     sa.Column('settled_at', sa.DateTime(), nullable=True),
     sa.Column('settled_by', sa.String(length=16), nullable=True),

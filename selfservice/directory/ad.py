@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import struct
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -48,7 +49,6 @@ from selfservice.directory.ldap import (
     _reject,
     _require_new_password,
     _sent_once,
-    _utc,
 )
 from selfservice.i18n_markers import N_
 
@@ -56,13 +56,13 @@ from selfservice.i18n_markers import N_
 ACCOUNT_DISABLED, LOCKED_OUT = 0x2, 0x10
 #: LDAP_MATCHING_RULE_IN_CHAIN: membership through nested groups too.
 IN_CHAIN = "1.2.840.113556.1.4.1941"
-#: Per-attribute change times (XML, one value per attribute); unicodePwd's is the password's.
-REPLICATION_METADATA = "msDS-ReplAttributeMetaData"
-PASSWORD_METADATA = re.compile(
-    r"<pszAttributeName>unicodePwd</pszAttributeName>.*?"
-    r"<ftimeLastOriginatingChange>([^<]+)</ftimeLastOriginatingChange>",
-    re.DOTALL,
-)
+#: Per-attribute replication metadata (NDR: a 16-byte header, then 48-byte entries of attid,
+#: version, originating change time in seconds since 1601, ...); unicodePwd's entry dates the
+#: password, whatever pwdLastSet says. (msDS-ReplAttributeMetaData would say it in XML, but
+#: Samba does not offer it.)
+REPLICATION_METADATA = "replPropertyMetaData"
+UNICODE_PWD_ATTID = 0x9005A
+METADATA_HEADER, METADATA_ENTRY = struct.Struct("<IIII"), struct.Struct("<IIQ16sQQ")
 STATE_ATTRIBUTES = ("userAccountControl", "msDS-User-Account-Control-Computed", "pwdLastSet")
 
 #: The "data" code of a refused bind: "...AcceptSecurityContext error, data 775, v1db1".
@@ -182,19 +182,19 @@ class AdDirectory(LdapDirectory):
         changes = {"pwdLastSet": [(ldap3.MODIFY_REPLACE, ["0" if must_change else "-1"])]}
         self._as_service(lambda connection: _modify(connection, account.ref, changes))
 
-    def password_changed_at(self, account: Account) -> datetime | None:
-        """When unicodePwd was last written, from its replication metadata (else pwdLastSet).
+    def password_stamp(self, account: Account) -> str | None:
+        """unicodePwd's version and change time from the replication metadata, else pwdLastSet.
 
         pwdLastSet alone cannot tell: a reset that asks for a change at next sign-in sets it to 0.
         """
 
-        def read(connection: ldap3.Connection) -> datetime | None:
+        def read(connection: ldap3.Connection) -> str | None:
             entry = self._read(connection, account.ref, [REPLICATION_METADATA, "pwdLastSet"])
             if entry is None:
                 return None
-            metadata = entry["attributes"].get(REPLICATION_METADATA) or []
-            written = _password_metadata_time(metadata if isinstance(metadata, list) else [metadata])
-            return written or _filetime(_first(entry, "pwdLastSet"))
+            raw = entry.get("raw_attributes", {}).get(REPLICATION_METADATA) or [b""]
+            last_set = _number(_first(entry, "pwdLastSet"))
+            return _password_metadata_stamp(raw[0]) or (f"pwdLastSet:{last_set}" if last_set > 0 else None)
 
         return self._as_service(read)
 
@@ -307,24 +307,19 @@ def _guid(entry: Mapping[str, Any], attribute: str) -> str:
     return ""
 
 
-def _password_metadata_time(values: list[Any]) -> datetime | None:
-    for value in values:
-        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-        found = PASSWORD_METADATA.search(text)
-        if found:
-            try:
-                return datetime.fromisoformat(found.group(1).strip().replace("Z", "+00:00")).astimezone(UTC)
-            except ValueError:
-                return _utc(found.group(1))
-    return None
-
-
-def _filetime(value: str | None) -> datetime | None:
-    """An AD FILETIME (100 ns ticks since 1601); None for 0 ("must change") or -1."""
-    ticks = _number(value)
-    if ticks <= 0:
+def _password_metadata_stamp(blob: bytes) -> str | None:
+    """unicodePwd's "version@time" in a replPropertyMetaData blob; None if absent."""
+    try:
+        _, _, count, _ = METADATA_HEADER.unpack_from(blob, 0)
+        for index in range(count):
+            offset = METADATA_HEADER.size + index * METADATA_ENTRY.size
+            attid, version, seconds, *_ = METADATA_ENTRY.unpack_from(blob, offset)
+            if attid == UNICODE_PWD_ATTID and seconds:
+                written = datetime(1601, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+                return f"{version}@{written:%Y%m%d%H%M%SZ}"
+    except struct.error:
         return None
-    return datetime(1601, 1, 1, tzinfo=UTC) + timedelta(microseconds=ticks // 10)
+    return None
 
 
 def _number(value: str | None) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, TypeVar
 
 from argon2 import PasswordHasher, Type
@@ -109,10 +108,10 @@ class BuiltinDirectory:
         row.must_change = must_change
         self._query(db.session.commit)
 
-    def password_changed_at(self, account: Account) -> datetime | None:
-        """The row's own timestamp, written in the same commit as the hash."""
+    def password_stamp(self, account: Account) -> str | None:
+        """The row's own timestamp (to the microsecond), written in the same commit as the hash."""
         row = self._query(lambda: db.session.get(DirectoryAccount, account.key, populate_existing=True))
-        return row.password_changed_at if row else None
+        return row.password_changed_at.isoformat() if row else None
 
     def unlock(self, account: Account) -> None:
         """The builtin directory has no lockout of its own: self-service locks live elsewhere."""

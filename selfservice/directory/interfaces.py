@@ -7,7 +7,6 @@ see :class:`Account` values and the error types below, never ldap3 or SQL object
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
@@ -73,7 +72,7 @@ class DirectoryUnavailable(DirectoryError):
 class OutcomeUnknown(DirectoryError):
     """A password write was sent but no answer came back: it may or may not have been applied.
 
-    Only the directory's own record (:meth:`Directory.password_changed_at`) can settle it.
+    Only the directory's own record (:meth:`Directory.password_stamp`) can settle it.
     """
 
 
@@ -125,10 +124,11 @@ class Directory(Protocol):
     def ping(self) -> None:
         """Raise DirectoryUnavailable unless the directory answers right now."""
 
-    def password_changed_at(self, account: Account) -> datetime | None:
-        """When the directory last set the account's password (UTC), by its own record.
+    def password_stamp(self, account: Account) -> str | None:
+        """The directory's own mark of the account's last password write; another after any new write.
 
-        OpenLDAP: ppolicy's pwdChangedTime; AD: unicodePwd's replication metadata (or
-        pwdLastSet); builtin: its own timestamp. None when the directory keeps no such
-        record for the account. Raises DirectoryUnavailable when it cannot be read.
+        OpenLDAP: ppolicy's pwdChangedTime; AD: unicodePwd's replication metadata (its
+        version and time; pwdLastSet when unreadable); builtin: its own timestamp. None
+        when the directory keeps no such record for the account. Raises
+        DirectoryUnavailable when it cannot be read.
         """

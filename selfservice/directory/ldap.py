@@ -13,7 +13,6 @@ import logging
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import ldap3
@@ -169,14 +168,17 @@ class LdapDirectory:
 
         self._as_service(flag)
 
-    def password_changed_at(self, account: Account) -> datetime | None:
-        """ppolicy's pwdChangedTime of the account (None without a ppolicy record)."""
+    def password_stamp(self, account: Account) -> str | None:
+        """ppolicy's pwdChangedTime of the account, as the server wrote it (None without one).
 
-        def read(connection: ldap3.Connection) -> datetime | None:
+        To the second: a write in the very second of the previous one reads as no change
+        (a live request then checks the new password itself; see pending.py).
+        """
+
+        def read(connection: ldap3.Connection) -> str | None:
             entry = self._read(connection, account.ref, ["pwdChangedTime"])
-            if entry is None:
-                return None
-            return _utc(entry["attributes"].get("pwdChangedTime"))
+            raw = (entry or {}).get("raw_attributes", {}).get("pwdChangedTime") or []
+            return raw[0].decode("ascii", "replace") if raw else None
 
         return self._as_service(read)
 
@@ -477,22 +479,6 @@ def _sent_once(write: Callable[[], T]) -> T:
         raise DirectoryUnavailable(f"LDAP server not reached: {type(exc).__name__}") from exc
     except COMMUNICATION_ERRORS as exc:
         raise OutcomeUnknown(f"LDAP server did not answer the write: {type(exc).__name__}") from exc
-
-
-def _utc(value: Any) -> datetime | None:
-    """A generalized-time attribute value (ldap3 parses it, or not) as an aware UTC datetime."""
-    if isinstance(value, list):
-        value = value[0] if value else None
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "replace")
-    if isinstance(value, str):
-        try:
-            value = datetime.strptime(value[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
-        except ValueError:
-            return None
-    if not isinstance(value, datetime):
-        return None
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _modify_password(connection: ldap3.Connection, **arguments: str) -> None:

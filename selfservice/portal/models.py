@@ -77,7 +77,7 @@ class PendingChange(db.Model):
 
     Committed before the write and settled after it, from the directory's answer or, when
     that answer was lost, from the directory's own record of the password's last change
-    (``previous_changed_at`` is that record as read before the write). It holds no secret:
+    (``previous_stamp`` is that record as read before the write). It holds no secret:
     ``token_nonce`` is only the server-side half of the token or link the change spends.
     """
 
@@ -92,7 +92,7 @@ class PendingChange(db.Model):
     request_id: Mapped[int | None] = mapped_column(BigId)
     #: pending (about to write) -> unknown (sent, no answer) -> changed | not-changed
     state: Mapped[str] = mapped_column(String(16), index=True)
-    previous_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    previous_stamp: Mapped[str | None] = mapped_column(String(80))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     settled_by: Mapped[str | None] = mapped_column(String(16))

@@ -66,7 +66,7 @@ def open_intent(
 
     Raises DirectoryUnavailable when the record cannot be read: nothing is sent then.
     """
-    previous = directory.password_changed_at(account)
+    previous = directory.password_stamp(account)
     intent = PendingChange(
         account_key=account.key,
         login=account.login,
@@ -75,7 +75,7 @@ def open_intent(
         token_nonce=token_nonce,
         request_id=request_id,
         state="pending",
-        previous_changed_at=previous,
+        previous_stamp=previous,
         started_at=utcnow(),
         ip=origin.ip,
         user_agent=(origin.user_agent or "")[:300] or None,
@@ -111,35 +111,40 @@ def settle_from_directory(
 ) -> Outcome:
     """Settle an open intent from the directory's own record; UNKNOWN when it cannot tell.
 
-    A directory that keeps no record for the account (an entry never changed under
-    ppolicy) can still be asked, while the request holds the new password, whether it
-    works: ``new_password_works``. The sweeper never has the password, so it cannot.
+    While the request still holds the new password, a record that shows no change (or
+    none at all: an entry never changed under ppolicy; a write in the very second of the
+    last one) is checked by whether the new password works: ``new_password_works``. The
+    sweeper never has the password: it trusts the record alone.
     """
-    account = directory.get(intent.account_key)
+    try:
+        account = directory.get(intent.account_key)
+        now = directory.password_stamp(account) if account else None
+    except DirectoryError:
+        return Outcome.UNKNOWN
     if account is None:
         abandon(intent.id, reason="account-gone", settled_by=settled_by)
         return Outcome.NOT_CHANGED
-    try:
-        now = directory.password_changed_at(account)
-    except DirectoryError:
-        return Outcome.UNKNOWN
-    if now is not None and now != intent.previous_changed_at:
-        _finish_must_change(directory, account, intent.must_change)
-        complete(directory, security, intent.id, account, settled_by=settled_by)
-        return Outcome.CHANGED
-    if now is None and intent.previous_changed_at is None:
-        if new_password_works is None:
-            return Outcome.UNKNOWN  # no record for the account: the admin page lists it for staff
+    if now is not None and now != intent.previous_stamp:
+        return _settle_changed(directory, security, intent, account, settled_by)
+    if new_password_works is not None:  # the record shows nothing (or keeps none): ask the password
         try:
             works = new_password_works(account)
         except DirectoryError:
             return Outcome.UNKNOWN
         if works:
-            _finish_must_change(directory, account, intent.must_change)
-            complete(directory, security, intent.id, account, settled_by=settled_by)
-            return Outcome.CHANGED
+            return _settle_changed(directory, security, intent, account, settled_by)
+    elif now is None:
+        return Outcome.UNKNOWN  # no record for the account: the admin page lists it for staff
     abandon(intent.id, reason="not-applied", settled_by=settled_by)
     return Outcome.NOT_CHANGED
+
+
+def _settle_changed(
+    directory: Directory, security: Security, intent: PendingChange, account: Account, settled_by: str
+) -> Outcome:
+    _finish_must_change(directory, account, intent.must_change)
+    complete(directory, security, intent.id, account, settled_by=settled_by)
+    return Outcome.CHANGED
 
 
 def _finish_must_change(directory: Directory, account: Account, must_change: bool) -> None:
