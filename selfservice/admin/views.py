@@ -41,6 +41,7 @@ from selfservice.auth.sessions import role_required
 from selfservice.directory import get_directory
 from selfservice.directory.interfaces import Role
 from selfservice.i18n import _
+from selfservice.portal.reconcile import unsettled
 from selfservice.portal.unlock import unlock_account
 from selfservice.security import get_security
 from selfservice.timeutil import utcnow
@@ -306,3 +307,14 @@ def move_question(question_id: int) -> ResponseReturnValue:
     if questions.move(question, steps, actor=current_user.login, origin=current_origin()):
         flash(_("The question was moved."), "success")
     return redirect(url_for("admin.questions_page", _anchor=f"question-{question.id}"), code=303)
+
+
+# Password changes left open ------------------------------------------------
+
+
+@blueprint.get("/password-changes")
+@role_required(Role.ADMIN)
+def password_changes_page() -> ResponseReturnValue:
+    """Changes whose outcome is not known yet: the sweeper's backlog, for staff to look at."""
+    minutes = current_app.config["RECONCILE_AFTER_MINUTES"]
+    return render_template("admin/password_changes.html", changes=unsettled(), minutes=minutes)
