@@ -106,6 +106,7 @@ def _import_models() -> None:
     from selfservice.mail import models as _mail  # noqa: F401
     from selfservice.portal import models as _portal  # noqa: F401
     from selfservice.security import models as _security  # noqa: F401
+    from selfservice.site import models as _site  # noqa: F401
 
 
 def _register_blueprints(app: Flask) -> None:

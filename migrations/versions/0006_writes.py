@@ -1,4 +1,4 @@
-"""pending password changes: the durable intent before a directory write
+"""pending password changes: the durable intent before a directory write; the health probe row
 
 Revision ID: 0006_writes
 Revises: 0005
@@ -39,9 +39,15 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_pending_change_account_key'), ['account_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_pending_change_started_at'), ['started_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_pending_change_state'), ['state'], unique=False)
+    op.create_table('health_probe',
+    sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('checked_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_health_probe'))
+    )
 
 
 def downgrade():
+    op.drop_table('health_probe')
     with op.batch_alter_table('pending_change', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_pending_change_state'))
         batch_op.drop_index(batch_op.f('ix_pending_change_started_at'))

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import url_for
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import text, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from selfservice.directory import get_directory
 from selfservice.directory.interfaces import DirectoryError
 from selfservice.extensions import db, limiter
 from selfservice.portal.enrollment import enrollment_status
+from selfservice.site.models import HealthProbe
+from selfservice.timeutil import utcnow
+
+PROBE_ID = 1
+log = logging.getLogger(__name__)
 
 
 def home_facts(account_key: str | None = None) -> dict[str, Any]:
@@ -27,19 +33,41 @@ def home_facts(account_key: str | None = None) -> dict[str, Any]:
 
 
 def health() -> dict[str, Any]:
-    """The state of each part the portal needs; ``status`` is ok only when all are."""
+    """The state of each part the portal needs; ``status`` is ok only when all are.
+
+    The database must accept a write, not only a read: a read-only SQLite file or a full
+    disk answers SELECT 1 and fails every change.
+    """
     checks = {"database": check_database(), "directory": check_directory(), "limiter": check_limiter()}
     status = "ok" if all(state == "ok" for state in checks.values()) else "unavailable"
     return {"status": status, "checks": checks}
 
 
 def check_database() -> str:
+    """ok, unavailable (no answer), or read-only (answers, but a write fails: read-only, disk full)."""
     try:
         db.session.execute(text("SELECT 1"))
     except SQLAlchemyError:
         db.session.rollback()
         return "unavailable"
+    try:
+        _write_probe()
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        log.warning("database does not accept writes: %s", type(getattr(exc, "orig", None) or exc).__name__)
+        return "read-only"
     return "ok"
+
+
+def _write_probe() -> None:
+    now = utcnow()
+    updated = db.session.execute(update(HealthProbe).where(HealthProbe.id == PROBE_ID).values(checked_at=now))
+    if not updated.rowcount:  # type: ignore[attr-defined]
+        db.session.add(HealthProbe(id=PROBE_ID, checked_at=now))
+    try:
+        db.session.commit()
+    except IntegrityError:  # another worker's first probe inserted the row a moment ago
+        db.session.rollback()
 
 
 def check_limiter() -> str:
