@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from selfservice.site import context, errors, headers, inputs
+from selfservice.site import context, errors, headers, inputs, redaction
 from selfservice.site.views import blueprint, demo_blueprint
 
 
@@ -14,3 +14,4 @@ def init_app(app: Flask) -> None:
     errors.init_app(app)
     headers.init_app(app)
     inputs.init_app(app)
+    redaction.install()

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from selfservice.directory.interfaces import DirectoryUnavailable
 from selfservice.extensions import db, limiter
 from selfservice.i18n import _
+from selfservice.site.redaction import redact
 
 RETRY_AFTER = {"Retry-After": "60"}
 Page = tuple[str, int, dict[str, str]]
@@ -80,7 +81,7 @@ def http_error(error: HTTPException) -> tuple[str, int]:
 
 def server_error(error: Exception) -> tuple[str, int]:
     original = getattr(error, "original_exception", None) or error
-    current_app.logger.error("unhandled error on %s", redacted_path(request.path), exc_info=original)
+    current_app.logger.error("unhandled error on %s", redact(request.path), exc_info=original)
     db.session.rollback()
     title, message = _messages()[500]
     return render_template("errors/http.html", code=500, title=title, message=message), 500
@@ -117,15 +118,3 @@ def _limiter_storage_errors() -> tuple[type[Exception], ...]:
     except ImportError:
         return (StorageError,)
     return (StorageError, RedisConnectionError, RedisTimeoutError)
-
-
-def redacted_path(path: str) -> str:
-    """``path`` with the token of a reset page replaced: a live token never reaches a log."""
-    for prefix in TOKEN_PATHS:
-        if path.startswith(prefix) and len(path) > len(prefix):
-            return prefix + "[token]"
-    return path
-
-
-#: Paths whose last part is a recovery token or a help-desk link token.
-TOKEN_PATHS = ("/forgot/reset/", "/reset/")

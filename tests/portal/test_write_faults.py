@@ -152,7 +152,7 @@ def test_a_link_whose_reply_is_lost_resolves_the_request_and_sets_must_change(
 
 
 def test_a_connection_cut_before_the_write_changes_nothing_and_the_token_still_works(
-    app: Flask, slapd_proxy: FaultProxy
+    app: Flask, slapd_proxy: FaultProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     token = recovery_token(app, "p2000001")
     slapd_proxy.arm(Fault.CUT_BEFORE, PASSWORD_WRITE)
@@ -167,6 +167,8 @@ def test_a_connection_cut_before_the_write_changes_nothing_and_the_token_still_w
     assert Tag.PASSWORD_CHANGE_FAILED in state.audit_tags
     assert state.notices == []
     assert state.intents == ["not-changed"]
+    assert "no answer to a password write" in caplog.text
+    assert token not in caplog.text  # the failure is logged, its token is not
     # "Try again" works with the same token, and then it is spent.
     assert reset(app, token).headers["Location"].endswith("/forgot/done")
     assert record_of(app, "p2000001").intents == ["not-changed", "changed"]
