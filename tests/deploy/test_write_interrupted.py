@@ -62,6 +62,14 @@ def portal(database_url: str, tmp_path: Path, slapd: Any, url: str) -> Flask:
     return create_app({**settings, **ldap_settings(slapd, url)})
 
 
+def _close(app: Flask) -> None:
+    """Close what the app keeps open: its database pool and the directory's service connection."""
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    app.extensions["selfservice.directory"].close()
+
+
 def issue_recovery_token(app: Flask) -> str:
     with app.app_context():
         account = get_directory().find(LOGIN)
@@ -128,9 +136,7 @@ def gunicorn_on_proxy(
         finally:
             process.terminate()
             process.communicate(timeout=30)
-            with app.app_context():
-                db.session.remove()
-                db.engine.dispose()
+            _close(app)
 
 
 def test_a_worker_killed_mid_write_is_settled_by_the_sweeper(
@@ -184,9 +190,7 @@ def postgres_app(tmp_path: Path, slapd: Any, ldap_directory: Any, slapd_proxy: F
         with app.app_context():
             upgrade()
         yield app
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
+        _close(app)
 
 
 def _terminate_backends(database_url: str) -> None:

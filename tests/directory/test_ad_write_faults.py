@@ -38,7 +38,7 @@ LOGIN = "p2000001"
 def proxied(samba_ad: Any, ad_directory: AdDirectory, samba_proxy: FaultProxy) -> Iterator[AdDirectory]:
     """An AdDirectory through the proxy, its service connection already open and bound."""
     settings = {**config.DEFAULTS, **samba_ad.settings(), "LDAP_URL": samba_proxy.url("ldaps")}
-    directory = AdDirectory({**settings, "LDAP_OPERATION_TIMEOUT_SECONDS": 1})
+    directory = AdDirectory({**settings, "LDAP_OPERATION_TIMEOUT_SECONDS": 2})
     directory.ping()
     yield directory
     directory.close()
@@ -50,7 +50,7 @@ def test_a_reset_whose_reply_is_lost_is_unknown_and_the_record_shows_it_happened
 ) -> None:
     account = proxied.find(LOGIN)
     before = proxied.password_stamp(account)
-    samba_proxy.arm(fault, nth_request(2), delay_seconds=2)  # 1: the liveness check, 2: the modify
+    samba_proxy.arm(fault, nth_request(2), delay_seconds=3.5)  # 1: the liveness check, 2: the modify
     with pytest.raises(OutcomeUnknown):
         proxied.set_password(account, NEW_PASSWORD)
     assert samba_proxy.fired.is_set()
@@ -97,7 +97,7 @@ def test_must_change_reset_still_has_a_change_time(ad_directory: AdDirectory) ->
 
 @pytest.fixture
 def app(make_app: AppFactory, samba_proxy: FaultProxy) -> Flask:
-    return make_app(directory="ad", LDAP_URL=samba_proxy.url("ldaps"), LDAP_OPERATION_TIMEOUT_SECONDS=1)
+    return make_app(directory="ad", LDAP_URL=samba_proxy.url("ldaps"), LDAP_OPERATION_TIMEOUT_SECONDS=3)
 
 
 def test_a_recovery_whose_reply_is_lost_on_ad_is_told_as_changed(app: Flask, samba_proxy: FaultProxy) -> None:

@@ -44,8 +44,8 @@ PASSWORD_WRITE = ldap_request(EXTENDED_REQUEST)  # RFC 3062 Password Modify
 
 @pytest.fixture
 def app(make_app: AppFactory, slapd_proxy: FaultProxy) -> Flask:
-    """The portal on slapd through the proxy; a lost reply is given up on after one second."""
-    return make_app(directory="openldap", LDAP_URL=slapd_proxy.url(), LDAP_OPERATION_TIMEOUT_SECONDS=1)
+    """The portal on slapd through the proxy; a lost reply is given up on after two seconds."""
+    return make_app(directory="openldap", LDAP_URL=slapd_proxy.url(), LDAP_OPERATION_TIMEOUT_SECONDS=2)
 
 
 @dataclass
@@ -94,7 +94,7 @@ def test_a_reset_whose_reply_is_lost_is_told_as_changed_audited_and_noticed(
     app: Flask, slapd_proxy: FaultProxy, fault: Fault
 ) -> None:
     token = recovery_token(app, "p2000001")
-    slapd_proxy.arm(fault, PASSWORD_WRITE, delay_seconds=2.5)
+    slapd_proxy.arm(fault, PASSWORD_WRITE, delay_seconds=3.5)
     response = reset(app, token)
     assert slapd_proxy.fired.is_set()
     assert response.status_code == 303
