@@ -12,7 +12,8 @@ What it can do to the matching request (:class:`Fault`):
 ``after_forward`` runs once the request went through and before any of its reply passes
 (to kill a database connection "right after the write"). The match is a predicate on the
 bytes the client sent: :func:`ldap_request` reads plain LDAP; over TLS the test counts
-requests with :func:`nth_request`. A fault fires once, then the proxy forwards faithfully.
+requests with :func:`nth_request`. A fault fires once (or ``times``), then the proxy
+forwards faithfully.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._pairs: list[_Pair] = []
         self._armed: tuple[Fault, Matcher, float, Callable[[], None] | None] | None = None
+        self._times = 0
         self._released = threading.Event()
         self.fired = threading.Event()
         self._closed = False
@@ -125,12 +127,14 @@ class FaultProxy:
         *,
         delay_seconds: float = 0.0,
         after_forward: Callable[[], None] | None = None,
+        times: int = 1,
     ) -> None:
-        """Misbehave on the next client data ``when`` matches (once)."""
+        """Misbehave on the next ``times`` client data ``when`` matches."""
         with self._lock:
             self.fired.clear()
             self._released.clear()
             self._armed = (fault, when, delay_seconds, after_forward)
+            self._times = times
 
     def release(self) -> None:
         """Let a held reply through."""
@@ -173,7 +177,9 @@ class FaultProxy:
             if self._armed is None or not self._armed[1](data):
                 return None
             fault, _, delay, after = self._armed
-            self._armed = None
+            self._times -= 1
+            if self._times <= 0:
+                self._armed = None
             return fault, delay, after
 
     def _client_to_server(self, pair: _Pair) -> None:

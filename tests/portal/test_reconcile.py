@@ -13,6 +13,7 @@ from selfservice.audit.tags import Tag
 from selfservice.cli import main
 from selfservice.directory import get_directory
 from selfservice.extensions import db
+from selfservice.helpdesk.models import ResetLink
 from selfservice.mail.models import OutboxMessage
 from selfservice.portal import pending
 from selfservice.portal.models import PendingChange
@@ -21,6 +22,15 @@ from selfservice.security import get_security
 from selfservice.security.tokens import Purpose
 from selfservice.timeutil import utcnow
 from tests.conftest import AppFactory, AuthActions, person
+from tests.helpdesk.helpers import (
+    act,
+    browser,
+    link_mails,
+    open_request,
+    opened_number,
+    request_row,
+    token_of,
+)
 
 LOGIN = "p2000001"
 NEW_PASSWORD = "Saffron-Beacon-Orchard-61"
@@ -79,6 +89,35 @@ def test_a_change_that_never_happened_gives_the_token_back(app: Flask) -> None:
     assert sweep(app) == "password changes: 0 changed, 1 not-changed, 0 unknown"
     assert facts(app) == ([], [], ["not-changed"])
     assert app.test_client().get(f"/forgot/reset/{token}").status_code == 200
+
+
+def test_a_link_whose_worker_died_is_resolved_by_the_sweeper(app: Flask) -> None:
+    number = opened_number(open_request(browser(app, "teacher1"), "student"))
+    assert act(browser(app, "its1"), number, "reset-link").status_code == 303
+    token = token_of(link_mails(app)[-1])
+    with app.app_context():  # what a worker killed mid-write leaves: intent, link claimed, password set
+        directory, security = get_directory(), get_security()
+        holder = directory.find("s1000001")
+        link = db.session.scalars(select(ResetLink)).one()
+        intent = pending.open_intent(
+            directory,
+            holder,
+            how=pending.How.ASSISTED,
+            origin=Origin(),
+            must_change=True,
+            request_id=link.request_id,
+        )
+        intent.token_nonce = security.tokens.consume(token, Purpose.ASSISTED_RESET, commit=False).nonce
+        db.session.commit()
+        directory.set_password(holder, NEW_PASSWORD, must_change=False)  # died before the flag step
+    assert request_row(app, number).status == "in-progress"
+    assert sweep(app) == "password changes: 1 changed, 0 not-changed, 0 unknown"
+    assert request_row(app, number).status == "resolved"
+    with app.app_context():
+        assert get_directory().find("s1000001").must_change  # what the link's change meant
+        tags = db.session.scalars(select(AuditEvent.tag).where(AuditEvent.subject == "s1000001")).all()
+        assert {Tag.PASSWORD_RESET, Tag.RESET_LINK_USED, Tag.HELP_REQUEST_RESOLVED} <= set(tags)
+    assert app.test_client().get(f"/reset/{token}").status_code == 410
 
 
 def test_the_sweeper_leaves_changes_younger_than_the_setting(make_app: AppFactory) -> None:

@@ -25,7 +25,7 @@ from selfservice.portal.models import PendingChange
 from selfservice.security import get_security
 from selfservice.security.tokens import Purpose
 from tests.conftest import AppFactory, AuthActions, person, post_form
-from tests.faultproxy import EXTENDED_REQUEST, Fault, FaultProxy, ldap_request
+from tests.faultproxy import EXTENDED_REQUEST, MODIFY_REQUEST, Fault, FaultProxy, ldap_request
 from tests.helpdesk.helpers import (
     act,
     browser,
@@ -146,6 +146,23 @@ def test_a_link_whose_reply_is_lost_resolves_the_request_and_sets_must_change(
     assert request_row(app, number).status == "resolved"
     assert _pwd_reset(slapd, "s1000001") == "TRUE"
     assert app.test_client().get(f"/reset/{token}").status_code == 410
+
+
+def test_a_must_change_step_lost_after_the_reset_still_tells_the_truth(
+    app: Flask, slapd_proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Measured: slapd gone between the write and the must-change step said "not changed"."""
+    token = recovery_token(app, "p2000001")
+    slapd_proxy.arm(Fault.CUT_BEFORE, ldap_request(MODIFY_REQUEST), times=2)  # the step and its retry
+    response = reset(app, token)
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/forgot/done")
+    state = record_of(app, "p2000001")
+    assert state.new_password_works
+    assert Tag.PASSWORD_RESET in state.audit_tags
+    assert Tag.PASSWORD_CHANGE_FAILED not in state.audit_tags
+    assert state.notices == ["notice:password_reset"]
+    assert "must-change flag was not written" in caplog.text
 
 
 # --- the write never reaches slapd ------------------------------------------------------------
