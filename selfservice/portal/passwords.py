@@ -142,13 +142,18 @@ def _settle_unanswered(
     pending.mark_unknown(intent_id, str(error))
     intent = db.session.get(PendingChange, intent_id, populate_existing=True)
     assert intent is not None  # committed before the write; only the retention purge deletes intents
-    outcome = pending.settle_from_directory(
-        directory,
-        security,
-        intent,
-        settled_by="write",
-        new_password_works=lambda holder: directory.authenticate(holder.login, password) is not None,
-    )
+    try:
+        outcome = pending.settle_from_directory(
+            directory,
+            security,
+            intent,
+            settled_by="write",
+            new_password_works=lambda holder: directory.authenticate(holder.login, password) is not None,
+        )
+    except SQLAlchemyError as exc:  # the database went too: the sweeper settles it later
+        db.session.rollback()
+        log.error("database: could not settle password change %s: %s", intent_id, type(exc).__name__)
+        raise ChangeUnconfirmed(str(error)) from exc
     if outcome is Outcome.CHANGED:
         return
     if outcome is Outcome.NOT_CHANGED:

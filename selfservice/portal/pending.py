@@ -86,7 +86,7 @@ def open_intent(
 
 def mark_unknown(intent_id: int, note: str) -> None:
     """The write was sent and no answer came: keep the intent open for the sweeper."""
-    _retrying(lambda: _set_state(intent_id, "unknown", note=note[:120], settle=False))
+    _retrying(lambda: _mark_unknown(intent_id, note[:120]))
 
 
 def complete(
@@ -171,6 +171,12 @@ def _set_state(intent_id: int, state: str, *, note: str | None = None, settle: b
         execution_options={"synchronize_session": False},
     ).rowcount  # type: ignore[attr-defined]
     return claimed == 1
+
+
+def _mark_unknown(intent_id: int, note: str) -> bool:
+    marked = _set_state(intent_id, "unknown", note=note, settle=False)
+    db.session.commit()
+    return marked
 
 
 def _complete(

@@ -22,6 +22,8 @@ from selfservice.directory import get_directory
 from selfservice.extensions import db
 from selfservice.mail.models import OutboxMessage
 from selfservice.portal.models import PendingChange
+from selfservice.portal.pending import Outcome
+from selfservice.portal.reconcile import reconcile
 from selfservice.security import get_security
 from selfservice.security.tokens import Purpose
 from tests.conftest import AppFactory, AuthActions, person, post_form
@@ -59,9 +61,10 @@ class Record:
     intents: list[str]
 
 
-def record_of(app: Flask, login: str, new: str = NEW_PASSWORD) -> Record:
+def record_of(app: Flask, login: str, new: str = NEW_PASSWORD, directory: Any = None) -> Record:
+    """What everything says; ``directory`` reads slapd directly when the proxy is gone."""
     with app.app_context():
-        directory = get_directory()
+        directory = directory or get_directory()
         events = db.session.scalars(select(AuditEvent.tag).where(AuditEvent.subject == login)).all()
         mail = db.session.scalars(select(OutboxMessage.purpose).where(OutboxMessage.purpose.like("notice:%")))
         return Record(
@@ -163,6 +166,30 @@ def test_a_must_change_step_lost_after_the_reset_still_tells_the_truth(
     assert Tag.PASSWORD_CHANGE_FAILED not in state.audit_tags
     assert state.notices == ["notice:password_reset"]
     assert "must-change flag was not written" in caplog.text
+
+
+def test_a_change_nobody_can_confirm_yet_is_told_so_and_settled_by_the_sweeper(
+    app: Flask, slapd_proxy: FaultProxy, ldap_directory: Any
+) -> None:
+    """The reply is lost and slapd stays out of reach: "we could not confirm", then the sweeper."""
+    token = recovery_token(app, "p2000001")
+    slapd_proxy.arm(Fault.PASS, PASSWORD_WRITE, after_forward=slapd_proxy.close)  # gone with the reply
+    response = reset(app, token)
+    assert response.status_code == 202
+    assert "We could not confirm the change" in response.get_data(as_text=True)
+    state = record_of(app, "p2000001", directory=ldap_directory)
+    assert Tag.PASSWORD_CHANGE_UNCONFIRMED in state.audit_tags
+    assert Tag.PASSWORD_RESET not in state.audit_tags
+    assert state.notices == []
+    assert state.intents == ["unknown"]
+    with app.app_context():  # later, with slapd reachable again
+        sweep = reconcile(ldap_directory, get_security(), older_than=timedelta(0))
+    assert sweep.counts[Outcome.CHANGED] == 1
+    state = record_of(app, "p2000001", directory=ldap_directory)
+    assert state.new_password_works
+    assert Tag.PASSWORD_RESET in state.audit_tags
+    assert state.notices == ["notice:password_reset"]
+    assert state.intents == ["changed"]
 
 
 # --- the write never reaches slapd ------------------------------------------------------------
