@@ -10,6 +10,10 @@ from typing import Any
 
 import pytest
 
+from selfservice.audit.services import Origin
+from selfservice.directory import get_directory
+from selfservice.extensions import db
+from selfservice.portal import pending
 from tests.browser.conftest import BROWSER_SETTINGS, LiveServer
 from tests.browser.helpers import (
     NEW_PASSWORD,
@@ -488,6 +492,15 @@ def _edit_question(page: Any, live: LiveServer) -> None:
     _admin(page, live, "/admin/questions")
     with page.expect_navigation():
         page.locator("main a[href*='/admin/questions/']:not([href$='/new'])").first.click()
+
+
+@state("admin: unsettled password changes")
+def _unsettled_changes(page: Any, live: LiveServer) -> None:
+    with live.app.app_context():  # what a worker killed mid-write leaves behind
+        account = get_directory().find("s1000001")
+        pending.open_intent(get_directory(), account, how=pending.How.RECOVERY, origin=Origin(ip="127.0.0.1"))
+        db.session.commit()
+    _admin(page, live, "/admin/password-changes")
 
 
 # The checks --------------------------------------------------------------------------------------
