@@ -21,6 +21,7 @@ from selfservice.directory.interfaces import (
     AccountKind,
     DirectoryUnavailable,
     InvalidCredentials,
+    OutcomeUnknown,
     Role,
 )
 from selfservice.directory.models import DirectoryAccount, DirectoryGroup
@@ -94,8 +95,14 @@ class BuiltinDirectory:
         row.password_hash = self.hasher.hash(new_password)
         row.must_change = must_change
         row.password_changed_at = utcnow()
-        # One commit: the hash and its timestamp land together, or neither does.
-        self._query(db.session.commit)
+        # One commit: the hash and its timestamp land together, or neither does. A commit
+        # that fails may still have landed (the connection lost with the answer in flight):
+        # only the timestamp, read again, can tell.
+        try:
+            db.session.commit()
+        except SQLAlchemyError as exc:
+            db.session.rollback()
+            raise OutcomeUnknown("the portal database did not confirm the password write") from exc
 
     def change_password(self, account: Account, old_password: str, new_password: str) -> None:
         row = self._row(account)
