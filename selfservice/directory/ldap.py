@@ -31,6 +31,7 @@ from selfservice.directory.interfaces import (
     PasswordRejected,
     Role,
 )
+from selfservice.i18n_markers import N_
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -60,19 +61,19 @@ PPOLICY_ATTRIBUTES = ("pwdReset", "pwdAccountLockedTime")
 
 #: ppolicy / constraint messages (lower-cased fragments) -> what the holder is told.
 REJECTION_MESSAGES = (
-    ("history", "That password was used recently. Choose one you have not used before."),
-    ("too young", "The password was changed too recently. Try again later."),
-    ("quality", "The new password is too short or too simple. Choose a longer one."),
-    ("too short", "The new password is too short. Choose a longer one."),
-    ("old password", "The current password is required to change it."),
-    ("not being changed", "The new password must be different from the current one."),
+    ("history", N_("That password was used recently. Choose one you have not used before.")),
+    ("too young", N_("The password was changed too recently. Try again later.")),
+    ("quality", N_("The new password is too short or too simple. Choose a longer one.")),
+    ("too short", N_("The new password is too short. Choose a longer one.")),
+    ("old password", N_("The current password is required to change it.")),
+    ("not being changed", N_("The new password must be different from the current one.")),
 )
 REJECTED_BY_CODE = {
-    19: "The new password does not meet the password rules.",
-    50: "You are not allowed to change this password. Contact the help desk.",
-    53: "The directory will not accept this password change. Contact the help desk.",
+    19: N_("The new password does not meet the password rules."),
+    50: N_("You are not allowed to change this password. Contact the help desk."),
+    53: N_("The directory will not accept this password change. Contact the help desk."),
 }
-REJECTED_OTHERWISE = "The directory refused the new password."
+REJECTED_OTHERWISE = N_("The directory refused the new password.")
 
 
 class LdapDirectory:
@@ -485,7 +486,7 @@ def _modify_password(connection: ldap3.Connection, **arguments: str) -> None:
     try:
         done = connection.extend.standard.modify_password(**arguments)
     except ldap_errors.LDAPSASLPrepError as exc:  # raised before anything is sent
-        raise PasswordRejected("The new password contains characters that are not allowed.") from exc
+        raise PasswordRejected(N_("The new password contains characters that are not allowed.")) from exc
     if done is not True:
         _reject(connection.result)
 
