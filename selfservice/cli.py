@@ -16,7 +16,6 @@ from selfservice import create_app
 from selfservice.admin.cli import COMMANDS as ADMIN_COMMANDS
 from selfservice.config import ConfigError, masked
 from selfservice.mail.cli import deliver_mail_command
-from selfservice.site.services import check_database, check_directory
 
 
 def _create_app() -> Flask:
@@ -32,17 +31,42 @@ def main() -> None:
 
 
 @main.command("check")
+@click.option("--account", "login", default=None, help="Show how the portal sees this account.")
+@click.option("--settings/--no-settings", default=True, help="Print the effective settings first.")
 @with_appcontext
-def check_command() -> None:
-    """Print the effective settings (secrets masked) and test the database and directory."""
-    for key, value in masked(current_app.config).items():
-        click.echo(f"{key} = {value!r}")
-    verdicts = {"database": check_database(), "directory": check_directory()}
-    click.echo("")
-    for part, state in verdicts.items():
-        click.echo(f"{part}: {'OK' if state == 'ok' else 'FAILED (' + state + ')'}")
-    if any(state != "ok" for state in verdicts.values()):
+def check_command(login: str | None, settings: bool) -> None:
+    """Prove the setup on the live services: one line per check, non-zero exit on any failure."""
+    from selfservice import resource_dir
+    from selfservice.directory import get_directory
+    from selfservice.doctor import diagnose, failed
+    from selfservice.extensions import db
+
+    if settings:
+        for key, value in masked(current_app.config).items():
+            click.echo(f"{key} = {value!r}")
+        click.echo("")
+    findings = diagnose(current_app.config, get_directory(), db.engine, resource_dir("migrations"))
+    for finding in findings:
+        click.echo(finding.line())
+    if login is not None and not failed(findings):
+        _show_account(login)
+    if failed(findings):
+        click.echo("\nselfservice check: FAILED (fix the lines marked FAIL, then run it again)")
         sys.exit(1)
+    click.echo("\nselfservice check: OK")
+
+
+def _show_account(login: str) -> None:
+    from selfservice.directory import get_directory
+    from selfservice.doctor.account import describe_account
+    from selfservice.security import get_security
+
+    directory = get_directory()
+    account = directory.find(login)
+    locked_until = get_security().lockout.locked_until(account.key) if account else None
+    click.echo(f"\naccount {login!r}:")
+    for line in describe_account(directory, login, locked_until):
+        click.echo(f"  {line}")
 
 
 @main.command("demo", with_appcontext=False)

@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_STORAGE_URI": "memory://",
     "RATELIMIT_KEY_PREFIX": "selfservice",
     "PROXY_HOPS": 0,
+    "WEB_WORKERS": 1,
     # Sessions
     "SESSION_COOKIE_SECURE": True,
     "SESSION_IDLE_MINUTES": 15,
@@ -252,6 +253,11 @@ def validate(settings: Mapping[str, Any]) -> None:
             f"DIRECTORY must be one of {', '.join(DIRECTORY_KINDS)}, got {settings['DIRECTORY']!r}"
         )
     _validate_tables(settings)
+    if settings["WEB_WORKERS"] > 1 and str(settings["RATELIMIT_STORAGE_URI"]).startswith("memory://"):
+        raise ConfigError(
+            f"RATELIMIT_STORAGE_URI is memory:// but WEB_WORKERS is {settings['WEB_WORKERS']}: "
+            "each worker would count on its own; use redis://"
+        )
     if settings["DEMO"] or settings["DEBUG"] or settings["TESTING"]:
         return
     if len(settings["SECRET_KEY"]) < 32:
@@ -283,7 +289,9 @@ def _validate_tables(settings: Mapping[str, Any]) -> None:
                 raise ConfigError(f"{table}.{key} is empty: every account needs it")
     for kind, mode in settings["SECOND_FACTOR"].items():
         if mode not in SECOND_FACTOR_MODES:
-            raise ConfigError(f"SECOND_FACTOR.{kind} must be one of {', '.join(SECOND_FACTOR_MODES)}, got {mode!r}")
+            raise ConfigError(
+                f"SECOND_FACTOR.{kind} must be one of {', '.join(SECOND_FACTOR_MODES)}, got {mode!r}"
+            )
 
 
 def masked(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from selfservice.directory.interfaces import (
     DirectoryUnavailable,
     InvalidCredentials,
     PasswordRejected,
+    PasswordRules,
     Role,
 )
 from selfservice.directory.ldap import (
@@ -53,6 +54,9 @@ from selfservice.i18n_markers import N_
 ACCOUNT_DISABLED, LOCKED_OUT = 0x2, 0x10
 #: LDAP_MATCHING_RULE_IN_CHAIN: membership through nested groups too.
 IN_CHAIN = "1.2.840.113556.1.4.1941"
+#: The domain object's password policy, and pwdProperties' complexity bit.
+DOMAIN_RULES = ("minPwdLength", "pwdHistoryLength", "pwdProperties", "minPwdAge")
+DOMAIN_PASSWORD_COMPLEX = 0x1
 STATE_ATTRIBUTES = ("userAccountControl", "msDS-User-Account-Control-Computed", "pwdLastSet")
 
 #: The "data" code of a refused bind: "...AcceptSecurityContext error, data 775, v1db1".
@@ -173,6 +177,26 @@ class AdDirectory(LdapDirectory):
         """End a directory lockout (lockoutTime=0 also zeroes the bad-password count)."""
         changes = {"lockoutTime": [(ldap3.MODIFY_REPLACE, ["0"])]}
         self._as_service(lambda connection: _modify(connection, account.ref, changes))
+
+    def password_rules(self) -> PasswordRules:
+        """The domain's password policy, read from the domain object (the default naming context)."""
+
+        def read(connection: ldap3.Connection) -> PasswordRules:
+            domain = self._naming_context(connection)
+            entry = self._read(connection, domain, list(DOMAIN_RULES))
+            if entry is None:
+                return PasswordRules()
+            properties = _number(_first(entry, "pwdProperties"))
+            return PasswordRules(
+                min_length=_number(_first(entry, "minPwdLength")),
+                history=_number(_first(entry, "pwdHistoryLength")),
+                complexity=bool(properties & DOMAIN_PASSWORD_COMPLEX),
+                # AD keeps ages as negative counts of 100 ns.
+                min_age_seconds=abs(_number(_first(entry, "minPwdAge"))) // 10_000_000,
+                source=domain,
+            )
+
+        return self._as_service(read)
 
     # --- filters and entries ------------------------------------------------------------
 

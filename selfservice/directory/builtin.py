@@ -21,6 +21,7 @@ from selfservice.directory.interfaces import (
     AccountKind,
     DirectoryUnavailable,
     InvalidCredentials,
+    PasswordRules,
     Role,
 )
 from selfservice.directory.models import DirectoryAccount, DirectoryGroup
@@ -107,6 +108,10 @@ class BuiltinDirectory:
 
     def ping(self) -> None:
         self._query(lambda: db.session.execute(text("SELECT 1")))
+
+    def password_rules(self) -> PasswordRules:
+        """The builtin directory has no rules of its own: the portal's PASSWORD_* settings are all."""
+        return PasswordRules(source="builtin")
 
     # Seeding -----------------------------------------------------------------
 

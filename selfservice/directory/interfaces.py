@@ -58,6 +58,20 @@ class Account:
         return bool(self.roles.intersection(roles))
 
 
+@dataclass(frozen=True)
+class PasswordRules:
+    """The directory's own password rules (ppolicy, AD's domain policy); zero means no rule.
+
+    ``source`` says where they were read, e.g. the policy entry's DN.
+    """
+
+    min_length: int = 0
+    history: int = 0
+    complexity: bool = False
+    min_age_seconds: int = 0
+    source: str = ""
+
+
 class DirectoryError(Exception):
     """Base for everything a directory adapter raises on purpose."""
 
@@ -110,3 +124,6 @@ class Directory(Protocol):
 
     def ping(self) -> None:
         """Raise DirectoryUnavailable unless the directory answers right now."""
+
+    def password_rules(self) -> PasswordRules:
+        """The directory's own password rules (read-only; empty rules where it has none)."""

@@ -26,6 +26,7 @@ from selfservice.directory.interfaces import (
     DirectoryUnavailable,
     InvalidCredentials,
     PasswordRejected,
+    PasswordRules,
     Role,
 )
 
@@ -46,6 +47,8 @@ SUCCESS, SIZE_LIMIT_EXCEEDED, NO_SUCH_OBJECT, INVALID_CREDENTIALS = 0, 4, 32, 49
 UNAVAILABLE_CODES = frozenset({1, 3, 51, 52, 80})
 
 PPOLICY_ATTRIBUTES = ("pwdReset", "pwdAccountLockedTime")
+#: What a ppolicy entry says about new passwords.
+PPOLICY_RULES = ("pwdMinLength", "pwdInHistory", "pwdCheckQuality", "pwdMinAge")
 
 #: ppolicy / constraint messages (lower-cased fragments) -> what the holder is told.
 REJECTION_MESSAGES = (
@@ -163,6 +166,40 @@ class LdapDirectory:
                 _raise_unavailable(connection)
 
         self._as_service(read_root)
+
+    # --- read-only diagnostics -------------------------------------------------------
+
+    def password_rules(self) -> PasswordRules:
+        """The strictest ppolicy (pwdPolicy entry) under the base DN's naming context."""
+
+        def read(connection: ldap3.Connection) -> PasswordRules:
+            base = self._naming_context(connection)
+            connection.search(base, "(objectClass=pwdPolicy)", ldap3.SUBTREE, attributes=list(PPOLICY_RULES))
+            policies = _entries(connection)
+            if not policies:
+                return PasswordRules()
+            return PasswordRules(
+                min_length=max(_number_of(entry, "pwdMinLength") for entry in policies),
+                history=max(_number_of(entry, "pwdInHistory") for entry in policies),
+                complexity=any(_number_of(entry, "pwdCheckQuality") > 0 for entry in policies),
+                min_age_seconds=max(_number_of(entry, "pwdMinAge") for entry in policies),
+                source="; ".join(entry["dn"] for entry in policies),
+            )
+
+        return self._as_service(read)
+
+    def _naming_context(self, connection: ldap3.Connection) -> str:
+        """The naming context holding LDAP_BASE_DN (policies often live beside the people)."""
+        base = self._settings["LDAP_BASE_DN"]
+        connection.search("", "(objectClass=*)", ldap3.BASE, attributes=["namingContexts"])
+        entries = _entries(connection)
+        contexts = entries[0]["attributes"].get("namingContexts", []) if entries else []
+        wanted = _normal_dn(base) or ()
+        for context in contexts:
+            suffix = _normal_dn(str(context)) or ()
+            if suffix and wanted[-len(suffix) :] == suffix:
+                return str(context)
+        return base
 
     def close(self) -> None:
         """Unbind the shared service connection (it reopens on next use)."""
@@ -382,6 +419,13 @@ def _first(entry: Mapping[str, Any], attribute: str) -> str | None:
     if values is None or values == "":
         return None
     return values.decode("utf-8", "replace") if isinstance(values, bytes) else str(values)
+
+
+def _number_of(entry: Mapping[str, Any], attribute: str) -> int:
+    try:
+        return int(_first(entry, attribute) or 0)
+    except ValueError:
+        return 0
 
 
 def _kind(value: str | None) -> AccountKind:
