@@ -67,8 +67,9 @@ class PasswordRules:
 
     min_length: int = 0
     history: int = 0
-    complexity: bool = False
+    complexity: bool = False  # AD: characters of three of four kinds, no part of the name
     min_age_seconds: int = 0
+    quality_check: bool = False  # ppolicy's pwdCheckQuality: the server checks what it can
     source: str = ""
 
 

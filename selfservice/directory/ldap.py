@@ -181,7 +181,7 @@ class LdapDirectory:
             return PasswordRules(
                 min_length=max(_number_of(entry, "pwdMinLength") for entry in policies),
                 history=max(_number_of(entry, "pwdInHistory") for entry in policies),
-                complexity=any(_number_of(entry, "pwdCheckQuality") > 0 for entry in policies),
+                quality_check=any(_number_of(entry, "pwdCheckQuality") > 0 for entry in policies),
                 min_age_seconds=max(_number_of(entry, "pwdMinAge") for entry in policies),
                 source="; ".join(entry["dn"] for entry in policies),
             )

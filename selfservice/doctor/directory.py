@@ -373,7 +373,9 @@ def describe_rules(rules: PasswordRules, settings: Mapping[str, Any]) -> list[Fi
             warn("password policy", "none found in the directory: only the portal's PASSWORD_* rules apply")
         ]
     parts = [f"at least {rules.min_length} characters", f"history {rules.history}"]
-    parts.append("complexity/quality check on" if rules.complexity else "no complexity check")
+    parts.append("complexity required" if rules.complexity else "no complexity rule")
+    if rules.quality_check:
+        parts.append("quality check on")
     parts.append(f"minimum age {rules.min_age_seconds} s")
     findings = [info("password policy", f"{rules.source}: {', '.join(parts)}")]
     portal = settings["PASSWORD_MIN_LENGTH"]

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import ldap3
 import pytest
 
 from selfservice.cli import main
 from tests.site.test_site import closed_port
 from tests.slapd import BASE_DN, Slapd
-
-POLICY_DN = f"cn=default,ou=policies,{BASE_DN}"
 
 
 def check(app: Any, *arguments: str) -> Any:
@@ -98,15 +94,6 @@ def test_the_default_attribute_names_on_a_schema_without_them_fail(make_app, sla
     assert result.exit_code == 1
     for field in renamed:
         assert f"[setting: LDAP_ATTRIBUTES.{field}]" in "\n".join(fail_lines(result.output))
-
-
-@pytest.fixture
-def policy_min_length_10(slapd: Slapd) -> Iterator[None]:
-    connection = slapd.root_connection()
-    connection.modify(POLICY_DN, {"pwdMinLength": [(ldap3.MODIFY_REPLACE, ["10"])]})
-    yield
-    connection.modify(POLICY_DN, {"pwdMinLength": [(ldap3.MODIFY_REPLACE, ["8"])]})
-    connection.unbind()
 
 
 def test_the_directory_minimum_above_the_portal_one_is_reported(make_app, policy_min_length_10) -> None:  # type: ignore[no-untyped-def]
