@@ -93,7 +93,7 @@ def _show_account(login: str) -> None:
     default=None,
     help="Folder for the demo database (default: the app's instance folder).",
 )
-@click.option("--keep", is_flag=True, help="Keep the demo database of the last run instead of starting fresh.")
+@click.option("--keep", is_flag=True, help="Keep the last run's demo database instead of starting fresh.")
 def demo_command(host: str, port: int, instance_path: Path | None, keep: bool) -> None:
     """Start the demo afresh (demo.sqlite in the instance folder), seed the demo accounts and serve."""
     from selfservice.demo import DEMO_PASSWORD, demo_settings, seed_demo
