@@ -15,6 +15,7 @@ from flask_migrate.cli import db as db_group
 from werkzeug.serving import run_simple
 
 from selfservice import create_app
+from selfservice.accounts.cli import accounts_group
 from selfservice.admin.cli import COMMANDS as ADMIN_COMMANDS
 from selfservice.config import ConfigError, masked
 from selfservice.mail.cli import deliver_mail_command
@@ -152,6 +153,7 @@ def instance_folder() -> Path:
 
 
 main.add_command(deliver_mail_command)
+main.add_command(accounts_group)
 main.add_command(db_group)
 for _command in ADMIN_COMMANDS:
     main.add_command(_command)
