@@ -22,6 +22,7 @@ import dataclasses
 import re
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import ldap3
@@ -57,6 +58,8 @@ IN_CHAIN = "1.2.840.113556.1.4.1941"
 #: The domain object's password policy, and pwdProperties' complexity bit.
 DOMAIN_RULES = ("minPwdLength", "pwdHistoryLength", "pwdProperties", "minPwdAge")
 DOMAIN_PASSWORD_COMPLEX = 0x1
+#: AD counts time in 100 ns steps from 1601-01-01 UTC.
+FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 STATE_ATTRIBUTES = ("userAccountControl", "msDS-User-Account-Control-Computed", "pwdLastSet")
 
 #: The "data" code of a refused bind: "...AcceptSecurityContext error, data 775, v1db1".
@@ -195,6 +198,18 @@ class AdDirectory(LdapDirectory):
                 min_age_seconds=abs(_number(_first(entry, "minPwdAge"))) // 10_000_000,
                 source=domain,
             )
+
+        return self._as_service(read)
+
+    def password_changed_at(self, account: Account) -> datetime | None:
+        """pwdLastSet as a moment (None when zero: the password must be changed)."""
+
+        def read(connection: ldap3.Connection) -> datetime | None:
+            connection.search(account.ref, "(objectClass=*)", ldap3.BASE, attributes=["pwdLastSet"])
+            entries = _entries(connection)
+            raw = entries[0].get("raw_attributes", {}).get("pwdLastSet") if entries else None
+            ticks = _number((raw[0] if isinstance(raw, list) and raw else b"0").decode())
+            return FILETIME_EPOCH + timedelta(microseconds=ticks // 10) if ticks > 0 else None
 
         return self._as_service(read)
 

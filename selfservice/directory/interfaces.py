@@ -7,6 +7,7 @@ see :class:`Account` values and the error types below, never ldap3 or SQL object
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
@@ -128,3 +129,6 @@ class Directory(Protocol):
 
     def password_rules(self) -> PasswordRules:
         """The directory's own password rules (read-only; empty rules where it has none)."""
+
+    def password_changed_at(self, account: Account) -> datetime | None:
+        """When the account's password last changed, as the directory records it (None: unknown)."""

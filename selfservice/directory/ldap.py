@@ -12,6 +12,7 @@ import contextlib
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import ldap3
@@ -185,6 +186,15 @@ class LdapDirectory:
                 min_age_seconds=max(_number_of(entry, "pwdMinAge") for entry in policies),
                 source="; ".join(entry["dn"] for entry in policies),
             )
+
+        return self._as_service(read)
+
+    def password_changed_at(self, account: Account) -> datetime | None:
+        """ppolicy's pwdChangedTime of the account (None when never changed through ppolicy)."""
+
+        def read(connection: ldap3.Connection) -> datetime | None:
+            entry = self._read(connection, account.ref, ["pwdChangedTime"])
+            return _generalized_time(_first(entry, "pwdChangedTime") if entry else None)
 
         return self._as_service(read)
 
@@ -419,6 +429,22 @@ def _first(entry: Mapping[str, Any], attribute: str) -> str | None:
     if values is None or values == "":
         return None
     return values.decode("utf-8", "replace") if isinstance(values, bytes) else str(values)
+
+
+def _generalized_time(value: str | None) -> datetime | None:
+    """An LDAP GeneralizedTime ("20261129214700Z", ldap3 may give "2026-11-29 21:47:00+00:00")."""
+    if not value:
+        return None
+    for parse in (
+        lambda text: datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC),
+        datetime.fromisoformat,
+    ):
+        try:
+            moment = parse(value)
+        except ValueError:
+            continue
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return None
 
 
 def _number_of(entry: Mapping[str, Any], attribute: str) -> int:

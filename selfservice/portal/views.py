@@ -105,6 +105,7 @@ def change_password() -> ResponseReturnValue:
                 current_password=form.current_password.data,
                 new=NewPassword(form.new_password.data, form.confirm.data),
                 origin=current_origin(),
+                time_zone=current_app.config["TIME_ZONE"],
             )
         except InvalidCredentials:
             form.current_password.errors.append(_("That is not your current password."))

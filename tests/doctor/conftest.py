@@ -33,3 +33,22 @@ def domain_min_length_10(samba_ad: SambaDC) -> Iterator[None]:
     yield
     connection.modify(AD_BASE_DN, {"minPwdLength": [(ldap3.MODIFY_REPLACE, [old])]})
     connection.unbind()
+
+
+@pytest.fixture
+def policy_min_age_one_hour(slapd: Slapd) -> Iterator[None]:
+    connection = slapd.root_connection()
+    connection.modify(POLICY_DN, {"pwdMinAge": [(ldap3.MODIFY_REPLACE, ["3600"])]})
+    yield
+    connection.modify(POLICY_DN, {"pwdMinAge": [(ldap3.MODIFY_REPLACE, ["0"])]})
+    connection.unbind()
+
+
+@pytest.fixture
+def domain_min_age_one_day(samba_ad: SambaDC) -> Iterator[None]:
+    """AD's default minimum age: one day (in AD's negative 100 ns steps)."""
+    connection = samba_ad.admin_connection()
+    connection.modify(AD_BASE_DN, {"minPwdAge": [(ldap3.MODIFY_REPLACE, ["-864000000000"])]})
+    yield
+    connection.modify(AD_BASE_DN, {"minPwdAge": [(ldap3.MODIFY_REPLACE, ["0"])]})
+    connection.unbind()

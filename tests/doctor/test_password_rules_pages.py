@@ -47,3 +47,31 @@ def test_the_builtin_directory_keeps_the_portal_setting(make_app) -> None:  # ty
     page = client.get("/password").get_data(as_text=True)
     assert "At least 12 characters" in page
     assert "It cannot be one of the last" not in page
+
+
+def change(client: Any, current: str, new: str) -> Any:
+    return post_form(client, "/password", {"current_password": current, "new_password": new, "confirm": new})
+
+
+FIRST, SECOND = "Quiet-Lantern-Orbit-71", "Velvet-Canyon-Drift-38"
+
+
+def test_a_second_change_within_the_ppolicy_minimum_age_says_when(make_app, policy_min_age_one_hour) -> None:  # type: ignore[no-untyped-def]
+    client = signed_in(make_app(directory="openldap", TIME_ZONE="America/New_York"))
+    assert "can be changed again after 1 hour." in client.get("/password").get_data(as_text=True)
+    assert change(client, "Correct-Horse-1001", FIRST).status_code == 303
+    response = change(client, FIRST, SECOND)
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "The password was changed too recently. It can be changed again from " in page
+    assert "(America/New_York time)" in page
+
+
+def test_ad_default_minimum_age_of_one_day_is_explained(make_app, domain_min_age_one_day) -> None:  # type: ignore[no-untyped-def]
+    """The seed password was set moments ago, as after a help-desk reset: AD takes no change for a day."""
+    client = signed_in(make_app(directory="ad"))
+    response = change(client, "Correct-Horse-1001", FIRST)
+    assert response.status_code == 400
+    assert "The password was changed too recently. It can be changed again from " in response.get_data(
+        as_text=True
+    )
