@@ -19,10 +19,14 @@ from urllib.parse import urlsplit
 import ldap3
 from ldap3.core import exceptions as ldap_errors
 from ldap3.utils.conv import escape_filter_chars
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from selfservice.directory.interfaces import AccountKind, Directory, DirectoryError, PasswordRules
 from selfservice.directory.ldap import _abandon
+from selfservice.directory.models import DirectoryAccount, DirectoryGroup, group_members
 from selfservice.doctor import Finding, fail, info, ok, warn
+from selfservice.extensions import db
 
 #: How many accounts the attribute checks look at.
 SAMPLE_SIZE = 200
@@ -40,7 +44,7 @@ class _Stop(Exception):
 def check_directory(settings: Mapping[str, Any], directory: Directory) -> list[Finding]:
     """Every directory check for ``settings`` (openldap or ad); builtin needs none of them."""
     if settings["DIRECTORY"] not in {"openldap", "ad"}:
-        return [ok("directory", f"built-in directory ({settings['DIRECTORY']}), kept in the database")]
+        return check_builtin(settings)
     findings: list[Finding] = []
     checker = _Checker(settings, findings)
     try:
@@ -57,6 +61,34 @@ def check_directory(settings: Mapping[str, Any], directory: Directory) -> list[F
     finally:
         _abandon(connection)
     findings.extend(_policy_findings(settings, directory))
+    return findings
+
+
+def check_builtin(settings: Mapping[str, Any]) -> list[Finding]:
+    """The built-in directory: how many accounts it holds, and each role group's members."""
+    try:
+        accounts = db.session.scalar(select(func.count()).select_from(DirectoryAccount)) or 0
+        members = dict(
+            db.session.execute(
+                select(DirectoryGroup.name, func.count(group_members.c.account_id))
+                .join(group_members, isouter=True)
+                .group_by(DirectoryGroup.name)
+            ).all()
+        )
+    except SQLAlchemyError:
+        db.session.rollback()
+        return [fail("directory", "the built-in directory's tables cannot be read", "DATABASE_URL")]
+    if not accounts:
+        cause = "built-in directory with no accounts yet: `selfservice accounts import FILE.csv`"
+        findings = [warn("directory", cause, "DIRECTORY")]
+    else:
+        findings = [ok("directory", f"built-in directory: {accounts} accounts")]
+    for role, group in sorted(settings["ROLE_GROUPS"].items()):
+        setting = f"ROLE_GROUPS.{role}"
+        if group not in members:
+            findings.append(warn(f"role group {role}", f"no account is in the group {group!r}", setting))
+        else:
+            findings.append(ok(f"role group {role}", f"{group}: {members[group]} member(s)", setting))
     return findings
 
 

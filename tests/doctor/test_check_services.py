@@ -6,13 +6,17 @@ import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy import delete
 
 from selfservice import create_app
 from selfservice.cli import main
 from selfservice.config import ConfigError
+from selfservice.directory.models import DirectoryAccount
 from selfservice.doctor import Verdict
 from selfservice.doctor.services import check_limiter
+from selfservice.extensions import db
 from tests.conftest import base_settings
+from tests.fixtures.people import PEOPLE
 from tests.site.test_site import closed_port
 
 
@@ -48,3 +52,22 @@ def test_memory_storage_with_several_workers_is_refused(tmp_path: Path) -> None:
     }
     with pytest.raises(ConfigError, match="RATELIMIT_STORAGE_URI is memory:// but WEB_WORKERS is 4"):
         create_app(settings)
+
+
+def test_the_builtin_directory_reports_its_accounts_and_role_groups(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    output = app.test_cli_runner().invoke(main, ["check", "--no-settings"]).output
+    assert f"OK    directory: built-in directory: {len(PEOPLE)} accounts" in output
+    assert "OK    role group its: its: 1 member(s)  [setting: ROLE_GROUPS.its]" in output
+
+
+def test_an_empty_builtin_directory_says_how_to_fill_it(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    with app.app_context():
+        db.session.execute(delete(DirectoryAccount))
+        db.session.commit()
+    output = app.test_cli_runner().invoke(main, ["check", "--no-settings"]).output
+    assert (
+        "WARN  directory: built-in directory with no accounts yet: `selfservice accounts import FILE.csv`"
+        in output
+    )

@@ -38,7 +38,7 @@ def test_help_lists_every_command_without_any_configuration(tmp_path: Path) -> N
     result = selfservice("--help", instance=tmp_path)
     assert result.returncode == 0
     assert "Traceback" not in result.stderr
-    for command in ("check", "db", "demo", "deliver-mail", "init", "purge", "unlock", "run"):
+    for command in ("accounts", "check", "db", "demo", "deliver-mail", "init", "purge", "unlock", "run"):
         assert f"  {command} " in result.stdout, command
 
 
