@@ -128,13 +128,9 @@ class _Checker:
             )
         self.add(ok("directory connection", f"{host}:{port} answers"))
         if self.ad and not (secure or self.settings["LDAP_START_TLS"]):
-            self.add(
-                fail(
-                    "directory encryption",
-                    "Active Directory takes passwords only over an encrypted connection",
-                    "LDAP_URL (ldaps://) or LDAP_START_TLS",
-                )
-            )
+            # Stop here: the service account's password is not sent in clear to check the rest.
+            cause = "Active Directory takes passwords only over an encrypted connection"
+            self.stop(fail("directory encryption", cause, "LDAP_URL (ldaps://) or LDAP_START_TLS"))
         connection = self._connection(url, secure)
         try:
             self._open(connection, secure)

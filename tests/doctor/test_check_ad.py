@@ -61,7 +61,11 @@ def test_each_misconfiguration_fails_naming_cause_and_setting(
 def test_plain_ldap_to_ad_fails_as_unencrypted(make_app, samba_ad: SambaDC) -> None:  # type: ignore[no-untyped-def]
     result = check(make_app(directory="ad", LDAP_URL=f"ldap://{samba_ad.address}:389"))
     assert result.exit_code == 1
-    assert any("directory encryption" in line for line in fail_lines(result.output))
+    assert fail_lines(result.output) == [
+        "FAIL  directory encryption: Active Directory takes passwords only over an encrypted connection"
+        "  [setting: LDAP_URL (ldaps://) or LDAP_START_TLS]"
+    ]
+    assert "directory bind" not in result.output  # the service password never went out in clear
 
 
 def test_a_trusted_certificate_is_required_when_validation_is_on(make_app) -> None:  # type: ignore[no-untyped-def]
