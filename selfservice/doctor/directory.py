@@ -19,14 +19,12 @@ from urllib.parse import urlsplit
 import ldap3
 from ldap3.core import exceptions as ldap_errors
 from ldap3.utils.conv import escape_filter_chars
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
 
-from selfservice.directory.interfaces import AccountKind, Directory, DirectoryError, PasswordRules
+from selfservice.directory.interfaces import AccountKind, Directory
 from selfservice.directory.ldap import _abandon
-from selfservice.directory.models import DirectoryAccount, DirectoryGroup, group_members
 from selfservice.doctor import Finding, fail, info, ok, warn
-from selfservice.extensions import db
+from selfservice.doctor.builtin import check_builtin
+from selfservice.doctor.policy import policy_findings
 
 #: How many accounts the attribute checks look at.
 SAMPLE_SIZE = 200
@@ -60,35 +58,7 @@ def check_directory(settings: Mapping[str, Any], directory: Directory) -> list[F
         pass
     finally:
         _abandon(connection)
-    findings.extend(_policy_findings(settings, directory))
-    return findings
-
-
-def check_builtin(settings: Mapping[str, Any]) -> list[Finding]:
-    """The built-in directory: how many accounts it holds, and each role group's members."""
-    try:
-        accounts = db.session.scalar(select(func.count()).select_from(DirectoryAccount)) or 0
-        members = dict(
-            db.session.execute(
-                select(DirectoryGroup.name, func.count(group_members.c.account_id))
-                .join(group_members, isouter=True)
-                .group_by(DirectoryGroup.name)
-            ).all()
-        )
-    except SQLAlchemyError:
-        db.session.rollback()
-        return [fail("directory", "the built-in directory's tables cannot be read", "DATABASE_URL")]
-    if not accounts:
-        cause = "built-in directory with no accounts yet: `selfservice accounts import FILE.csv`"
-        findings = [warn("directory", cause, "DIRECTORY")]
-    else:
-        findings = [ok("directory", f"built-in directory: {accounts} accounts")]
-    for role, group in sorted(settings["ROLE_GROUPS"].items()):
-        setting = f"ROLE_GROUPS.{role}"
-        if group not in members:
-            findings.append(warn(f"role group {role}", f"no account is in the group {group!r}", setting))
-        else:
-            findings.append(ok(f"role group {role}", f"{group}: {members[group]} member(s)", setting))
+    findings.extend(policy_findings(settings, directory))
     return findings
 
 
@@ -382,41 +352,6 @@ class _Checker:
     def _exists(self, connection: ldap3.Connection, dn: str) -> bool:
         connection.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["1.1"])
         return connection.result.get("result") == 0
-
-
-def _policy_findings(settings: Mapping[str, Any], directory: Directory) -> list[Finding]:
-    try:
-        rules = directory.password_rules()
-    except DirectoryError as exc:
-        return [warn("password policy", f"could not be read: {exc}")]
-    return describe_rules(rules, settings)
-
-
-def describe_rules(rules: PasswordRules, settings: Mapping[str, Any]) -> list[Finding]:
-    """The directory's policy as findings, and how it changes the portal's own minimum."""
-    if not rules.source or not (
-        rules.min_length or rules.history or rules.complexity or rules.min_age_seconds
-    ):
-        return [
-            warn("password policy", "none found in the directory: only the portal's PASSWORD_* rules apply")
-        ]
-    parts = [f"at least {rules.min_length} characters", f"history {rules.history}"]
-    parts.append("complexity required" if rules.complexity else "no complexity rule")
-    if rules.quality_check:
-        parts.append("quality check on")
-    parts.append(f"minimum age {rules.min_age_seconds} s")
-    findings = [info("password policy", f"{rules.source}: {', '.join(parts)}")]
-    portal = settings["PASSWORD_MIN_LENGTH"]
-    if rules.min_length > portal:
-        findings.append(
-            info(
-                "password length",
-                f"the portal asks for {rules.min_length} characters, the directory's minimum "
-                f"(PASSWORD_MIN_LENGTH is {portal})",
-                "PASSWORD_MIN_LENGTH",
-            )
-        )
-    return findings
 
 
 def _holder_of_a_portal_account(entries: list[dict[str, Any]], kind_attribute: str) -> str:
