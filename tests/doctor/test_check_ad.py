@@ -34,6 +34,11 @@ def test_a_right_setup_passes_and_reads_the_domain_policy(make_app) -> None:  # 
             "directory bind: invalid credentials",
             "LDAP_BIND_DN, LDAP_BIND_PASSWORD",
         ),
+        (
+            {"LDAP_BIND_DN": f"CN=nobody,OU=Services,{BASE_DN}"},
+            "directory bind: invalid credentials",
+            "LDAP_BIND_DN, LDAP_BIND_PASSWORD",
+        ),
         ({"LDAP_BASE_DN": f"OU=Pupils,{BASE_DN}"}, "people base DN: 'OU=Pupils,", "LDAP_BASE_DN"),
         ({"LDAP_GROUP_BASE_DN": f"OU=Teams,{BASE_DN}"}, "group base DN: 'OU=Teams,", "LDAP_GROUP_BASE_DN"),
         (
