@@ -112,3 +112,11 @@ def test_check_account_shows_how_the_portal_sees_a_student(make_app) -> None:  #
     assert "student ID             1000001" in lines
     assert "birth month/year" in lines
     assert "must change password   no" in lines
+
+
+def test_a_refused_bind_never_shows_the_password(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(directory="openldap", LDAP_BIND_PASSWORD="Wrong-Secret-987")
+    result = app.test_cli_runner().invoke(main, ["check"])  # with the settings printed too
+    assert result.exit_code == 1
+    assert "LDAP_BIND_PASSWORD = '********'" in result.output
+    assert "Wrong-Secret-987" not in result.output
