@@ -63,7 +63,10 @@ class _LazyRules:
     """Reads the rules only when a template uses them (most pages ask for no password)."""
 
     def __getattr__(self, name: str) -> Any:
-        return get_security().password_rules_for_pages()[name]
+        rules = get_security().password_rules_for_pages() if not name.startswith("_") else {}
+        if name not in rules:
+            raise AttributeError(name)
+        return rules[name]
 
 
 def get_security() -> Security:
