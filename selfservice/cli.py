@@ -63,7 +63,7 @@ def check_command(login: str | None, settings: bool) -> None:
     findings = diagnose(current_app.config, get_directory(), db.engine, resource_dir("migrations"))
     for finding in findings:
         click.echo(finding.line())
-    if login is not None and not failed(findings):
+    if login is not None:
         _show_account(login)
     if failed(findings):
         click.echo("\nselfservice check: FAILED (fix the lines marked FAIL, then run it again)")
@@ -73,14 +73,18 @@ def check_command(login: str | None, settings: bool) -> None:
 
 def _show_account(login: str) -> None:
     from selfservice.directory import get_directory
+    from selfservice.directory.interfaces import DirectoryError
     from selfservice.doctor.account import describe_account
     from selfservice.security import get_security
 
-    directory = get_directory()
-    account = directory.find(login)
-    locked_until = get_security().lockout.locked_until(account.key) if account else None
     click.echo(f"\naccount {login!r}:")
-    for line in describe_account(directory, login, locked_until):
+    try:
+        account = get_directory().find(login)
+    except DirectoryError as exc:
+        click.echo(f"  cannot look it up: {exc}")
+        return
+    locked_until = get_security().lockout.locked_until(account.key) if account else None
+    for line in describe_account(account, login, locked_until):
         click.echo(f"  {line}")
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from selfservice.directory.interfaces import Account, Directory
+from selfservice.directory.interfaces import Account
 
 
-def describe_account(directory: Directory, login: str, locked_until: datetime | None) -> list[str]:
-    """Printable lines for the account ``login`` finds; the parent PIN is never shown, only whether set."""
-    account = directory.find(login)
+def describe_account(account: Account | None, login: str, locked_until: datetime | None) -> list[str]:
+    """Printable lines for the account ``login`` found; the parent PIN is never shown, only whether set."""
     if account is None:
         return [f"no single account found for {login!r} (none, or several match: see LOGIN_FIELDS)"]
     return _lines(account, locked_until)

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from selfservice.cli import main
+from tests.conftest import person
 from tests.site.test_site import closed_port
 from tests.slapd import BASE_DN, Slapd
 
@@ -120,3 +121,19 @@ def test_a_refused_bind_never_shows_the_password(make_app) -> None:  # type: ign
     assert result.exit_code == 1
     assert "LDAP_BIND_PASSWORD = '********'" in result.output
     assert "Wrong-Secret-987" not in result.output
+
+
+def test_check_account_shows_a_parent_without_the_pin(make_app) -> None:  # type: ignore[no-untyped-def]
+    result = check(make_app(directory="openldap"), "--account", "p2000001")
+    assert "parent account number  A-2000001" in result.output
+    assert "parent PIN             set" in result.output
+    pin = person("p2000001").parent_pin or ""
+    shown = [
+        line for line in result.output.splitlines() if not line.strip().startswith(("key", "OK", "INFO"))
+    ]
+    assert not [line for line in shown if pin in line]  # (a random entryUUID could hold the digits)
+
+
+def test_check_account_for_nobody_says_so(make_app) -> None:  # type: ignore[no-untyped-def]
+    result = check(make_app(directory="openldap"), "--account", "nobody-here")
+    assert "no single account found for 'nobody-here'" in result.output
