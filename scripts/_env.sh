@@ -1,5 +1,9 @@
-# Shared by scripts/demo and scripts/test: a virtual environment in .venv with the project in it.
+# Shared by scripts/demo and scripts/test: a virtual environment in .venv with the project
+# installed editable in it (the same install for both), and one instance folder: instance/ in
+# the checkout, as the README says, unless SELFSERVICE_INSTANCE_PATH names another.
 # Installs Debian packages with apt-get only when they are missing and we are root.
+
+export SELFSERVICE_INSTANCE_PATH=${SELFSERVICE_INSTANCE_PATH:-$PWD/instance}
 
 apt_install() {
   local missing=()
@@ -24,6 +28,18 @@ ensure_venv() {
       apt_install python3-venv
       "$python" -m venv .venv
     fi
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
   fi
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+}
+
+# ensure_installed [EXTRAS]: pip install -e ".[EXTRAS]" unless that very install is done already
+# (same pyproject.toml), so a restart does not reinstall anything.
+ensure_installed() {
+  local spec=".${1:+[$1]}" stamp=.venv/.selfservice-installed want
+  want="$(sha256sum pyproject.toml | cut -d' ' -f1) $spec"
+  if [ -x .venv/bin/selfservice ] && [ -f "$stamp" ] && grep -qxF "$want" "$stamp"; then
+    return 0
+  fi
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" >&2
+  echo "$want" >>"$stamp"
 }

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 from flask_migrate import upgrade
+from flask_migrate.cli import db as db_group
 from werkzeug.serving import run_simple
 
 from selfservice import create_app
+from selfservice.accounts.cli import accounts_group
 from selfservice.admin.cli import COMMANDS as ADMIN_COMMANDS
 from selfservice.config import ConfigError, masked
 from selfservice.mail.cli import deliver_mail_command
 from selfservice.portal.cli import reconcile_command
-from selfservice.site.services import check_database, check_directory
 
 
 def _create_app() -> Flask:
@@ -27,23 +29,64 @@ def _create_app() -> Flask:
         raise click.ClickException(f"configuration: {exc}") from exc
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+class PortalGroup(FlaskGroup):
+    """Flask's group, whose --help lists every command even when the settings cannot load."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        try:
+            ctx.ensure_object(ScriptInfo).load_app()
+        except click.ClickException:
+            self._load_plugin_commands()
+            return sorted(click.Group.list_commands(self, ctx))
+        return super().list_commands(ctx)
+
+
+@click.group(cls=PortalGroup, create_app=_create_app, add_version_option=False)
 def main() -> None:
     """selfservice: self-service password portal for a school district."""
 
 
 @main.command("check")
+@click.option("--account", "login", default=None, help="Show how the portal sees this account.")
+@click.option("--settings/--no-settings", default=True, help="Print the effective settings first.")
 @with_appcontext
-def check_command() -> None:
-    """Print the effective settings (secrets masked) and test the database and directory."""
-    for key, value in masked(current_app.config).items():
-        click.echo(f"{key} = {value!r}")
-    verdicts = {"database": check_database(), "directory": check_directory()}
-    click.echo("")
-    for part, state in verdicts.items():
-        click.echo(f"{part}: {'OK' if state == 'ok' else 'FAILED (' + state + ')'}")
-    if any(state != "ok" for state in verdicts.values()):
+def check_command(login: str | None, settings: bool) -> None:
+    """Prove the setup on the live services: one line per check, non-zero exit on any failure."""
+    from selfservice import resource_dir
+    from selfservice.directory import get_directory
+    from selfservice.doctor import diagnose, failed
+    from selfservice.extensions import db
+
+    if settings:
+        for key, value in masked(current_app.config).items():
+            click.echo(f"{key} = {value!r}")
+        click.echo("")
+    findings = diagnose(current_app.config, get_directory(), db.engine, resource_dir("migrations"))
+    for finding in findings:
+        click.echo(finding.line())
+    if login is not None:
+        _show_account(login)
+    if failed(findings):
+        click.echo("\nselfservice check: FAILED (fix the lines marked FAIL, then run it again)")
         sys.exit(1)
+    click.echo("\nselfservice check: OK")
+
+
+def _show_account(login: str) -> None:
+    from selfservice.directory import get_directory
+    from selfservice.directory.interfaces import DirectoryError
+    from selfservice.doctor.account import describe_account
+    from selfservice.security import get_security
+
+    click.echo(f"\naccount {login!r}:")
+    try:
+        account = get_directory().find(login)
+    except DirectoryError as exc:
+        click.echo(f"  cannot look it up: {exc}")
+        return
+    locked_until = get_security().lockout.locked_until(account.key) if account else None
+    for line in describe_account(account, login, locked_until):
+        click.echo(f"  {line}")
 
 
 @main.command("demo", with_appcontext=False)
@@ -56,11 +99,12 @@ def check_command() -> None:
     default=None,
     help="Folder for the demo database (default: the app's instance folder).",
 )
-def demo_command(host: str, port: int, instance_path: Path | None) -> None:
-    """Create the demo database, seed the demo accounts and serve the portal."""
+@click.option("--keep", is_flag=True, help="Keep the last run's demo database instead of starting fresh.")
+def demo_command(host: str, port: int, instance_path: Path | None, keep: bool) -> None:
+    """Start the demo afresh (demo.sqlite in the instance folder), seed the demo accounts and serve."""
     from selfservice.demo import DEMO_PASSWORD, demo_settings, seed_demo
 
-    app = create_app(demo_settings(instance_path))
+    app = create_app(demo_settings(instance_path or instance_folder(), keep=keep))
     with app.app_context():
         upgrade()
         accounts = seed_demo()
@@ -76,8 +120,47 @@ def _roles(account: Any) -> str:
     return ", ".join(sorted(role.value for role in account.roles))
 
 
+@main.command("init", with_appcontext=False)
+@click.option(
+    "--directory",
+    type=click.Choice(["builtin", "openldap", "ad"]),
+    default="builtin",
+    show_default=True,
+    help="Where passwords live.",
+)
+@click.option(
+    "--instance",
+    "instance_path",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Instance folder (default: SELFSERVICE_INSTANCE_PATH, else the app's instance folder).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing config.toml.")
+def init_command(directory: str, instance_path: Path | None, force: bool) -> None:
+    """Write a commented instance config.toml with a fresh secret key, and say where."""
+    from selfservice.instance_config import config_text
+
+    folder = instance_path or instance_folder()
+    target = folder / "config.toml"
+    if target.exists() and not force:
+        raise click.ClickException(f"{target} exists already (--force replaces it)")
+    folder.mkdir(parents=True, exist_ok=True)
+    target.write_text(config_text(directory), encoding="utf-8")
+    target.chmod(0o600)  # it holds the secret key
+    click.echo(f"Wrote {target}")
+    click.echo("Edit it, then run `selfservice db upgrade` and `selfservice check`.")
+
+
+def instance_folder() -> Path:
+    """The instance folder the app would use: SELFSERVICE_INSTANCE_PATH, else Flask's default."""
+    configured = os.environ.get("SELFSERVICE_INSTANCE_PATH")
+    return Path(configured).resolve() if configured else Path(Flask("selfservice").instance_path)
+
+
 main.add_command(deliver_mail_command)
 main.add_command(reconcile_command)
+main.add_command(accounts_group)
+main.add_command(db_group)
 for _command in ADMIN_COMMANDS:
     main.add_command(_command)
 

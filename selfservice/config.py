@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_STORAGE_URI": "memory://",
     "RATELIMIT_KEY_PREFIX": "selfservice",
     "PROXY_HOPS": 0,
+    "WEB_WORKERS": 1,
     # Sessions
     "SESSION_COOKIE_SECURE": True,
     "SESSION_IDLE_MINUTES": 15,
@@ -159,6 +160,7 @@ SECRET_SETTINGS = frozenset({"SECRET_KEY", "LDAP_BIND_PASSWORD", "SMTP_PASSWORD"
 
 #: "demo" is the builtin directory seeded with the demo accounts.
 DIRECTORY_KINDS = ("builtin", "demo", "openldap", "ad")
+SECOND_FACTOR_MODES = ("required", "if-available", "off")
 
 
 class ConfigError(ValueError):
@@ -168,12 +170,25 @@ class ConfigError(ValueError):
 def load_settings(instance_path: Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Merge defaults, instance/config.toml, the environment and ``overrides``."""
     settings = dict(DEFAULTS)
-    settings.update(_read_toml(instance_path / "config.toml"))
-    settings.update(_read_environment(os.environ))
-    settings.update(overrides or {})
+    for source in (_read_toml(instance_path / "config.toml"), _read_environment(os.environ), overrides or {}):
+        _merge(settings, source)
     if not settings["DATABASE_URL"]:
         settings["DATABASE_URL"] = f"sqlite:///{instance_path / 'selfservice.sqlite'}"
     return settings
+
+
+#: Tables merged key by key with the defaults: a partial table changes only the keys it names.
+MERGED_TABLES = ("LDAP_ATTRIBUTES", "AD_ATTRIBUTES", "ROLE_GROUPS", "SECOND_FACTOR")
+#: Attribute fields without which no account can be found or kept apart.
+REQUIRED_ATTRIBUTES = ("login", "unique_id")
+
+
+def _merge(settings: dict[str, Any], source: Mapping[str, Any]) -> None:
+    for key, value in source.items():
+        if key in MERGED_TABLES and isinstance(value, Mapping) and isinstance(settings.get(key), Mapping):
+            settings[key] = {**settings[key], **value}
+        else:
+            settings[key] = value
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -239,6 +254,12 @@ def validate(settings: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"DIRECTORY must be one of {', '.join(DIRECTORY_KINDS)}, got {settings['DIRECTORY']!r}"
         )
+    _validate_tables(settings)
+    if settings["WEB_WORKERS"] > 1 and str(settings["RATELIMIT_STORAGE_URI"]).startswith("memory://"):
+        raise ConfigError(
+            f"RATELIMIT_STORAGE_URI is memory:// but WEB_WORKERS is {settings['WEB_WORKERS']}: "
+            "each worker would count on its own; use redis://"
+        )
     if settings["DEMO"] or settings["DEBUG"] or settings["TESTING"]:
         return
     if len(settings["SECRET_KEY"]) < 32:
@@ -247,6 +268,32 @@ def validate(settings: Mapping[str, Any]) -> None:
         raise ConfigError("SESSION_COOKIE_SECURE must be true outside demo and debug")
     if settings["DIRECTORY"] == "demo":
         raise ConfigError("DIRECTORY is 'demo' (shared demo passwords): use builtin, openldap or ad")
+
+
+def _validate_tables(settings: Mapping[str, Any]) -> None:
+    """Each mapping table holds only known keys, each with a text value; groups are never empty."""
+    for table in MERGED_TABLES:
+        value = settings.get(table)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{table} must be a table, got {value!r}")
+        for key, item in value.items():
+            if key not in DEFAULTS[table]:
+                known = ", ".join(DEFAULTS[table])
+                raise ConfigError(f"{table}.{key} is not a known key (known: {known})")
+            if not isinstance(item, str):
+                raise ConfigError(f"{table}.{key} must be text, got {item!r}")
+    for role, group in settings["ROLE_GROUPS"].items():
+        if not group.strip():
+            raise ConfigError(f"ROLE_GROUPS.{role} is empty: name the group (cn or DN) of the {role} role")
+    for table in ("LDAP_ATTRIBUTES", "AD_ATTRIBUTES"):
+        for key in REQUIRED_ATTRIBUTES:
+            if not settings[table][key].strip():
+                raise ConfigError(f"{table}.{key} is empty: every account needs it")
+    for kind, mode in settings["SECOND_FACTOR"].items():
+        if mode not in SECOND_FACTOR_MODES:
+            raise ConfigError(
+                f"SECOND_FACTOR.{kind} must be one of {', '.join(SECOND_FACTOR_MODES)}, got {mode!r}"
+            )
 
 
 def masked(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ DEMO_ACCOUNTS = [
         AccountKind.STUDENT,
         "Ben Carter",
         student_id="1000002",
-        birth_month_year="111011",
+        birth_month_year="112011",
     ),
     NewAccount(
         "p2000001",
@@ -84,18 +84,26 @@ DEMO_ACCOUNTS = [
 ]
 
 
-def demo_settings(instance_path: Path | None = None) -> dict[str, Any]:
-    """Settings for a local demo: relaxed cookies, a throwaway secret, the demo directory."""
-    settings: dict[str, Any] = {
+#: The demo's own database file in the instance folder, apart from a real site's.
+DEMO_DATABASE = "demo.sqlite"
+
+
+def demo_settings(instance_path: Path, *, keep: bool = False) -> dict[str, Any]:
+    """Settings for a local demo: its own SQLite file (fresh unless ``keep``), relaxed cookies,
+    a throwaway secret, the demo directory."""
+    instance_path.mkdir(parents=True, exist_ok=True)
+    database = instance_path / DEMO_DATABASE
+    if not keep:
+        for leftover in (database, database.with_name(f"{DEMO_DATABASE}-journal")):
+            leftover.unlink(missing_ok=True)
+    return {
         "DEMO": True,
         "DIRECTORY": "demo",
         "SECRET_KEY": secrets.token_urlsafe(48),
         "SESSION_COOKIE_SECURE": False,
+        "INSTANCE_PATH": str(instance_path),
+        "DATABASE_URL": f"sqlite:///{database}",
     }
-    if instance_path is not None:
-        instance_path.mkdir(parents=True, exist_ok=True)
-        settings["INSTANCE_PATH"] = str(instance_path)
-    return settings
 
 
 def seed_demo() -> list[Account]:

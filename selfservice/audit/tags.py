@@ -39,3 +39,6 @@ class Tag(StrEnum):
     QUESTION_CHANGED = "admin:question:change"
     RETENTION_PURGED = "admin:retention:purge"
     AUDIT_EXPORTED = "admin:audit:export"
+    ACCOUNTS_IMPORTED = "admin:accounts:import"
+    ACCOUNT_DISABLED = "account:directory:disable"
+    MUST_CHANGE_SET = "account:password:must-change"

@@ -36,6 +36,7 @@ from selfservice.directory.interfaces import (
     DirectoryUnavailable,
     InvalidCredentials,
     PasswordRejected,
+    PasswordRules,
     Role,
 )
 from selfservice.directory.ldap import (
@@ -63,6 +64,11 @@ IN_CHAIN = "1.2.840.113556.1.4.1941"
 REPLICATION_METADATA = "replPropertyMetaData"
 UNICODE_PWD_ATTID = 0x9005A
 METADATA_HEADER, METADATA_ENTRY = struct.Struct("<IIII"), struct.Struct("<IIQ16sQQ")
+#: The domain object's password policy, and pwdProperties' complexity bit.
+DOMAIN_RULES = ("minPwdLength", "pwdHistoryLength", "pwdProperties", "minPwdAge")
+DOMAIN_PASSWORD_COMPLEX = 0x1
+#: AD counts time in 100 ns steps from 1601-01-01 UTC.
+FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 STATE_ATTRIBUTES = ("userAccountControl", "msDS-User-Account-Control-Computed", "pwdLastSet")
 
 #: The "data" code of a refused bind: "...AcceptSecurityContext error, data 775, v1db1".
@@ -202,6 +208,38 @@ class AdDirectory(LdapDirectory):
         """End a directory lockout (lockoutTime=0 also zeroes the bad-password count)."""
         changes = {"lockoutTime": [(ldap3.MODIFY_REPLACE, ["0"])]}
         self._as_service(lambda connection: _modify(connection, account.ref, changes))
+
+    def password_rules(self) -> PasswordRules:
+        """The domain's password policy, read from the domain object (the default naming context)."""
+
+        def read(connection: ldap3.Connection) -> PasswordRules:
+            domain = self._naming_context(connection)
+            entry = self._read(connection, domain, list(DOMAIN_RULES))
+            if entry is None:
+                return PasswordRules()
+            properties = _number(_first(entry, "pwdProperties"))
+            return PasswordRules(
+                min_length=_number(_first(entry, "minPwdLength")),
+                history=_number(_first(entry, "pwdHistoryLength")),
+                complexity=bool(properties & DOMAIN_PASSWORD_COMPLEX),
+                # AD keeps ages as negative counts of 100 ns.
+                min_age_seconds=abs(_number(_first(entry, "minPwdAge"))) // 10_000_000,
+                source=domain,
+            )
+
+        return self._as_service(read)
+
+    def password_changed_at(self, account: Account) -> datetime | None:
+        """pwdLastSet as a moment (None when zero: the password must be changed)."""
+
+        def read(connection: ldap3.Connection) -> datetime | None:
+            connection.search(account.ref, "(objectClass=*)", ldap3.BASE, attributes=["pwdLastSet"])
+            entries = _entries(connection)
+            raw = entries[0].get("raw_attributes", {}).get("pwdLastSet") if entries else None
+            ticks = _number((raw[0] if isinstance(raw, list) and raw else b"0").decode())
+            return FILETIME_EPOCH + timedelta(microseconds=ticks // 10) if ticks > 0 else None
+
+        return self._as_service(read)
 
     # --- filters and entries ------------------------------------------------------------
 

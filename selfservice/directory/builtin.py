@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from argon2 import PasswordHasher, Type
@@ -22,6 +23,7 @@ from selfservice.directory.interfaces import (
     DirectoryUnavailable,
     InvalidCredentials,
     OutcomeUnknown,
+    PasswordRules,
     Role,
 )
 from selfservice.directory.models import DirectoryAccount, DirectoryGroup
@@ -125,6 +127,14 @@ class BuiltinDirectory:
 
     def ping(self) -> None:
         self._query(lambda: db.session.execute(text("SELECT 1")))
+
+    def password_rules(self) -> PasswordRules:
+        """The builtin directory has no rules of its own: the portal's PASSWORD_* settings are all."""
+        return PasswordRules(source="builtin")
+
+    def password_changed_at(self, account: Account) -> datetime | None:
+        row = self._query(lambda: db.session.get(DirectoryAccount, account.key))
+        return row.password_changed_at if row else None
 
     # Seeding -----------------------------------------------------------------
 

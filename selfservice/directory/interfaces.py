@@ -7,6 +7,7 @@ see :class:`Account` values and the error types below, never ldap3 or SQL object
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
@@ -56,6 +57,21 @@ class Account:
 
     def has_role(self, *roles: Role) -> bool:
         return bool(self.roles.intersection(roles))
+
+
+@dataclass(frozen=True)
+class PasswordRules:
+    """The directory's own password rules (ppolicy, AD's domain policy); zero means no rule.
+
+    ``source`` says where they were read, e.g. the policy entry's DN.
+    """
+
+    min_length: int = 0
+    history: int = 0
+    complexity: bool = False  # AD: characters of three of four kinds, no part of the name
+    min_age_seconds: int = 0
+    quality_check: bool = False  # ppolicy's pwdCheckQuality: the server checks what it can
+    source: str = ""
 
 
 class DirectoryError(Exception):
@@ -132,3 +148,9 @@ class Directory(Protocol):
         when the directory keeps no such record for the account. Raises
         DirectoryUnavailable when it cannot be read.
         """
+
+    def password_rules(self) -> PasswordRules:
+        """The directory's own password rules (read-only; empty rules where it has none)."""
+
+    def password_changed_at(self, account: Account) -> datetime | None:
+        """When the account's password last changed, as the directory records it (None: unknown)."""

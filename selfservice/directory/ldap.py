@@ -13,6 +13,7 @@ import logging
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import ldap3
@@ -29,6 +30,7 @@ from selfservice.directory.interfaces import (
     InvalidCredentials,
     OutcomeUnknown,
     PasswordRejected,
+    PasswordRules,
     Role,
 )
 from selfservice.i18n_markers import N_
@@ -58,6 +60,8 @@ SUCCESS, SIZE_LIMIT_EXCEEDED, NO_SUCH_OBJECT, INVALID_CREDENTIALS = 0, 4, 32, 49
 UNAVAILABLE_CODES = frozenset({1, 3, 51, 52, 80})
 
 PPOLICY_ATTRIBUTES = ("pwdReset", "pwdAccountLockedTime")
+#: What a ppolicy entry says about new passwords.
+PPOLICY_RULES = ("pwdMinLength", "pwdInHistory", "pwdCheckQuality", "pwdMinAge")
 
 #: ppolicy / constraint messages (lower-cased fragments) -> what the holder is told.
 REJECTION_MESSAGES = (
@@ -204,6 +208,49 @@ class LdapDirectory:
                 _raise_unavailable(connection)
 
         self._as_service(read_root)
+
+    # --- read-only diagnostics -------------------------------------------------------
+
+    def password_rules(self) -> PasswordRules:
+        """The strictest ppolicy (pwdPolicy entry) under the base DN's naming context."""
+
+        def read(connection: ldap3.Connection) -> PasswordRules:
+            base = self._naming_context(connection)
+            connection.search(base, "(objectClass=pwdPolicy)", ldap3.SUBTREE, attributes=list(PPOLICY_RULES))
+            policies = _entries(connection)
+            if not policies:
+                return PasswordRules()
+            return PasswordRules(
+                min_length=max(_number_of(entry, "pwdMinLength") for entry in policies),
+                history=max(_number_of(entry, "pwdInHistory") for entry in policies),
+                quality_check=any(_number_of(entry, "pwdCheckQuality") > 0 for entry in policies),
+                min_age_seconds=max(_number_of(entry, "pwdMinAge") for entry in policies),
+                source="; ".join(entry["dn"] for entry in policies),
+            )
+
+        return self._as_service(read)
+
+    def password_changed_at(self, account: Account) -> datetime | None:
+        """ppolicy's pwdChangedTime of the account (None when never changed through ppolicy)."""
+
+        def read(connection: ldap3.Connection) -> datetime | None:
+            entry = self._read(connection, account.ref, ["pwdChangedTime"])
+            return _generalized_time(_first(entry, "pwdChangedTime") if entry else None)
+
+        return self._as_service(read)
+
+    def _naming_context(self, connection: ldap3.Connection) -> str:
+        """The naming context holding LDAP_BASE_DN (policies often live beside the people)."""
+        base = self._settings["LDAP_BASE_DN"]
+        connection.search("", "(objectClass=*)", ldap3.BASE, attributes=["namingContexts"])
+        entries = _entries(connection)
+        contexts = entries[0]["attributes"].get("namingContexts", []) if entries else []
+        wanted = _normal_dn(base) or ()
+        for context in contexts:
+            suffix = _normal_dn(str(context)) or ()
+            if suffix and wanted[-len(suffix) :] == suffix:
+                return str(context)
+        return base
 
     def close(self) -> None:
         """Unbind the shared service connection (it reopens on next use)."""
@@ -438,6 +485,29 @@ def _first(entry: Mapping[str, Any], attribute: str) -> str | None:
     if values is None or values == "":
         return None
     return values.decode("utf-8", "replace") if isinstance(values, bytes) else str(values)
+
+
+def _generalized_time(value: str | None) -> datetime | None:
+    """An LDAP GeneralizedTime ("20261129214700Z", ldap3 may give "2026-11-29 21:47:00+00:00")."""
+    if not value:
+        return None
+    for parse in (
+        lambda text: datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC),
+        datetime.fromisoformat,
+    ):
+        try:
+            moment = parse(value)
+        except ValueError:
+            continue
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return None
+
+
+def _number_of(entry: Mapping[str, Any], attribute: str) -> int:
+    try:
+        return int(_first(entry, attribute) or 0)
+    except ValueError:
+        return 0
 
 
 def _kind(value: str | None) -> AccountKind:

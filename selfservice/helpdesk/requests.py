@@ -36,6 +36,10 @@ PARENT_NO_MATCH = N_(
     "These details do not match our records. Check the parent account number, the parent PIN "
     "and the parent's name, then try again."
 )
+EMPLOYEE_NO_EMAIL = N_(
+    "You have no email address on file, and the student's reset link is emailed to the employee "
+    "who asks for it. Ask ITS to add your email address to your account, then open the request again."
+)
 PARENT_NO_EMAIL = N_(
     "This parent has no email address on file, and a reset link can only go to the address on file. "
     "Ask the parent to add an email address on the Parent Information screen, then submit this "
@@ -93,6 +97,12 @@ def names_match(typed: str, on_file: str | None) -> bool:
     return bool(typed_words) and sorted(typed_words) == sorted(normalise_name(on_file or ""))
 
 
+def has_email_on_file(directory: Directory, employee: Staff) -> bool:
+    """Whether the employee has an address a student's reset link can be sent to."""
+    account = directory.get(employee.key)
+    return bool(account and account.email)
+
+
 def open_student_request(
     directory: Directory,
     employee: Staff,
@@ -107,6 +117,10 @@ def open_student_request(
     existing = _already_opened(form_key, employee)
     if existing is not None:
         return existing
+    if not has_email_on_file(directory, employee):
+        _refuse(
+            employee, None, RequestKind.STUDENT, ["employee_email"], origin, EMPLOYEE_NO_EMAIL, mismatch=False
+        )
     student = directory.find_by("student_id", details.student_id.strip())
     failed = _student_mismatches(student, details)
     if failed or student is None:

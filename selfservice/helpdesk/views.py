@@ -150,7 +150,10 @@ def new_student() -> ResponseReturnValue:
             note=form.note.data or "",
         )
         return _open(form, requests.open_student_request, details)
-    return _page("helpdesk/new_student.html", status=400 if form.errors else 200, form=form)
+    no_email = not requests.has_email_on_file(get_directory(), _staff())
+    return _page(
+        "helpdesk/new_student.html", status=400 if form.errors else 200, form=form, no_email=no_email
+    )
 
 
 @blueprint.route("/new/parent", methods=["GET", "POST"])

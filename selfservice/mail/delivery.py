@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.charset import Charset
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Any, Protocol
@@ -231,21 +234,98 @@ def release(messages: Sequence[Claimed], worker: str) -> None:
     db.session.commit()
 
 
+ADDRESS_HEADERS = frozenset({"From", "To", "Reply-To"})
+#: RFC 5322 atext: a word of these needs no encoding in a display name.
+ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+")
+UTF8 = Charset("utf-8")
+ENCODED_WORD_BYTES = 39  # base64 of 39 bytes plus "=?utf-8?b??=" is 64 characters
+MAX_HEADER_LINE = 76
+
+
 # --- the message ------------------------------------------------------------------------
 
 
 def build_message(message: Claimed, mail_from: str) -> EmailMessage:
     """The MIME message: plain text, plus an HTML alternative when there is one."""
     email = EmailMessage()
-    email["From"] = mail_from
-    email["To"] = message.to_address
-    email["Subject"] = message.subject
+    set_header(email, "From", mail_from)
+    set_header(email, "To", message.to_address)
+    set_header(email, "Subject", message.subject)
     email["Date"] = format_datetime(message.created_at)
     email["Message-ID"] = message_id(message, mail_from)
     email.set_content(message.body_text)
     if message.body_html:
         email.add_alternative(message.body_html, subtype="html")
     return email
+
+
+def set_header(email: EmailMessage, name: str, value: str) -> None:
+    """Set a header so that accented words keep the spaces between them in every reader.
+
+    Some Python versions fold a header into adjacent encoded words with the space between
+    them outside both ("José Núñez" read back as "JoséNúñez"). Non-ASCII values are encoded
+    here instead, every space inside an encoded word, and stored as they are.
+    """
+    if value.isascii():
+        email[name] = value
+        return
+    if name in ADDRESS_HEADERS:
+        display_name, address = parseaddr(value)
+        if not (display_name and address.isascii()):
+            email[name] = value  # an internationalised address: the policy's own encoding
+            return
+        email.set_raw(name, _folded([*_phrase(display_name), f"<{address}>"], len(name) + 2))
+        return
+    email.set_raw(name, Header(value, "utf-8", header_name=name).encode(linesep="\n"))
+
+
+def _phrase(display_name: str) -> list[str]:
+    """A display name as atoms and encoded words, never two encoded words side by side.
+
+    Readers disagree on the space between two adjacent encoded words in a name (RFC 2047
+    drops it, Python's parser keeps it), so each run of accented words becomes one encoded
+    word with its spaces inside, and plain words stay plain.
+    """
+    tokens: list[str] = []
+    run: list[str] = []
+    for word in display_name.split():
+        if ATOM.fullmatch(word):
+            tokens.extend(_encoded_words(run))
+            run = []
+            tokens.append(word)
+        else:
+            run.append(word)
+    tokens.extend(_encoded_words(run))
+    return tokens
+
+
+def _encoded_words(words: list[str]) -> list[str]:
+    """``words`` as few encoded words as fit RFC 2047's 75 characters (spaces inside them)."""
+    chunks: list[str] = []
+    current = ""
+    for word in words:
+        candidate = f"{current} {word}" if current else word
+        if current and len(candidate.encode()) > ENCODED_WORD_BYTES:
+            chunks.append(current + " ")
+            current = word
+        else:
+            current = candidate
+    if current:
+        chunks.append(current)
+    return [UTF8.header_encode(chunk) for chunk in chunks]
+
+
+def _folded(tokens: list[str], used: int) -> str:
+    """Tokens joined by spaces, folded before a line would pass 76 characters."""
+    lines = [""]
+    for token in tokens:
+        line = lines[-1]
+        if line and used + len(line) + 1 + len(token) > MAX_HEADER_LINE:
+            lines.append(token)
+            used = 1
+        else:
+            lines[-1] = f"{line} {token}" if line else token
+    return "\n ".join(lines)
 
 
 def message_id(message: Claimed, mail_from: str) -> str:

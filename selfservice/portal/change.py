@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from selfservice.audit.services import Origin
 from selfservice.directory.interfaces import Account, Directory
-from selfservice.portal.passwords import How, NewPassword, apply_new_password
+from selfservice.portal.password_age import changeable_from, too_soon_message
+from selfservice.portal.passwords import How, NewPassword, PolicyViolation, apply_new_password
 from selfservice.security import Security
 from selfservice.security.passwords import MISMATCH
+from selfservice.timeutil import utcnow
 
 
 def change_password(
@@ -17,8 +19,12 @@ def change_password(
     current_password: str,
     new: NewPassword,
     origin: Origin,
+    time_zone: str = "UTC",
 ) -> None:
     """Write ``new`` after the policy; raise PolicyViolation or InvalidCredentials."""
+    until = changeable_from(directory, security, account, utcnow())
+    if until is not None:
+        raise PolicyViolation([too_soon_message(until, time_zone)])
     apply_new_password(
         directory, security, account, new, how=How.CHANGE, origin=origin, current_password=current_password
     )

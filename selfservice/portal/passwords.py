@@ -205,7 +205,7 @@ def ensure_acceptable(security: Security, account: Account, new: NewPassword) ->
     """
     problems = check_password(
         new.password,
-        security.password_policy,
+        security.current_password_policy(),
         login=account.login,
         display_name=account.display_name,
         confirm=new.confirm,

@@ -106,6 +106,7 @@ def change_password() -> ResponseReturnValue:
                 current_password=form.current_password.data,
                 new=NewPassword(form.new_password.data, form.confirm.data),
                 origin=current_origin(),
+                time_zone=current_app.config["TIME_ZONE"],
             )
         except DirectoryUnavailable:
             return password_not_changed(url_for("portal.change_password"))

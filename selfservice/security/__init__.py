@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask, current_app
 
+from selfservice.directory import EXTENSION_KEY as DIRECTORY_KEY
+from selfservice.directory.interfaces import PasswordRules
 from selfservice.security.answers import AnswerHasher, AnswerRules, answer_rules_from_settings
+from selfservice.security.directory_rules import DirectoryRulesCache, rules_for_pages
 from selfservice.security.lockout import LockoutPolicy, LockoutService
-from selfservice.security.passwords import PasswordPolicy, policy_from_settings
+from selfservice.security.passwords import PasswordPolicy, policy_from_settings, raised_to
 from selfservice.security.tokens import TokenService
 
 EXTENSION_KEY = "selfservice.security"
@@ -23,6 +27,19 @@ class Security:
     lockout: LockoutService
     password_policy: PasswordPolicy
     answer_rules: AnswerRules
+    directory_rules: DirectoryRulesCache | None = None
+
+    def current_password_policy(self) -> PasswordPolicy:
+        """The PASSWORD_* policy, its minimum raised to the directory's own where that is higher."""
+        if self.directory_rules is None:
+            return self.password_policy
+        return raised_to(self.password_policy, self.directory_rules.current())
+
+    def password_rules_for_pages(self) -> dict[str, Any]:
+        """The rules the password pages state (``password_rules`` in templates)."""
+        rules = self.directory_rules.current() if self.directory_rules else None
+        policy = self.current_password_policy()
+        return rules_for_pages(rules or PasswordRules(), policy.min_length)
 
 
 def init_app(app: Flask) -> None:
@@ -37,7 +54,19 @@ def init_app(app: Flask) -> None:
         lockout=LockoutService(LockoutPolicy.from_settings(settings)),
         password_policy=policy_from_settings(settings),
         answer_rules=answer_rules_from_settings(settings),
+        directory_rules=DirectoryRulesCache(app.extensions[DIRECTORY_KEY]),
     )
+    app.context_processor(lambda: {"password_rules": _LazyRules()})
+
+
+class _LazyRules:
+    """Reads the rules only when a template uses them (most pages ask for no password)."""
+
+    def __getattr__(self, name: str) -> Any:
+        rules = get_security().password_rules_for_pages() if not name.startswith("_") else {}
+        if name not in rules:
+            raise AttributeError(name)
+        return rules[name]
 
 
 def get_security() -> Security:

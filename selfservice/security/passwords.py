@@ -11,11 +11,12 @@ import re
 import threading
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from zxcvbn import zxcvbn
 
+from selfservice.directory.interfaces import PasswordRules
 from selfservice.i18n_markers import N_
 
 # zxcvbn is slow on long input and refuses more than its max_length.
@@ -78,6 +79,12 @@ def policy_from_settings(settings: Mapping[str, Any]) -> PasswordPolicy:
         require_digit=_flag(settings.get("PASSWORD_REQUIRE_DIGIT", default.require_digit)),
         require_symbol=_flag(settings.get("PASSWORD_REQUIRE_SYMBOL", default.require_symbol)),
     )
+
+
+def raised_to(policy: PasswordPolicy, rules: PasswordRules) -> PasswordPolicy:
+    """``policy`` made at least as strict as the directory's own rules: never a looser minimum."""
+    min_length = max(policy.min_length, rules.min_length)
+    return replace(policy, min_length=min_length, max_length=max(policy.max_length, min_length))
 
 
 def _flag(value: Any) -> bool:

@@ -35,8 +35,9 @@ def test_check_prints_masked_settings_and_verdicts(runner) -> None:  # type: ign
     assert result.exit_code == 0, result.output
     assert "SECRET_KEY = '********'" in result.output
     assert "test-secret-key" not in result.output
-    assert "database: OK" in result.output
-    assert "directory: OK" in result.output
+    assert "OK    database: " in result.output
+    assert "OK    directory: built-in directory" in result.output
+    assert "selfservice check: OK" in result.output
 
 
 def test_check_fails_with_a_clear_verdict_when_the_directory_is_down(make_app) -> None:  # type: ignore[no-untyped-def]
@@ -50,8 +51,8 @@ def test_check_fails_with_a_clear_verdict_when_the_directory_is_down(make_app) -
     )
     result = app.test_cli_runner().invoke(main, ["check"])
     assert result.exit_code == 1
-    assert "directory: FAILED" in result.output
-    assert "database: OK" in result.output
+    assert "FAIL  directory connection: nothing answers" in result.output
+    assert "OK    database: " in result.output
 
 
 def test_production_start_without_a_secret_names_the_setting(tmp_path: Path) -> None:

@@ -39,7 +39,11 @@ def test_explicit_overrides_win(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         ("LOCKOUT_MAX_FAILURES", "7", 7),
         ("LOGIN_FIELDS", "login, email", ["login", "email"]),
         ("LOGIN_FIELDS", '["student_id"]', ["student_id"]),
-        ("ROLE_GROUPS", '{"admin": "cn=admins,dc=x"}', {"admin": "cn=admins,dc=x"}),
+        (
+            "ROLE_GROUPS",
+            '{"admin": "cn=admins,dc=x"}',
+            {"employee": "employees", "support": "support", "its": "its", "admin": "cn=admins,dc=x"},
+        ),
     ],
 )
 def test_environment_values_take_the_type_of_the_default(

@@ -1,0 +1,1 @@
+"""Built-in directory accounts: import from a student information system export, disable, must-change."""
