@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGS = ROOT / "selfservice" / "translations"
-LANGUAGES = ["es", "ht"]
+LANGUAGES = ["es", "ht", "fr"]
 KEYWORDS = {"_": None, "_l": None, "N_": None, "gettext": None, "lazy_gettext": None, "ngettext": (1, 2)}
 METHODS = [
     ("selfservice/**.py", "python"),
