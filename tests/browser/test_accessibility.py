@@ -606,7 +606,7 @@ def test_form_errors_are_summarised_and_tied_to_their_fields(name: str, page: An
 def test_focus_is_visible_on_buttons_and_fields(page: Any, live: LiveServer) -> None:
     page.goto(live("/login"))
     page.fill("#login", "")
-    for selector in ("#login", "main button[type=submit]", "footer button[name=language]"):
+    for selector in ("#login", "main button[type=submit]", "header button[name=language]"):
         page.locator(selector).first.focus()
         page.keyboard.press("Shift+Tab")
         page.keyboard.press("Tab")  # focus from the keyboard, so :focus-visible applies
