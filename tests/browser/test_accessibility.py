@@ -66,6 +66,19 @@ def _home_ht(page: Any, live: LiveServer) -> None:
     choose_language(page, "ht")
 
 
+@state("home in French")
+def _home_fr(page: Any, live: LiveServer) -> None:
+    page.goto(live("/"))
+    choose_language(page, "fr")
+
+
+@state("sign in, wrong password, in French")
+def _login_wrong_fr(page: Any, live: LiveServer) -> None:
+    page.goto(live("/login"))
+    choose_language(page, "fr")
+    sign_in(page, live.url, "s1000001", "not-the-password")
+
+
 @state("forgot: help in Haitian Creole")
 def _help_ht(page: Any, live: LiveServer) -> None:
     page.goto(live("/forgot/help"))

@@ -23,6 +23,8 @@ from selfservice.portal.question_bank import SEED_QUESTIONS
 from tests.browser.conftest import LiveServer
 from tests.browser.helpers import NEW_PASSWORD, assert_accessible, choose_language, outbox, sign_out, submit
 from tests.conftest import person
+from tests.helpdesk.helpers import browser as signed_in_client
+from tests.helpdesk.helpers import open_request, opened_number
 from tests.site.test_translations import CATALOGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -87,8 +89,11 @@ def english_in(texts: list[str], language: str) -> list[str]:
 
 
 def check_page(page: Any, language: str, what: str) -> None:
-    """In ``language`` throughout, and accessible."""
+    """In ``language`` throughout, accessible, and the language switch in sight at the top."""
     assert page.locator("html").get_attribute("lang") == language, f"{what}: {page.url}"
+    switch = page.locator("header button[name=language]").first.bounding_box()
+    assert switch is not None
+    assert switch["y"] + switch["height"] < 150, f"the language switch is not at the top of {what}"
     leaks = english_in(page.evaluate(_VISIBLE_TEXTS), language)
     assert leaks == [], f"English on {what} ({page.url}) in {language}: {leaks}"
     assert_accessible(page, f"{what} in {language}")
@@ -203,3 +208,49 @@ def test_a_family_enrolls_and_resets_in_their_own_language(
     assert page.url == live("/forgot/done")
     check_page(page, language, "password reset done")
     check_mail(live, who.email or "", language)
+
+
+@pytest.mark.parametrize("size", ["phone"], indirect=True)
+def test_on_a_phone_a_wide_table_says_it_scrolls_and_keeps_its_first_column(
+    open_page: Any, live: LiveServer
+) -> None:
+    number = opened_number(open_request(signed_in_client(live.app, "teacher1"), "student"))
+    page = open_page(locale="es-ES")
+    its = person("its1")
+    page.goto(live("/login"))
+    page.fill("#login", its.login)
+    page.fill("#password", its.password)
+    submit(page)
+    page.goto(live("/helpdesk/queue/its-student"))
+    table = page.locator(".table-scroll").first
+    assert table.evaluate("box => box.scrollWidth > box.clientWidth"), "the queue fits: nothing to test"
+    hint = page.locator(".scroll-hint")
+    assert hint.is_visible()
+    assert hint.inner_text() == "Deslice hacia los lados para ver todas las columnas."
+    assert table.get_attribute("tabindex") == "0"  # scrollable from the keyboard
+    first_cell = table.locator(f"td a:text('{number}')")
+    left = first_cell.bounding_box()
+    table.evaluate("box => { box.scrollLeft = box.scrollWidth; }")
+    assert first_cell.bounding_box() == left, "the first column scrolled away"
+    check_page(page, "es", "the queue on a phone")
+
+
+@pytest.mark.parametrize("size", ["phone"], indirect=True)
+def test_on_a_phone_a_page_that_ends_in_a_button_keeps_its_space_above_the_footer(
+    open_page: Any, live: LiveServer
+) -> None:
+    page = open_page(locale="fr-FR")
+    student = person("s1000001")
+    page.goto(live("/login"))
+    page.fill("#login", student.login)
+    page.fill("#password", student.password)
+    submit(page)
+    assert page.url == live("/enroll")  # ends in its "Save my questions" button
+    button = page.locator("main button[type=submit]").last.bounding_box()
+    main = page.locator("main").bounding_box()
+    footer = page.locator("footer").bounding_box()
+    assert button is not None
+    assert main is not None
+    assert footer is not None
+    assert footer["y"] - (button["y"] + button["height"]) >= 24
+    assert main["y"] + main["height"] - (button["y"] + button["height"]) >= 16
