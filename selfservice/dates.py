@@ -30,6 +30,8 @@ KREYOL_MONTHS = (
     "novanm",
     "desanm",
 )
+KREYOL_DAYS_SHORT = ("len", "mad", "mèk", "jed", "van", "sam", "dim")
+KREYOL_MONTHS_SHORT = ("jan", "fev", "mas", "avr", "me", "jen", "jiy", "out", "sep", "okt", "nov", "des")
 _KREYOL = "ht"
 
 
@@ -60,6 +62,14 @@ def format_day(value: date, language: str) -> str:
     if language == _KREYOL:
         return f"{KREYOL_DAYS[value.weekday()]} {value.day} {KREYOL_MONTHS[value.month - 1]} {value.year}"
     return format_date(value, "full", locale=language)
+
+
+def format_day_short(value: date, language: str, *, weekday: bool = True) -> str:
+    """A day for a chart label: 'Wed 2 Dec' (or '2 Dec' without the weekday), 'mèk 2 des'."""
+    if language == _KREYOL:
+        day = f"{value.day} {KREYOL_MONTHS_SHORT[value.month - 1]}"
+        return f"{KREYOL_DAYS_SHORT[value.weekday()]} {day}" if weekday else day
+    return format_date(value, "EEE d MMM" if weekday else "d MMM", locale=language)
 
 
 def format_moment(moment: datetime, language: str, zone: str | ZoneInfo) -> str:

@@ -313,3 +313,15 @@ def test_spanish_names_mothers_too_wherever_it_says_father() -> None:
         if message.id and re.search(r"\bpadre\b", text, re.IGNORECASE) and "madre" not in text:
             gendered.append(text)
     assert gendered == []
+
+
+def test_the_dashboard_in_kreyol_labels_days_in_kreyol(
+    app: Flask, auth: AuthActions, client: FlaskClient
+) -> None:
+    client.set_cookie("lang", "ht")
+    auth.login("admin1")
+    page = client.get("/admin/").get_data(as_text=True)
+    assert re.search(
+        r"\b(len|mad|mèk|jed|van|sam|dim) \d{1,2} (jan|fev|mas|avr|me|jen|jiy|out|sep|okt|nov|des)\b", page
+    )
+    assert not re.search(r"\bM(1[0-2]|[1-9])\b", page)  # Babel's placeholder month names
