@@ -325,3 +325,12 @@ def test_the_dashboard_in_kreyol_labels_days_in_kreyol(
         r"\b(len|mad|mèk|jed|van|sam|dim) \d{1,2} (jan|fev|mas|avr|me|jen|jiy|out|sep|okt|nov|des)\b", page
     )
     assert not re.search(r"\bM(1[0-2]|[1-9])\b", page)  # Babel's placeholder month names
+
+
+def test_a_recovery_question_in_a_fallback_language_is_marked_and_escaped() -> None:
+    from selfservice.portal.forms import question_label
+
+    assert question_label("¿Qué?", "es", "es") == "¿Qué?"
+    assert (
+        str(question_label("Tom & <Jerry>?", "en", "ht")) == '<span lang="en">Tom &amp; &lt;Jerry&gt;?</span>'
+    )
