@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from babel import Locale
-from babel.dates import format_date, format_time, get_datetime_format
+from babel.dates import format_date, format_datetime, format_time, get_datetime_format
 
 #: Monday first, as Babel counts days.
 KREYOL_DAYS = ("lendi", "madi", "mèkredi", "jedi", "vandredi", "samdi", "dimanch")
@@ -70,6 +70,11 @@ def format_day_short(value: date, language: str, *, weekday: bool = True) -> str
         day = f"{value.day} {KREYOL_MONTHS_SHORT[value.month - 1]}"
         return f"{KREYOL_DAYS_SHORT[value.weekday()]} {day}" if weekday else day
     return format_date(value, "EEE d MMM" if weekday else "d MMM", locale=language)
+
+
+def format_log_moment(moment: datetime, language: str, zone: str | ZoneInfo) -> str:
+    """A moment for logs and tables: '2026-12-02 14:14:05 EST', exact and sortable, in the district zone."""
+    return format_datetime(in_zone(moment, zone), "yyyy-MM-dd HH:mm:ss zzz", locale=language)
 
 
 def format_moment(moment: datetime, language: str, zone: str | ZoneInfo) -> str:
