@@ -76,7 +76,9 @@ def test_compiled_catalog_is_up_to_date(language: str) -> None:
     assert shipped == source, "run scripts/i18n compile"
 
 
-@pytest.mark.parametrize(("language", "heading"), [("es", "contraseña"), ("ht", "modpas")])
+@pytest.mark.parametrize(
+    ("language", "heading"), [("es", "contraseña"), ("ht", "modpas"), ("fr", "mot de passe")]
+)
 def test_pages_speak_the_chosen_language(client: FlaskClient, language: str, heading: str) -> None:
     client.set_cookie("lang", language)
     page = client.get("/").get_data(as_text=True)
