@@ -19,6 +19,7 @@ ENV_PREFIX = "SELFSERVICE_"
 DEFAULTS: dict[str, Any] = {
     # Site
     "DISTRICT_NAME": "School District",
+    "DISTRICT_NAME_BY_LANGUAGE": {},
     "HELP_DESK_PHONE": "",
     "HELP_DESK_EMAIL": "",
     "BASE_URL": "",
@@ -27,8 +28,9 @@ DEFAULTS: dict[str, Any] = {
     "SUPPORT_OPENS": "07:30",
     "SUPPORT_CLOSES": "16:30",
     "SUPPORT_HOLIDAYS": [],
+    "SUPPORT_HOURS_NOTE_BY_LANGUAGE": {},
     "DEFAULT_LANGUAGE": "en",
-    "LANGUAGES": ["en", "es", "ht"],
+    "LANGUAGES": ["en", "es", "ht", "fr"],
     "DEMO": False,
     "DEBUG": False,
     "TESTING": False,
@@ -260,6 +262,7 @@ def validate(settings: Mapping[str, Any]) -> None:
             f"RATELIMIT_STORAGE_URI is memory:// but WEB_WORKERS is {settings['WEB_WORKERS']}: "
             "each worker would count on its own; use redis://"
         )
+    _validate_languages(settings)
     if settings["DEMO"] or settings["DEBUG"] or settings["TESTING"]:
         return
     if len(settings["SECRET_KEY"]) < 32:
@@ -294,6 +297,24 @@ def _validate_tables(settings: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"SECOND_FACTOR.{kind} must be one of {', '.join(SECOND_FACTOR_MODES)}, got {mode!r}"
             )
+
+
+#: The languages the portal ships complete catalogs for.
+SHIPPED_LANGUAGES = ("en", "es", "ht", "fr")
+
+
+def _validate_languages(settings: Mapping[str, Any]) -> None:
+    unknown = [code for code in settings["LANGUAGES"] if code not in SHIPPED_LANGUAGES]
+    if unknown or not settings["LANGUAGES"]:
+        raise ConfigError(f"LANGUAGES must be some of {', '.join(SHIPPED_LANGUAGES)}, got {unknown or '[]'}")
+    if settings["DEFAULT_LANGUAGE"] not in settings["LANGUAGES"]:
+        raise ConfigError(f"DEFAULT_LANGUAGE must be one of LANGUAGES, got {settings['DEFAULT_LANGUAGE']!r}")
+    for key in ("DISTRICT_NAME_BY_LANGUAGE", "SUPPORT_HOURS_NOTE_BY_LANGUAGE"):
+        table = settings[key]
+        if not isinstance(table, dict) or not all(isinstance(text, str) for text in table.values()):
+            raise ConfigError(f"{key} must be a table of language code = text")
+        if unknown := sorted(set(table) - set(settings["LANGUAGES"])):
+            raise ConfigError(f"{key} names languages not in LANGUAGES: {', '.join(unknown)}")
 
 
 def masked(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
-from flask_babel import format_date, format_datetime, format_time
+from flask_babel import format_time, get_locale
 
 from selfservice.admin.dashboard import Bucketing, Overview
+from selfservice.dates import format_day_short
 from selfservice.i18n import _
 
 #: Distinguishable for common colour-vision deficiencies (Okabe-Ito blue and orange, plus grey).
@@ -161,8 +162,8 @@ def dashboard_charts(overview: Overview) -> dict[str, BarChart]:
             id="chart-resets",
             title=_("Password resets per day: self-service and assisted"),
             label_heading=_("Day"),
-            labels=[format_date(d.day, "EEE d MMM") for d in resets.days],
-            short_labels=[format_date(d.day, "d MMM") for d in resets.days],
+            labels=[format_day_short(d.day, _language()) for d in resets.days],
+            short_labels=[format_day_short(d.day, _language(), weekday=False) for d in resets.days],
             series=[
                 Series(_("Self-service (questions)"), [d.self_service for d in resets.days]),
                 Series(_("Assisted (help-desk link)"), [d.assisted for d in resets.days]),
@@ -244,12 +245,17 @@ def breach_chart(over_time: list[tuple[datetime, int]], bucketing: Bucketing, zo
 
 
 def bucket_label(moment: datetime, bucketing: Bucketing) -> str:
+    day = format_day_short(moment.date(), _language())  # Babel has no Kreyòl names: selfservice.dates
     if bucketing is Bucketing.HOUR:
-        return format_datetime(moment, "EEE d MMM HH:mm", rebase=False)
-    return format_date(moment.date(), "EEE d MMM")
+        return f"{day} {format_time(moment, 'HH:mm', rebase=False)}"
+    return day
 
 
 def short_label(moment: datetime, bucketing: Bucketing) -> str:
     if bucketing is Bucketing.HOUR:
         return format_time(moment, "HH:mm", rebase=False)
-    return format_date(moment.date(), "d MMM")
+    return format_day_short(moment.date(), _language(), weekday=False)
+
+
+def _language() -> str:
+    return str(get_locale())

@@ -139,9 +139,12 @@ class QuestionForm(FlaskForm):
     text_ht = TextAreaField(
         _l("Haitian Creole translation"), validators=[Optional(), Length(max=300)], filters=[_squeeze]
     )
+    text_fr = TextAreaField(
+        _l("French translation"), validators=[Optional(), Length(max=300)], filters=[_squeeze]
+    )
 
     def translations(self) -> dict[str, str]:
-        found = {"es": self.text_es.data, "ht": self.text_ht.data}
+        found = {"es": self.text_es.data, "ht": self.text_ht.data, "fr": self.text_fr.data}
         return {code: text for code, text in found.items() if text}
 
     def cleaned_text(self) -> str:
@@ -150,5 +153,6 @@ class QuestionForm(FlaskForm):
     @classmethod
     def for_question(cls, question: Any, **kwargs: Any) -> QuestionForm:
         translations = question.translations or {}
-        data = {"text": question.text, "text_es": translations.get("es"), "text_ht": translations.get("ht")}
+        data = {f"text_{code}": translations.get(code) for code in ("es", "ht", "fr")}
+        data["text"] = question.text
         return cls(data=data, **kwargs)

@@ -19,7 +19,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from flask_babel import format_timedelta
+from flask_babel import format_timedelta, get_locale
 from flask_login import current_user
 from werkzeug.routing import BuildError
 
@@ -38,6 +38,7 @@ from selfservice.admin.forms import (
 from selfservice.audit.services import record
 from selfservice.audit.tags import Tag
 from selfservice.auth.sessions import role_required
+from selfservice.dates import format_log_moment
 from selfservice.directory import get_directory
 from selfservice.directory.interfaces import Role
 from selfservice.i18n import _
@@ -64,7 +65,7 @@ def _helpers() -> dict[str, Any]:
     zone = _zone()
 
     def local_time(moment: datetime | None) -> str:
-        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z") if moment else ""
+        return format_log_moment(moment, str(get_locale()), zone) if moment else ""
 
     def maybe_url(endpoint: str) -> str | None:
         try:

@@ -11,7 +11,7 @@ from selfservice.auth.forms import SignInForm
 from selfservice.auth.sessions import end_session, start_session
 from selfservice.directory import get_directory
 from selfservice.directory.interfaces import Account
-from selfservice.i18n import _
+from selfservice.i18n import _, remember_page_language
 from selfservice.portal.enrollment import invite_to_enroll
 from selfservice.security.throttling import throttle
 from selfservice.web import current_origin, is_safe_next
@@ -27,6 +27,7 @@ def login() -> ResponseReturnValue:
         account = services.sign_in(get_directory(), form.login.data, form.password.data, current_origin())
         if account is not None:
             start_session(account)
+            remember_page_language(account.key)
             return redirect(_landing(account, form.next.data), code=303)
         form.password.errors.append(_("That login and password do not match our records."))
     status = 400 if form.errors else 200

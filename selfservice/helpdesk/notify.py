@@ -10,10 +10,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from flask_babel import force_locale, get_locale
+
+from selfservice.dates import format_moment
 from selfservice.directory.interfaces import Account, Directory
 from selfservice.helpdesk.models import HelpRequest, RequestKind
 from selfservice.i18n import _
-from selfservice.mail.notices import compose
+from selfservice.mail.notices import compose, in_language_of
 from selfservice.mail.services import queue_mail
 
 LINK_PURPOSE = "helpdesk:reset-link"
@@ -34,10 +37,8 @@ def employee_address(directory: Directory, request: HelpRequest) -> str | None:
 
 
 def local_time(moment: datetime, zone_name: str) -> str:
-    from zoneinfo import ZoneInfo
-
-    local = moment.astimezone(ZoneInfo(zone_name))
-    return f"{local:%A %Y-%m-%d %H:%M} ({zone_name})"
+    """``moment`` in the district's zone, written in the language the mail is being written in."""
+    return format_moment(moment, str(get_locale()), zone_name)
 
 
 def mail_received(
@@ -45,23 +46,25 @@ def mail_received(
 ) -> None:
     if not address:
         return
-    body = compose(
-        "helpdesk_received",
-        req=request,
-        queue=_(request.queue_value.label),
-        pickup=local_time(pickup, settings["TIME_ZONE"]),
-    )
-    subject = _("%(number)s received: %(what)s", number=request.number, what=_what(request))
-    queue_mail(address, subject, body, purpose="helpdesk:received", commit=False)
+    with in_language_of(request.opened_by_key):  # the employee's language, not the request's
+        body = compose(
+            "helpdesk_received",
+            req=request,
+            queue=_(request.queue_value.label),
+            pickup=local_time(pickup, settings["TIME_ZONE"]),
+        )
+        subject = _("%(number)s received: %(what)s", number=request.number, what=_what(request))
+        queue_mail(address, subject, body, purpose="helpdesk:received", commit=False)
 
 
 def mail_resolved(directory: Directory, request: HelpRequest, how: str, *, by_link: bool = False) -> None:
     address = employee_address(directory, request)
     if not address:
         return
-    body = compose("helpdesk_resolved", req=request, how=how.strip(), by_link=by_link)
-    subject = _("%(number)s resolved: %(what)s", number=request.number, what=_what(request))
-    queue_mail(address, subject, body, purpose="helpdesk:resolved", commit=False)
+    with in_language_of(request.opened_by_key):
+        body = compose("helpdesk_resolved", req=request, how=how.strip(), by_link=by_link)
+        subject = _("%(number)s resolved: %(what)s", number=request.number, what=_what(request))
+        queue_mail(address, subject, body, purpose="helpdesk:resolved", commit=False)
 
 
 def mail_intake(request: HelpRequest, settings: Mapping[str, Any]) -> None:
@@ -69,9 +72,10 @@ def mail_intake(request: HelpRequest, settings: Mapping[str, Any]) -> None:
     address = settings.get("HELPDESK_INTAKE_EMAIL")
     if not address:
         return
-    body = compose("helpdesk_intake", req=request, queue=_(request.queue_value.label))
-    subject = f"[{request.number}] {_what(request)}"
-    queue_mail(address, subject, body, purpose="helpdesk:intake", commit=False)
+    with force_locale(settings["DEFAULT_LANGUAGE"]):  # a service desk, not a person: the district's
+        body = compose("helpdesk_intake", req=request, queue=_(request.queue_value.label))
+        subject = f"[{request.number}] {_what(request)}"
+        queue_mail(address, subject, body, purpose="helpdesk:intake", commit=False)
 
 
 def mail_link(
@@ -84,14 +88,27 @@ def mail_link(
     *,
     must_change: bool,
 ) -> None:
-    """The reset link, to the one address invariant 8 allows (chosen by the caller)."""
-    template = "helpdesk_link_student" if request.kind == RequestKind.STUDENT else "helpdesk_link_parent"
-    expires = local_time(expires_at, zone)
-    body = compose(template, req=request, holder=holder, url=url, expires=expires, must_change=must_change)
-    subject = _(
-        "%(number)s: password reset link for %(name)s", number=request.number, name=holder.display_name
-    )
-    queue_mail(address, subject, body, purpose=LINK_PURPOSE, commit=False)
+    """The reset link, to the one address invariant 8 allows (chosen by the caller).
+
+    A student's link goes to the employee, in the employee's language; a parent's goes
+    to the parent, in the parent's own language, whoever on staff issued it.
+    """
+    student = request.kind == RequestKind.STUDENT
+    template = "helpdesk_link_student" if student else "helpdesk_link_parent"
+    with in_language_of(request.opened_by_key if student else holder.key):
+        expires = local_time(expires_at, zone)
+        context = {
+            "req": request,
+            "holder": holder,
+            "url": url,
+            "expires": expires,
+            "must_change": must_change,
+        }
+        body = compose(template, **context)
+        subject = _(
+            "%(number)s: password reset link for %(name)s", number=request.number, name=holder.display_name
+        )
+        queue_mail(address, subject, body, purpose=LINK_PURPOSE, commit=False)
 
 
 def _what(request: HelpRequest) -> str:

@@ -34,7 +34,7 @@ from selfservice.helpdesk.forms import (
 from selfservice.helpdesk.hours import SupportHours
 from selfservice.helpdesk.models import ContactMethod, ContactOutcome, HelpRequest, Queue
 from selfservice.helpdesk.queues import NotAllowed, Staff
-from selfservice.i18n import _
+from selfservice.i18n import _, remember_page_language
 from selfservice.portal.passwords import ChangeUnconfirmed, NewPassword, PolicyViolation
 from selfservice.security import get_security
 from selfservice.security.throttling import throttle
@@ -448,6 +448,7 @@ def reset_password(token: str) -> ResponseReturnValue:
     form = ResetPasswordForm()
     if form.validate_on_submit():
         new = NewPassword(form.new_password.data, form.confirm.data)
+        remember_page_language(target.holder.key)  # the holder's page: their notice speaks its language
         try:
             links.use_link(directory, security, token, new, origin=current_origin())
         except links.LinkRefused:

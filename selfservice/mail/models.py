@@ -38,3 +38,18 @@ class OutboxMessage(db.Model):
     # The delivery worker's lease (selfservice/mail/delivery.py): a crashed worker's claim lapses.
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AccountLanguage(db.Model):
+    """The language an account holder last chose, so every mail to them speaks it.
+
+    Keyed by the directory's stable account key (renames keep it); one small row per
+    account that ever chose, written when they sign in, switch language while signed
+    in, or finish a reset of their own.
+    """
+
+    __tablename__ = "account_language"
+
+    account_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    language: Mapped[str] = mapped_column(String(8))
+    chosen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -6,13 +6,17 @@ to do if it wasn't the account holder.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any
 
-from flask import render_template
+from flask import current_app, render_template
+from flask_babel import force_locale
 
 from selfservice.directory.interfaces import Account
 from selfservice.i18n import _
+from selfservice.mail.languages import language_of
 from selfservice.mail.models import OutboxMessage
 from selfservice.mail.services import queue_mail
 from selfservice.timeutil import utcnow
@@ -43,11 +47,22 @@ def compose(template: str, **context: Any) -> str:
     return render_template(f"mail/{template}.txt", **context)
 
 
+@contextmanager
+def in_language_of(account_key: str | None) -> Iterator[str]:
+    """Write a mail in the language the account chose (else the district's), whoever sends it."""
+    config = current_app.config
+    language = language_of(account_key, config["LANGUAGES"], config["DEFAULT_LANGUAGE"])
+    with force_locale(language):
+        yield language
+
+
 def notify_account(
     account: Account, notice: Notice, *, commit: bool = True, **context: Any
 ) -> OutboxMessage | None:
     """Queue ``notice`` to the account's address on file; None when there is none."""
     if not account.email:
         return None
-    body = compose(str(notice), account=account, when=utcnow(), **context)
-    return queue_mail(account.email, _subjects()[notice], body, purpose=f"notice:{notice}", commit=commit)
+    with in_language_of(account.key):
+        body = compose(str(notice), account=account, when=utcnow(), **context)
+        subject = _subjects()[notice]
+        return queue_mail(account.email, subject, body, purpose=f"notice:{notice}", commit=commit)

@@ -40,6 +40,8 @@ NO_ANSWER = N_("Type your answer.")
 class QuestionChoice(NamedTuple):
     id: int
     text: str
+    #: The language ``text`` is in (English where the question has no translation).
+    lang: str
 
 
 class EnrollmentStatus(NamedTuple):
@@ -69,7 +71,7 @@ def active_questions(language: str) -> list[QuestionChoice]:
     rows = db.session.scalars(
         select(Question).where(Question.active.is_(True)).order_by(Question.position, Question.id)
     )
-    return [QuestionChoice(row.id, row.text_in(language)) for row in rows]
+    return [QuestionChoice(row.id, row.text_in(language), row.language_in(language)) for row in rows]
 
 
 def enrollment_status(account_key: str) -> EnrollmentStatus:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 from wtforms import PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import InputRequired, Length
 
@@ -39,10 +40,11 @@ def _question_id(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-def enrollment_form(count: int, questions: Sequence[tuple[int, str]]) -> EnrollmentForm:
-    """An enrollment form with ``count`` question selects over ``questions`` ((id, text) pairs)."""
+def enrollment_form(count: int, questions: Sequence[tuple[int, str, str]]) -> EnrollmentForm:
+    """An enrollment form with ``count`` question selects over ``questions`` ((id, text, lang))."""
     options = [SelectChoice("", _l("Choose a question"))]
-    options += [SelectChoice(str(qid), text) for qid, text in questions]
+    # A question shown in a fallback language says so, so screen readers pronounce it right.
+    options += [SelectChoice(str(qid), text, render_kw={"lang": lang}) for qid, text, lang in questions]
     fields = {"count": count}
     for n in range(1, count + 1):
         fields[f"question_{n}"] = SelectField(
@@ -111,7 +113,14 @@ class RecoveryAnswersForm(FlaskForm):
         return [f.data or "" for f in self.answer_fields()]
 
 
-def recovery_answers_form(questions: Sequence[str]) -> RecoveryAnswersForm:
+def question_label(text: str, lang: str, page_language: str) -> str | Markup:
+    """A question as a field label; marked with its language when it is not the page's."""
+    if lang == page_language:
+        return text
+    return Markup('<span lang="{}">{}</span>').format(lang, text)
+
+
+def recovery_answers_form(questions: Sequence[str | Markup]) -> RecoveryAnswersForm:
     """A form with one answer field per question text, the text as its label.
 
     Password fields: an answer is never echoed back into a page.

@@ -11,6 +11,9 @@ from selfservice.dbtypes import BigId, UTCDateTime
 from selfservice.extensions import db
 from selfservice.timeutil import utcnow
 
+#: The language of ``Question.text`` ("Question (English)" in the admin console).
+QUESTION_BASE_LANGUAGE = "en"
+
 
 class Question(db.Model):
     """A challenge question. Retired questions stay, so enrollments that use them stay valid."""
@@ -27,6 +30,10 @@ class Question(db.Model):
 
     def text_in(self, language: str) -> str:
         return (self.translations or {}).get(language) or self.text
+
+    def language_in(self, language: str) -> str:
+        """The language of ``text_in(language)``: ``language``, or English when not translated."""
+        return language if (self.translations or {}).get(language) else QUESTION_BASE_LANGUAGE
 
 
 class Enrollment(db.Model):

@@ -10,7 +10,7 @@ from flask_login import current_user, login_required
 from selfservice.auth.sessions import start_session
 from selfservice.directory import get_directory
 from selfservice.directory.interfaces import Account, DirectoryUnavailable, InvalidCredentials
-from selfservice.i18n import _, ngettext
+from selfservice.i18n import _, ngettext, remember_page_language
 from selfservice.portal import change, enrollment, recovery
 from selfservice.portal.forms import (
     ChangePasswordForm,
@@ -19,6 +19,7 @@ from selfservice.portal.forms import (
     RecoveryPasswordForm,
     VerificationCodeForm,
     enrollment_form,
+    question_label,
     recovery_answers_form,
 )
 from selfservice.portal.passwords import ChangeUnconfirmed, NewPassword, PolicyViolation
@@ -193,7 +194,10 @@ def forgot_questions() -> ResponseReturnValue:
     questions = recovery.pinned_questions(attempt)
     if not questions:
         return _go(recovery.Step(recovery.Stage.START), attempt)
-    form = recovery_answers_form([q.text_in(str(get_locale())) for q in questions])
+    language = str(get_locale())
+    form = recovery_answers_form(
+        [question_label(q.text_in(language), q.language_in(language), language) for q in questions]
+    )
     if form.validate_on_submit():
         config, origin = current_app.config, current_origin()
         step = recovery.answer(get_directory(), get_security(), config, attempt, form.answers(), origin)
@@ -232,6 +236,7 @@ def forgot_reset(token: str) -> ResponseReturnValue:
         account = recovery.open_reset(directory, security, token, origin)
         if form.validate_on_submit():
             new = NewPassword(form.new_password.data, form.confirm.data)
+            remember_page_language(account.key)  # the reset notice goes out in this language
             recovery.reset_password(directory, security, token, new, origin)
             return redirect(url_for("portal.forgot_done"), code=303)
     except TokenRefused:

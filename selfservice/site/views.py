@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from selfservice.i18n import LANGUAGE_COOKIE
+from selfservice.mail.languages import remember_language
 from selfservice.mail.services import recent_messages
 from selfservice.site import services
 from selfservice.web import is_safe_next
@@ -36,6 +37,8 @@ def choose_language() -> ResponseReturnValue:
     target = request.form.get("next", "/")
     response = make_response(redirect(target if is_safe_next(target) else "/", code=303))
     if language in current_app.config["LANGUAGES"]:
+        if current_user.is_authenticated:  # mail to this account speaks it from now on
+            remember_language(current_user.key, language, current_app.config["LANGUAGES"])
         response.set_cookie(
             LANGUAGE_COOKIE, language, max_age=ONE_YEAR_SECONDS, samesite="Lax", httponly=True
         )

@@ -107,7 +107,7 @@ def small_targets(page: Any) -> list[str]:
         const small = [];
         for (const el of document.querySelectorAll(
             'main form button, main form a, main form input:not([type=hidden]), main form select,'
-            + ' main a.button, footer form button')) {
+            + ' main a.button, header form.language-form button')) {
           const box = el.getBoundingClientRect();
           if (box.width === 0 && box.height === 0) continue;
           const checkbox = el.type === 'checkbox' || el.type === 'radio';
@@ -141,13 +141,13 @@ def sign_in(page: Any, url: str, login: str, password: str) -> None:
 
 def sign_out(page: Any) -> None:
     with page.expect_navigation():
-        page.locator("header form button[type=submit]").click()
+        page.locator("header form[action='/logout'] button[type=submit]").click()
 
 
 def choose_language(page: Any, code: str) -> None:
-    """Press the language button in the footer, as a person does."""
+    """Press the language button at the top of the page, as a person does."""
     with page.expect_navigation():
-        page.locator(f"footer button[name=language][value={code}]").click()
+        page.locator(f"header button[name=language][value={code}]").click()
     assert page.locator("html").get_attribute("lang") == code
 
 
@@ -179,7 +179,7 @@ def answer_questions(page: Any, known: dict[str, str], *, right: bool = True) ->
 
 
 def enroll_directly(app: Flask, login: str, answers: list[str] = ANSWERS) -> dict[str, str]:
-    """Store an enrollment through the database; return question text (English) -> answer."""
+    """Store an enrollment through the database; return question text (in every language) -> answer."""
     with app.app_context():
         account = get_directory().find(login)
         assert account is not None
@@ -193,7 +193,10 @@ def enroll_directly(app: Flask, login: str, answers: list[str] = ANSWERS) -> dic
         ]
         db.session.add(Enrollment(account_key=account.key, login=account.login, answers=rows))
         db.session.commit()
-        return {q.text: text for q, text in zip(questions, answers, strict=True)}
+        known = {}
+        for question, answer in zip(questions, answers, strict=True):
+            known |= dict.fromkeys([question.text, *(question.translations or {}).values()], answer)
+        return known
 
 
 def outbox(app: Flask, to: str) -> list[OutboxMessage]:

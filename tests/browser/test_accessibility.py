@@ -70,6 +70,19 @@ def _home_ht(page: Any, live: LiveServer) -> None:
     choose_language(page, "ht")
 
 
+@state("home in French")
+def _home_fr(page: Any, live: LiveServer) -> None:
+    page.goto(live("/"))
+    choose_language(page, "fr")
+
+
+@state("sign in, wrong password, in French")
+def _login_wrong_fr(page: Any, live: LiveServer) -> None:
+    page.goto(live("/login"))
+    choose_language(page, "fr")
+    sign_in(page, live.url, "s1000001", "not-the-password")
+
+
 @state("forgot: help in Haitian Creole")
 def _help_ht(page: Any, live: LiveServer) -> None:
     page.goto(live("/forgot/help"))
@@ -619,7 +632,7 @@ def test_form_errors_are_summarised_and_tied_to_their_fields(name: str, page: An
 def test_focus_is_visible_on_buttons_and_fields(page: Any, live: LiveServer) -> None:
     page.goto(live("/login"))
     page.fill("#login", "")
-    for selector in ("#login", "main button[type=submit]", "footer button[name=language]"):
+    for selector in ("#login", "main button[type=submit]", "header button[name=language]"):
         page.locator(selector).first.focus()
         page.keyboard.press("Shift+Tab")
         page.keyboard.press("Tab")  # focus from the keyboard, so :focus-visible applies

@@ -17,6 +17,7 @@ from selfservice import create_app
 from selfservice.audit.models import AuditEvent
 from selfservice.audit.services import Origin
 from selfservice.audit.tags import Tag
+from selfservice.dates import format_moment
 from selfservice.directory import get_directory
 from selfservice.extensions import db
 from selfservice.mail.models import OutboxMessage
@@ -511,7 +512,9 @@ def test_six_wrong_answers_count_five_failures_and_lock(make_app: AppFactory) ->
     assert outcomes == ["failure"] * 5 + ["locked"]
     (notice,) = outbox(app, "notice:locked")
     assert notice.to_address == person("s1000001").email
-    assert row.locked_until.strftime("%Y-%m-%d %H:%M") in notice.body_text
+    # In the district's time zone, written out for the reader; never UTC.
+    assert format_moment(row.locked_until, "en", app.config["TIME_ZONE"]) in notice.body_text
+    assert "UTC" not in notice.body_text
 
     # The right answers do not get past the lock, and cost nothing.
     with app.app_context():

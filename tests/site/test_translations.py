@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGS = ROOT / "selfservice" / "translations"
-LANGUAGES = ["es", "ht"]
+LANGUAGES = ["es", "ht", "fr"]
 KEYWORDS = {"_": None, "_l": None, "N_": None, "gettext": None, "lazy_gettext": None, "ngettext": (1, 2)}
 METHODS = [
     ("selfservice/**.py", "python"),
@@ -76,7 +76,9 @@ def test_compiled_catalog_is_up_to_date(language: str) -> None:
     assert shipped == source, "run scripts/i18n compile"
 
 
-@pytest.mark.parametrize(("language", "heading"), [("es", "contraseña"), ("ht", "modpas")])
+@pytest.mark.parametrize(
+    ("language", "heading"), [("es", "contraseña"), ("ht", "modpas"), ("fr", "mot de passe")]
+)
 def test_pages_speak_the_chosen_language(client: FlaskClient, language: str, heading: str) -> None:
     client.set_cookie("lang", language)
     page = client.get("/").get_data(as_text=True)
