@@ -87,6 +87,7 @@ class _Pair:
 
     def __init__(self, client: socket.socket, server: socket.socket) -> None:
         self.client, self.server = client, server
+        self.generation = 0  # which arming it was accepted under
         self.reply_gate = threading.Event()
         self.reply_gate.set()
         self.drop_replies = False
@@ -112,6 +113,8 @@ class FaultProxy:
         self._pairs: list[_Pair] = []
         self._armed: tuple[Fault, Matcher, float, Callable[[], None] | None] | None = None
         self._times = 0
+        self._generation = 0
+        self._new_only = False
         self._released = threading.Event()
         self.fired = threading.Event()
         self._closed = False
@@ -128,9 +131,16 @@ class FaultProxy:
         delay_seconds: float = 0.0,
         after_forward: Callable[[], None] | None = None,
         times: int = 1,
+        new_connections_only: bool = False,
     ) -> None:
-        """Misbehave on the next ``times`` client data ``when`` matches."""
+        """Misbehave on the next ``times`` client data ``when`` matches.
+
+        ``new_connections_only``: look only at connections opened after this call (a user's
+        own bind, say), not at the shared ones already open.
+        """
         with self._lock:
+            self._generation += 1
+            self._new_only = new_connections_only
             self.fired.clear()
             self._released.clear()
             self._armed = (fault, when, delay_seconds, after_forward)
@@ -168,13 +178,16 @@ class FaultProxy:
                 continue
             pair = _Pair(client, server)
             with self._lock:
+                pair.generation = self._generation
                 self._pairs.append(pair)
             threading.Thread(target=self._client_to_server, args=(pair,), daemon=True).start()
             threading.Thread(target=self._server_to_client, args=(pair,), daemon=True).start()
 
-    def _take_fault(self, data: bytes) -> tuple[Fault, float, Callable[[], None] | None] | None:
+    def _take_fault(self, pair: _Pair, data: bytes) -> tuple[Fault, float, Callable[[], None] | None] | None:
         with self._lock:
-            if self._armed is None or not self._armed[1](data):
+            if self._armed is None or (self._new_only and pair.generation != self._generation):
+                return None
+            if not self._armed[1](data):
                 return None
             fault, _, delay, after = self._armed
             self._times -= 1
@@ -185,7 +198,7 @@ class FaultProxy:
     def _client_to_server(self, pair: _Pair) -> None:
         try:
             while data := pair.client.recv(CHUNK):
-                fault = self._take_fault(data)
+                fault = self._take_fault(pair, data)
                 if fault is None:
                     pair.server.sendall(data)
                     continue

@@ -9,7 +9,7 @@ from flask import Flask, current_app, render_template, request
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from limits.errors import StorageError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, InternalError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from selfservice.directory.interfaces import DirectoryUnavailable
@@ -30,7 +30,10 @@ def directory_unavailable(error: DirectoryUnavailable) -> Page:
 
 
 def database_unavailable(error: DBAPIError) -> Page:
-    """Connection lost, read-only, disk full, locked: the database, not the request, is at fault."""
+    """Connection lost, read-only, disk full, locked: the database, not the request, is at fault.
+
+    (Constraint and programming errors are other DBAPIError kinds: they stay 500s, and logged.)
+    """
     current_app.logger.warning("database unavailable: %s", type(error.orig).__name__)
     return _unavailable()
 
@@ -102,6 +105,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(DirectoryUnavailable, directory_unavailable)
     app.register_error_handler(OperationalError, database_unavailable)
     app.register_error_handler(InterfaceError, database_unavailable)
+    app.register_error_handler(InternalError, database_unavailable)  # PostgreSQL read-only
     for storage_error in _limiter_storage_errors():
         app.register_error_handler(storage_error, limiter_unavailable)
     app.register_error_handler(CSRFError, csrf_failed)

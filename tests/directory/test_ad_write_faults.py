@@ -60,6 +60,20 @@ def test_a_reset_whose_reply_is_lost_is_unknown_and_the_record_shows_it_happened
     assert proxied.authenticate(LOGIN, NEW_PASSWORD) is not None
 
 
+def test_the_holders_own_change_whose_reply_is_lost_is_unknown_and_the_record_shows_it(
+    proxied: AdDirectory, samba_proxy: FaultProxy
+) -> None:
+    account = proxied.find(LOGIN)
+    before = proxied.password_stamp(account)
+    # On the holder's own new connection: 1 ClientHello, 2 the handshake's end, 3 the bind, 4 the modify.
+    samba_proxy.arm(Fault.DROP_REPLY, nth_request(4), new_connections_only=True)
+    with pytest.raises(OutcomeUnknown):
+        proxied.change_password(account, person(LOGIN).password, NEW_PASSWORD)
+    assert samba_proxy.fired.is_set()
+    assert proxied.password_stamp(account) != before
+    assert proxied.authenticate(LOGIN, NEW_PASSWORD) is not None
+
+
 def test_a_connection_cut_before_the_reset_changes_nothing(
     proxied: AdDirectory, samba_proxy: FaultProxy
 ) -> None:

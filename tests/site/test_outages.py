@@ -37,6 +37,7 @@ def on_every_connection(app: Flask, statement: Callable[[str], str | None]) -> N
                 cursor = connection.cursor()
                 cursor.execute(sql)
                 cursor.close()
+                connection.commit()  # PostgreSQL's SET is transactional: keep it
 
         event.listen(engine, "connect", configure)
 
