@@ -17,6 +17,9 @@ from selfservice.admin.cli import COMMANDS as ADMIN_COMMANDS
 from selfservice.config import ConfigError, masked
 from selfservice.mail.cli import deliver_mail_command
 from selfservice.site.services import check_database, check_directory
+from selfservice.sync import get_sync
+from selfservice.sync.cli import sync_group
+from selfservice.sync.services import check_targets
 
 
 def _create_app() -> Flask:
@@ -38,6 +41,7 @@ def check_command() -> None:
     for key, value in masked(current_app.config).items():
         click.echo(f"{key} = {value!r}")
     verdicts = {"database": check_database(), "directory": check_directory()}
+    verdicts.update(check_targets(get_sync(), current_app.config))
     click.echo("")
     for part, state in verdicts.items():
         click.echo(f"{part}: {'OK' if state == 'ok' else 'FAILED (' + state + ')'}")
@@ -76,6 +80,7 @@ def _roles(account: Any) -> str:
 
 
 main.add_command(deliver_mail_command)
+main.add_command(sync_group)
 for _command in ADMIN_COMMANDS:
     main.add_command(_command)
 

@@ -18,6 +18,8 @@ from selfservice.extensions import db
 from selfservice.mail.notices import Notice, notify_account
 from selfservice.security import Security
 from selfservice.security.passwords import check_password
+from selfservice.sync import get_sync
+from selfservice.sync.services import queue_sync
 
 
 class How(StrEnum):
@@ -68,6 +70,8 @@ def apply_new_password(
         if isinstance(exc, PasswordRejected):
             raise PolicyViolation([exc.reason]) from exc
         raise
+    # Sync targets get the change through their queue, committed with the primary's change below.
+    queue_sync(get_sync(), account, new.password, how=how, must_change=must_change, origin=origin)
     _after_change(security, account, how, origin)
 
 
