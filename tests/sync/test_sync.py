@@ -19,7 +19,7 @@ from selfservice.extensions import db
 from selfservice.portal.passwords import How, NewPassword, apply_new_password
 from selfservice.security import get_security
 from selfservice.sync import get_sync
-from selfservice.sync.models import SyncStatus, SyncWrite
+from selfservice.sync.models import SyncWrite
 from selfservice.sync.services import queue_sync
 from selfservice.sync.worker import sync_due
 from selfservice.timeutil import utcnow
@@ -113,7 +113,8 @@ def test_a_target_down_during_the_reset_gets_the_password_after_it_returns(
     assert first.counts == {"done": 1, "queued": 1}
     pending = rows(app)["ad"]
     assert (pending.status, pending.attempts) == ("queued", 1)
-    assert pending.secret is not None and pending.last_error
+    assert pending.secret is not None
+    assert pending.last_error
     assert pending.next_attempt_at > utcnow()
     assert rows(app)["library"].secret is None
     assert [event.details["target"] for event in events(app, Tag.SYNC_DEFERRED)] == ["ad"]
