@@ -87,6 +87,9 @@ def ensure_acceptable(security: Security, account: Account, new: NewPassword) ->
         display_name=account.display_name,
         confirm=new.confirm,
     )
+    problems += [
+        problem for problem in get_sync().password_problems(account, new.password) if problem not in problems
+    ]
     if problems:
         raise PolicyViolation(problems)
 
