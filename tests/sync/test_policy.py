@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from selfservice.directory import get_directory
 from selfservice.sync import get_sync
 from selfservice.sync.policy import TargetRules, read_rules, strictest
 from selfservice.sync.targets import build_adapter
 from tests.conftest import AuthActions, person, post_form
 from tests.sync.conftest import BUILTIN_TARGET, ad_target
+
+pytestmark = [pytest.mark.ad, pytest.mark.slow]
 
 
 def test_each_targets_rules_are_read_from_the_target(make_sync_app: Any, samba_ad: Any, slapd: Any) -> None:

@@ -27,6 +27,8 @@ from tests.conftest import person
 from tests.portal.test_change_password import everything_stored
 from tests.sync.conftest import ad_target
 
+pytestmark = [pytest.mark.ad, pytest.mark.slow]
+
 NEW_PASSWORD = "Lantern-Orchard-Sync-58"
 ORIGIN = Origin(ip="203.0.113.7", user_agent="pytest")
 
