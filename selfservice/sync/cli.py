@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
 from flask import current_app
 from flask.cli import with_appcontext
@@ -12,6 +14,7 @@ from selfservice.sync import get_sync
 from selfservice.sync.models import SyncStatus
 from selfservice.sync.services import give_up, retry_now, target_states
 from selfservice.sync.worker import SyncPassResult, run_worker, sync_due
+from selfservice.timeutil import utcnow
 
 
 @click.group("sync")
@@ -55,18 +58,19 @@ def _report(result: SyncPassResult) -> None:
 @sync_group.command("status")
 @with_appcontext
 def status_command() -> None:
-    """Per target: writes pending, done and needing attention. Exit status 1 when any need attention."""
-    states = target_states(get_sync())
+    """Per target: writes pending, done and not delivered. Exit status 1 when a write is overdue."""
+    promise = timedelta(minutes=current_app.config["SYNC_PROMISE_MINUTES"])
+    states = target_states(get_sync(), overdue_before=utcnow() - promise)
     if not states:
         click.echo("No sync targets are configured and the queue is empty.")
         return
     for state in states:
         counts = ", ".join(f"{status.value} {state.counts[status.value]}" for status in SyncStatus)
-        oldest = (
-            f"; oldest pending since {state.oldest_queued:%Y-%m-%d %H:%M} UTC" if state.oldest_queued else ""
-        )
-        click.echo(f"{state.name} ({state.kind}): {counts}{oldest}")
-    if any(state.problems for state in states):
+        since = state.oldest_queued
+        oldest = f"; oldest pending since {since:%Y-%m-%d %H:%M} UTC" if since else ""
+        late = f"; {state.overdue} overdue" if state.overdue else ""
+        click.echo(f"{state.name} ({state.kind}): {counts}{oldest}{late}")
+    if any(state.overdue for state in states):
         raise SystemExit(1)
 
 

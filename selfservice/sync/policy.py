@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ldap3
+from ldap3.core.exceptions import LDAPException
 from ldap3.utils.dn import parse_dn
 
 from selfservice.directory.interfaces import Account, Directory, DirectoryError
@@ -132,7 +133,7 @@ class RulesCache:
         directory = build_adapter(target, config)
         try:
             return read_rules(target, directory)
-        except DirectoryError as exc:  # keep what we knew; the queue reports a refusal later
+        except (DirectoryError, LDAPException) as exc:  # keep what we knew; the queue reports a refusal later
             log.warning("sync target %s: password rules unreadable: %s", target.name, type(exc).__name__)
             return fallback
         finally:

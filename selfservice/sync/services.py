@@ -93,6 +93,7 @@ class TargetState:
     kind: str
     counts: Counter[str] = field(default_factory=Counter)
     oldest_queued: datetime | None = None
+    overdue: int = 0
 
     @property
     def pending(self) -> int:
@@ -103,8 +104,12 @@ class TargetState:
         return sum(self.counts[status.value] for status in PROBLEMS)
 
 
-def target_states(sync: Sync) -> list[TargetState]:
-    """Counts per status for every configured target (and any target still in the queue)."""
+def target_states(sync: Sync, *, overdue_before: datetime | None = None) -> list[TargetState]:
+    """Counts per status for every configured target (and any target still in the queue).
+
+    ``overdue`` counts the pending writes queued before ``overdue_before``: later than
+    the person was told (SYNC_PROMISE_MINUTES).
+    """
     states = {target.name: TargetState(target.name, target.label, target.kind) for target in sync.targets}
     rows = db.session.execute(
         sa.select(SyncWrite.target, SyncWrite.status, sa.func.count(), sa.func.min(SyncWrite.created_at))
@@ -116,6 +121,14 @@ def target_states(sync: Sync) -> list[TargetState]:
         state.counts[status] = count
         if status == SyncStatus.QUEUED.value:
             state.oldest_queued = oldest
+    if overdue_before is not None:
+        late = db.session.execute(
+            sa.select(SyncWrite.target, sa.func.count())
+            .where(SyncWrite.status == SyncStatus.QUEUED.value, SyncWrite.created_at < overdue_before)
+            .group_by(SyncWrite.target)
+        )
+        for name, count in late:
+            states[name].overdue = count
     return list(states.values())
 
 

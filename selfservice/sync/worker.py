@@ -390,6 +390,9 @@ def _apply_one(
         key = apply_write(write, target, directory, sync)
     except Outcome as outcome:
         return _record_outcome(write, worker, outcome, now, rules, down)
+    except Exception as exc:  # an adapter bug must count an attempt, not loop the row forever
+        log.exception("sync write %s to %s: unexpected error", write.id, write.target)
+        return _defer(write, worker, f"unexpected error: {type(exc).__name__}", now, rules)
     _settle(write, worker, SyncStatus.DONE, now, None, Tag.SYNC_APPLIED, {"target_key": key})
     log.info("sync write %s applied to %s", write.id, write.target)
     return SyncStatus.DONE
