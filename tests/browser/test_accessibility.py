@@ -490,6 +490,14 @@ def _edit_question(page: Any, live: LiveServer) -> None:
         page.locator("main a[href*='/admin/questions/']:not([href$='/new'])").first.click()
 
 
+@state("admin: password sync, pending and refused")
+def _password_sync(page: Any, live: LiveServer) -> None:
+    from tests.sync.helpers import add_sync_writes
+
+    add_sync_writes(live.app)
+    _admin(page, live, "/admin/sync/")
+
+
 # The checks --------------------------------------------------------------------------------------
 
 
