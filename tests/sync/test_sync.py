@@ -25,7 +25,7 @@ from selfservice.sync.worker import sync_due
 from selfservice.timeutil import utcnow
 from tests.conftest import person
 from tests.portal.test_change_password import everything_stored
-from tests.sync.conftest import ad_target
+from tests.sync.conftest import BUILTIN_TARGET, ad_target
 
 pytestmark = [pytest.mark.ad, pytest.mark.slow]
 
@@ -173,25 +173,34 @@ def test_an_account_missing_from_a_target_is_reported_and_the_reset_still_succee
         assert get_directory().authenticate("p2000002", NEW_PASSWORD) is not None
 
 
-def test_must_change_and_unlock_follow_each_targets_flags(
-    make_sync_app: Any, samba_ad: Any, ad_directory: Any
+@pytest.mark.parametrize(("primary_must_change", "ad_must_change"), [(True, True), (False, False)])
+def test_must_change_follows_the_primary_write_or_each_targets_own_flag(
+    make_sync_app: Any, samba_ad: Any, ad_directory: Any, primary_must_change: bool, ad_must_change: bool
 ) -> None:
-    never = ad_target(samba_ad, must_change="never")
-    always = {
-        "name": "library",
-        "label": "Library",
-        "kind": "builtin",
-        "match": ["login"],
-        "must_change": "always",
-    }
-    app = make_sync_app(targets=[never, always])
+    never = {**BUILTIN_TARGET, "must_change": "never"}
+    app = make_sync_app(targets=[ad_target(samba_ad), never])  # AD follows the primary write
 
-    reset(app, "s1000001", must_change=False)
+    reset(app, "s1000001", must_change=primary_must_change)  # a help-desk link may ask for a change
     run_worker(app)
 
-    assert ad_directory.find("s1000001").must_change is False
+    assert ad_directory.find("s1000001").must_change is ad_must_change
     with app.app_context():
-        assert BuiltinDirectory(app.config).find("s1000001").must_change is True
+        assert BuiltinDirectory(app.config).find("s1000001").must_change is False
+
+
+def test_an_account_locked_out_in_ad_signs_in_there_after_the_sync(
+    make_sync_app: Any, samba_ad: Any, ad_directory: Any
+) -> None:
+    app = make_sync_app(targets=[ad_target(samba_ad)])
+    for _attempt in range(10):  # the test DC locks after a few wrong passwords
+        ad_directory.authenticate("s1000002", "Wrong-Password-0")
+    assert ad_directory.find("s1000002").disabled  # locked out
+
+    reset(app, "s1000002")
+    run_worker(app)
+
+    assert ad_directory.find("s1000002").disabled is False
+    assert ad_directory.authenticate("s1000002", NEW_PASSWORD) is not None
 
 
 def test_a_newer_change_supersedes_a_pending_older_one(
