@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -204,7 +206,7 @@ def give_up(write_id: int, *, actor: str | None, origin: Origin = SYSTEM) -> Syn
     return row
 
 
-def check_targets(sync: Sync, config: dict) -> dict[str, str]:
+def check_targets(sync: Sync, config: Mapping[str, Any]) -> dict[str, str]:
     """For `selfservice check`: each target answers its service account, or why not."""
     verdicts = {}
     for target in sync.targets:
