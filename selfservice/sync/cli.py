@@ -34,10 +34,12 @@ def sync_group() -> None:
 def run_command(once: bool, max_seconds: float | None) -> None:
     """Apply queued password changes to every target, with retries; several workers may run at once."""
     config, sync = current_app.config, get_sync()
-    if not sync.targets:
-        click.echo("SYNC_TARGETS is empty: there is nothing to synchronize.")
-        return
     worker = worker_name()
+    if not sync.targets:
+        # Writes left for targets no longer configured are settled (and their passwords deleted).
+        result = sync_due(config, sync, worker=worker)
+        click.echo(f"SYNC_TARGETS is empty: nothing to synchronize ({result.summary()}).")
+        return
     if once:
         click.echo(f"sync: {sync_due(config, sync, worker=worker).summary()}")
         return

@@ -23,11 +23,12 @@ import ldap3
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.dn import parse_dn
 
+from selfservice.directory import build_directory
 from selfservice.directory.interfaces import Account, Directory, DirectoryError
 from selfservice.directory.ldap import LdapDirectory, _entries, _first
 from selfservice.i18n_markers import N_
 from selfservice.security.passwords import CONTAINS_LOGIN, TOO_SHORT
-from selfservice.sync.targets import Target, build_adapter
+from selfservice.sync.targets import Target, target_settings
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,14 @@ class RulesCache:
 
     @staticmethod
     def _read(target: Target, config: Mapping[str, Any], fallback: TargetRules) -> TargetRules:
-        directory = build_adapter(target, config)
+        # Read while a person waits for the page: never longer than a few seconds.
+        directory = build_directory(
+            {
+                **target_settings(target, config),
+                "LDAP_CONNECT_TIMEOUT_SECONDS": 2,
+                "LDAP_OPERATION_TIMEOUT_SECONDS": 3,
+            }
+        )
         try:
             return read_rules(target, directory)
         except (DirectoryError, LDAPException) as exc:  # keep what we knew; the queue reports a refusal later

@@ -244,3 +244,20 @@ def test_sync_status_fails_when_a_write_is_later_than_promised(make_app: Any) ->
     assert late.exit_code == 1
     assert "gradebook (openldap): queued 1" in late.output
     assert "1 overdue" in late.output
+
+
+def test_writes_for_a_target_no_longer_configured_are_settled_and_forgotten(make_app: Any) -> None:
+    app = make_app(SYNC_TARGETS=[unreachable_target()])
+    without = make_app(SYNC_TARGETS=[])  # the same database, after the target was removed
+    queue_for(app, "s1000001")
+
+    result = without.test_cli_runner().invoke(main, ["sync", "run", "--once"])
+
+    assert "SYNC_TARGETS is empty: nothing to synchronize (done 0, retry later 0, failed 1)" in result.output
+    with without.app_context():
+        row = db.session.scalars(sa.select(SyncWrite)).one()
+        assert (row.status, row.secret, row.last_error) == (
+            "failed",
+            None,
+            "the target is no longer configured",
+        )
