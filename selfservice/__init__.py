@@ -83,7 +83,7 @@ def _engine_options(url: str) -> dict[str, Any]:
 
 def _init_extensions(app: Flask, directory: Any) -> None:
     from selfservice import directory as directory_module
-    from selfservice import i18n, security
+    from selfservice import i18n, security, sync
     from selfservice.extensions import csrf, db, limiter, migrate
     from selfservice.security import throttling
 
@@ -95,6 +95,7 @@ def _init_extensions(app: Flask, directory: Any) -> None:
     i18n.init_app(app)
     directory_module.init_app(app, directory)
     security.init_app(app)
+    sync.init_app(app)
     _import_models()
 
 
@@ -107,6 +108,7 @@ def _import_models() -> None:
     from selfservice.portal import models as _portal  # noqa: F401
     from selfservice.security import models as _security  # noqa: F401
     from selfservice.site import models as _site  # noqa: F401
+    from selfservice.sync import models as _sync  # noqa: F401
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -116,6 +118,7 @@ def _register_blueprints(app: Flask) -> None:
     from selfservice.helpdesk.views import reset_blueprint as helpdesk_reset
     from selfservice.portal.views import blueprint as portal
     from selfservice.site import init_app as init_site
+    from selfservice.sync.views import blueprint as sync
 
     init_site(app)
     init_auth(app)
@@ -123,3 +126,4 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(helpdesk)
     app.register_blueprint(helpdesk_reset)
     app.register_blueprint(admin)
+    app.register_blueprint(sync)

@@ -20,6 +20,9 @@ from selfservice.admin.cli import COMMANDS as ADMIN_COMMANDS
 from selfservice.config import ConfigError, masked
 from selfservice.mail.cli import deliver_mail_command
 from selfservice.portal.cli import reconcile_command
+from selfservice.sync import get_sync
+from selfservice.sync.cli import sync_group
+from selfservice.sync.services import check_targets
 
 
 def _create_app() -> Flask:
@@ -62,6 +65,7 @@ def check_command(login: str | None, settings: bool) -> None:
             click.echo(f"{key} = {value!r}")
         click.echo("")
     findings = diagnose(current_app.config, get_directory(), db.engine, resource_dir("migrations"))
+    findings += check_targets(get_sync(), current_app.config)
     for finding in findings:
         click.echo(finding.line())
     if login is not None:
@@ -161,6 +165,7 @@ main.add_command(deliver_mail_command)
 main.add_command(reconcile_command)
 main.add_command(accounts_group)
 main.add_command(db_group)
+main.add_command(sync_group)
 for _command in ADMIN_COMMANDS:
     main.add_command(_command)
 

@@ -154,10 +154,21 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_BATCH_SIZE": 20,
     "MAIL_CLAIM_SECONDS": 600,
     "MAIL_POLL_SECONDS": 10,
+    # Password synchronization (selfservice/sync): targets besides the primary DIRECTORY
+    "SYNC_TARGETS": [],
+    "SYNC_PRIMARY_LABEL": "",
+    "SYNC_ENCRYPTION_KEY": "",
+    "SYNC_PROMISE_MINUTES": 15,
+    "SYNC_MAX_ATTEMPTS": 20,
+    "SYNC_RETRY_BASE_SECONDS": 30,
+    "SYNC_RETRY_MAX_SECONDS": 900,
+    "SYNC_BATCH_SIZE": 20,
+    "SYNC_CLAIM_SECONDS": 300,
+    "SYNC_POLL_SECONDS": 5,
 }
 
 #: Settings whose values are masked wherever settings are shown.
-SECRET_SETTINGS = frozenset({"SECRET_KEY", "LDAP_BIND_PASSWORD", "SMTP_PASSWORD"})
+SECRET_SETTINGS = frozenset({"SECRET_KEY", "LDAP_BIND_PASSWORD", "SMTP_PASSWORD", "SYNC_ENCRYPTION_KEY"})
 
 
 #: "demo" is the builtin directory seeded with the demo accounts.
@@ -324,7 +335,19 @@ def masked(settings: Mapping[str, Any]) -> dict[str, Any]:
         value = settings.get(key)
         shown[key] = "********" if key in SECRET_SETTINGS and value else value
     shown["DATABASE_URL"] = _mask_url(str(settings.get("DATABASE_URL", "")))
+    shown["SYNC_TARGETS"] = [_mask_target(target) for target in settings.get("SYNC_TARGETS") or []]
     return shown
+
+
+def _mask_target(target: Any) -> Any:
+    """A sync target's table with the secrets of its own settings masked."""
+    if not isinstance(target, Mapping) or not isinstance(target.get("settings"), Mapping):
+        return target
+    own = {
+        key: "********" if str(key).upper() in SECRET_SETTINGS and value else value
+        for key, value in target["settings"].items()
+    }
+    return {**target, "settings": own}
 
 
 def _mask_url(url: str) -> str:

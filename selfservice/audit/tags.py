@@ -42,3 +42,12 @@ class Tag(StrEnum):
     ACCOUNTS_IMPORTED = "admin:accounts:import"
     ACCOUNT_DISABLED = "account:directory:disable"
     MUST_CHANGE_SET = "account:password:must-change"
+    # Password synchronization (one event per target and outcome)
+    SYNC_QUEUED = "sync:password:queue"
+    SYNC_APPLIED = "sync:password:apply"
+    SYNC_DEFERRED = "sync:password:retry-later"
+    SYNC_REFUSED = "sync:password:refused"
+    SYNC_FAILED = "sync:password:failed"
+    SYNC_MISSING = "sync:account:missing"
+    SYNC_RETRIED = "admin:sync:retry"
+    SYNC_GIVEN_UP = "admin:sync:give-up"

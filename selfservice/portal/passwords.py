@@ -33,6 +33,7 @@ from selfservice.portal.pending import How, Outcome
 from selfservice.security import Security
 from selfservice.security.passwords import check_password
 from selfservice.security.tokens import Purpose
+from selfservice.sync import get_sync
 
 __all__ = ["ChangeUnconfirmed", "How", "NewPassword", "PolicyViolation", "Spend", "apply_new_password"]
 
@@ -100,7 +101,7 @@ def apply_new_password(
     except OutcomeUnknown as exc:
         _settle_unanswered(directory, security, account, how, origin, intent_id, new.password, exc)
         return
-    _complete_after_write(directory, security, account, intent_id)
+    _complete_after_write(directory, security, account, intent_id, new.password)
 
 
 def _open(
@@ -148,6 +149,7 @@ def _settle_unanswered(
             security,
             intent,
             settled_by="write",
+            sync_password=password,
             new_password_works=lambda holder: directory.authenticate(holder.login, password) is not None,
         )
     except SQLAlchemyError as exc:  # the database went too: the sweeper settles it later
@@ -171,10 +173,12 @@ def _settle_unanswered(
     raise ChangeUnconfirmed(str(error)) from error
 
 
-def _complete_after_write(directory: Directory, security: Security, account: Account, intent_id: int) -> None:
+def _complete_after_write(
+    directory: Directory, security: Security, account: Account, intent_id: int, password: str
+) -> None:
     """The directory said yes: that is what the person is told, even if recording it must wait."""
     try:
-        pending.complete(directory, security, intent_id, account, settled_by="write")
+        pending.complete(directory, security, intent_id, account, settled_by="write", sync_password=password)
     except SQLAlchemyError as exc:
         db.session.rollback()
         log.error(
@@ -210,6 +214,9 @@ def ensure_acceptable(security: Security, account: Account, new: NewPassword) ->
         display_name=account.display_name,
         confirm=new.confirm,
     )
+    problems += [
+        problem for problem in get_sync().password_problems(account, new.password) if problem not in problems
+    ]
     if problems:
         raise PolicyViolation(problems)
 

@@ -90,10 +90,20 @@ def mark_unknown(intent_id: int, note: str) -> None:
 
 
 def complete(
-    directory: Directory, security: Security, intent_id: int, account: Account, *, settled_by: str
+    directory: Directory,
+    security: Security,
+    intent_id: int,
+    account: Account,
+    *,
+    settled_by: str,
+    sync_password: str | None = None,
 ) -> bool:
-    """The change happened: every consequence in one transaction. False when already settled."""
-    return _retrying(lambda: _complete(directory, security, intent_id, account, settled_by))
+    """The change happened: every consequence in one transaction. False when already settled.
+
+    ``sync_password`` (only the live request has it) queues the change for the sync targets in
+    that same transaction; a change the sweeper settles reaches no target (it never has the password).
+    """
+    return _retrying(lambda: _complete(directory, security, intent_id, account, settled_by, sync_password))
 
 
 def abandon(intent_id: int, *, reason: str, settled_by: str) -> bool:
@@ -108,6 +118,7 @@ def settle_from_directory(
     *,
     settled_by: str,
     new_password_works: Callable[[Account], bool] | None = None,
+    sync_password: str | None = None,
 ) -> Outcome:
     """Settle an open intent from the directory's own record; UNKNOWN when it cannot tell.
 
@@ -125,14 +136,14 @@ def settle_from_directory(
         abandon(intent.id, reason="account-gone", settled_by=settled_by)
         return Outcome.NOT_CHANGED
     if now is not None and now != intent.previous_stamp:
-        return _settle_changed(directory, security, intent, account, settled_by)
+        return _settle_changed(directory, security, intent, account, settled_by, sync_password)
     if new_password_works is not None:  # the record shows nothing (or keeps none): ask the password
         try:
             works = new_password_works(account)
         except DirectoryError:
             return Outcome.UNKNOWN
         if works:
-            return _settle_changed(directory, security, intent, account, settled_by)
+            return _settle_changed(directory, security, intent, account, settled_by, sync_password)
     elif now is None:
         return Outcome.UNKNOWN  # no record for the account: the admin page lists it for staff
     abandon(intent.id, reason="not-applied", settled_by=settled_by)
@@ -140,10 +151,15 @@ def settle_from_directory(
 
 
 def _settle_changed(
-    directory: Directory, security: Security, intent: PendingChange, account: Account, settled_by: str
+    directory: Directory,
+    security: Security,
+    intent: PendingChange,
+    account: Account,
+    settled_by: str,
+    sync_password: str | None,
 ) -> Outcome:
     _finish_must_change(directory, account, intent.must_change)
-    complete(directory, security, intent.id, account, settled_by=settled_by)
+    complete(directory, security, intent.id, account, settled_by=settled_by, sync_password=sync_password)
     return Outcome.CHANGED
 
 
@@ -180,7 +196,12 @@ def _mark_unknown(intent_id: int, note: str) -> bool:
 
 
 def _complete(
-    directory: Directory, security: Security, intent_id: int, account: Account, settled_by: str
+    directory: Directory,
+    security: Security,
+    intent_id: int,
+    account: Account,
+    settled_by: str,
+    sync_password: str | None,
 ) -> bool:
     if not _set_state(intent_id, "changed"):
         db.session.rollback()
@@ -193,6 +214,11 @@ def _complete(
     security.tokens.void_all(account.key)  # invariant 6: every token of the account, this one too
     security.lockout.clear(account.key)
     # Sessions of the account end here too (invariant 17), in this same transaction.
+    if sync_password is not None:  # the other directories follow through their queue
+        from selfservice.sync import get_sync  # sync builds on this module
+        from selfservice.sync.services import queue_sync
+
+        queue_sync(get_sync(), account, sync_password, how=how, must_change=intent.must_change, origin=origin)
     record(
         Tag.PASSWORD_CHANGED if how is How.CHANGE else Tag.PASSWORD_RESET,
         origin=origin,

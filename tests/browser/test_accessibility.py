@@ -516,6 +516,14 @@ def _unsettled_changes(page: Any, live: LiveServer) -> None:
     _admin(page, live, "/admin/password-changes")
 
 
+@state("admin: password sync, pending and refused")
+def _password_sync(page: Any, live: LiveServer) -> None:
+    from tests.sync.helpers import add_sync_writes
+
+    add_sync_writes(live.app)
+    _admin(page, live, "/admin/sync/")
+
+
 # The checks --------------------------------------------------------------------------------------
 
 
