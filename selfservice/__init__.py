@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from selfservice import web
 from selfservice.config import load_settings, validate
 
 __version__ = "0.1.0"
@@ -116,6 +117,7 @@ def _register_blueprints(app: Flask) -> None:
     from selfservice.portal.views import blueprint as portal
     from selfservice.site import init_app as init_site
 
+    web.init_app(app)  # the <id:...> URL converter, before any route uses it
     init_site(app)
     init_auth(app)
     app.register_blueprint(portal)

@@ -14,7 +14,7 @@ from selfservice.directory.interfaces import Account
 from selfservice.i18n import _
 from selfservice.portal.enrollment import invite_to_enroll
 from selfservice.security.throttling import throttle
-from selfservice.web import current_origin, is_safe_next
+from selfservice.web import current_origin, safe_next
 
 blueprint = Blueprint("auth", __name__)
 
@@ -22,7 +22,7 @@ blueprint = Blueprint("auth", __name__)
 @blueprint.route("/login", methods=["GET", "POST"])
 @throttle("SIGN_IN_RATE_LIMIT")
 def login() -> ResponseReturnValue:
-    form = SignInForm(next=request.args.get("next", ""))
+    form = SignInForm(next=safe_next(request.args.get("next"), default=""))
     if form.validate_on_submit():
         account = services.sign_in(get_directory(), form.login.data, form.password.data, current_origin())
         if account is not None:
@@ -38,8 +38,8 @@ def _landing(account: Account, target: str | None) -> str:
     if account.must_change:
         flash(_("Your password was reset. Please choose a new password now."), "info")
         return url_for("portal.change_password")
-    if is_safe_next(target):
-        return str(target)
+    if safe_next(target, default=""):
+        return safe_next(target)
     if invite_to_enroll(account):
         flash(_("Welcome! Please set up your security questions now."), "info")
         return url_for("portal.enroll")
