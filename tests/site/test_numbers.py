@@ -18,7 +18,19 @@ def admin(client: FlaskClient, auth: AuthActions) -> FlaskClient:
     return client
 
 
-ODD_NUMBERS = ["²", "٣", "１", "99999999999999999999", str(MAX_ID + 1), "-1", "+1", " 1", "1_0", "0x1", "1.0"]
+ODD_NUMBERS = [
+    "²",
+    "٣",
+    "\uff11",
+    "99999999999999999999",
+    str(MAX_ID + 1),
+    "-1",
+    "+1",
+    " 1",
+    "1_0",
+    "0x1",
+    "1.0",
+]
 
 
 @pytest.mark.parametrize("text", ODD_NUMBERS)
