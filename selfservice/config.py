@@ -41,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     # Sessions
     "SESSION_COOKIE_SECURE": True,
     "SESSION_IDLE_MINUTES": 15,
+    "SESSION_ABSOLUTE_HOURS": 12,
+    "SESSION_RECHECK_SECONDS": 60,
     # Throttling (flask-limiter syntax; several limits separated by ";")
     "SIGN_IN_RATE_LIMIT": "10 per minute;50 per hour",
     "RECOVERY_RATE_LIMIT": "10 per minute;50 per hour",

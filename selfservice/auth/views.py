@@ -49,7 +49,7 @@ def _landing(account: Account, target: str | None) -> str:
 @blueprint.post("/logout")
 @login_required
 def logout() -> ResponseReturnValue:
-    services.sign_out(current_user.login, current_origin())
+    services.sign_out(current_user.login, current_origin(), account_key=current_user.key)
     end_session()
     flash(_("You are signed out."), "info")
     return redirect(url_for("site.home"), code=303)

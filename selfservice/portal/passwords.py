@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
+from selfservice.auth.store import end_sessions
 from selfservice.directory.interfaces import Account, Directory, InvalidCredentials, PasswordRejected
 from selfservice.extensions import db
 from selfservice.mail.notices import Notice, notify_account
@@ -103,6 +104,7 @@ def _write(
 
 def _after_change(security: Security, account: Account, how: How, origin: Origin) -> None:
     security.tokens.void_all(account.key)
+    end_sessions(account.key, commit=False)  # every signed-in browser of the account (invariant 17)
     security.lockout.clear(account.key)
     tag = Tag.PASSWORD_CHANGED if how is How.CHANGE else Tag.PASSWORD_RESET
     record(
