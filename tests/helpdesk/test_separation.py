@@ -11,9 +11,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from selfservice.audit.tags import Tag
-from tests.conftest import AuthActions, post_form
+from tests.conftest import AppFactory, AuthActions, post_form
 from tests.helpdesk.helpers import (
     act,
+    action_form,
     add_person,
     audit_events,
     browser,
@@ -135,3 +136,23 @@ def test_a_must_change_staff_member_reaches_no_help_desk_page(app: Flask) -> Non
     assert its.get("/helpdesk/queue/its-student").status_code == 303
     assert post_form(its, "/logout", {}, form_path="/password").status_code == 303
     assert its.get("/password").status_code == 302  # signed out: the sign-in page
+
+
+# Links are built only from BASE_URL (issue 14 item 7) ----------------------------------
+
+
+def test_a_poisoned_host_header_never_reaches_a_reset_link(make_app: AppFactory) -> None:
+    app = make_app(BASE_URL="https://password.school.test/")
+    number = opened_number(open_request(browser(app, "teacher1"), "student"))
+    its = browser(app, "its1")
+    form = action_form(its, number)
+    cookie = its.get_cookie("__Host-selfservice_session")
+    assert cookie is not None
+    its.set_cookie(cookie.key, cookie.value, domain="evil.example")  # the browser talks to "evil.example"
+    response = its.post(
+        f"/helpdesk/requests/{number}/reset-link", data=form, headers={"Host": "evil.example"}
+    )
+    assert response.status_code == 303
+    [mail] = link_mails(app)
+    assert "evil.example" not in mail.body_text
+    assert "https://password.school.test/reset/" in mail.body_text
