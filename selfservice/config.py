@@ -246,17 +246,17 @@ def validate(settings: Mapping[str, Any]) -> None:
     _check_base_url(str(settings["BASE_URL"]))
     if settings["DEMO"] or settings["DEBUG"] or settings["TESTING"]:
         return
-    if not settings["BASE_URL"]:
-        raise ConfigError(
-            "BASE_URL must be set outside demo and debug (the https:// address links in mail point at; "
-            "never taken from a request's Host header)"
-        )
     if len(settings["SECRET_KEY"]) < 32:
         raise ConfigError("SECRET_KEY must be set to a random value of at least 32 characters")
     if not settings["SESSION_COOKIE_SECURE"]:
         raise ConfigError("SESSION_COOKIE_SECURE must be true outside demo and debug")
     if settings["DIRECTORY"] == "demo":
         raise ConfigError("DIRECTORY is 'demo' (shared demo passwords): use builtin, openldap or ad")
+    if not settings["BASE_URL"]:
+        raise ConfigError(
+            "BASE_URL must be set outside demo and debug (the https:// address links in mail point at; "
+            "never taken from a request's Host header)"
+        )
 
 
 #: Settings with a fixed set of values, checked at start in every mode: a typo is refused,

@@ -27,5 +27,6 @@ def test_every_page_json_and_redirect_is_never_stored(
 
 def test_static_files_may_be_cached(client: FlaskClient) -> None:
     response = client.get("/static/css/site.css")
+    response.close()
     assert response.status_code == 200
     assert "no-store" not in response.headers.get("Cache-Control", "")
