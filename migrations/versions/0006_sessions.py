@@ -36,7 +36,7 @@ def upgrade():
         sa.Column('secret', sa.String(length=64), nullable=False),
         sa.Column('confirmed_at', sa.DateTime(), nullable=True),
         sa.Column('last_step', sa.BigInteger(), nullable=False),
-        sa.Column('recovery_codes', sa.JSON(), nullable=False),
+        sa.Column('recovery_codes', sa.Text(), nullable=False),
         sa.Column('created_at', sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint('account_key', name=op.f('pk_second_factor')),
     )

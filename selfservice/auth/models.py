@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, String, Text
+from sqlalchemy import BigInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from selfservice.dbtypes import UTCDateTime
@@ -38,5 +38,6 @@ class SecondFactor(db.Model):
     secret: Mapped[str] = mapped_column(String(64))
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_step: Mapped[int] = mapped_column(BigInteger, default=0)
-    recovery_codes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: SHA-256 hex digests of the unused recovery codes, separated by spaces.
+    recovery_codes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

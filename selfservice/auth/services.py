@@ -25,3 +25,17 @@ def sign_out(login: str, origin: Origin, account_key: str | None = None) -> None
     if account_key is not None:
         end_sessions(account_key, commit=False)
     record(Tag.LOGOUT, origin=origin, actor=login, subject=login, subject_key=account_key)
+
+
+def end_every_session(account_key: str, subject_login: str, *, actor: str, origin: Origin) -> int:
+    """An admin ends every session of an account at once (audited); how many there were."""
+    ended = end_sessions(account_key, commit=False)
+    record(
+        Tag.SESSIONS_ENDED,
+        origin=origin,
+        actor=actor,
+        subject=subject_login,
+        subject_key=account_key,
+        details={"sessions": ended},
+    )
+    return ended

@@ -32,7 +32,9 @@ from selfservice.timeutil import utcnow
 F = TypeVar("F", bound=Callable[..., Any])
 SNAPSHOT_KEY = store.ACCOUNT_KEY
 #: Where a session whose password must change may go (and the pages every page needs).
-MUST_CHANGE_ENDPOINTS = frozenset({"portal.change_password", "auth.logout", "static", "site.choose_language"})
+MUST_CHANGE_ENDPOINTS = frozenset(
+    {"portal.change_password", "auth.logout", "static", "site.choose_language", "auth.login"}
+)
 
 
 @dataclass(frozen=True)

@@ -189,3 +189,39 @@ def test_anonymous_pages_without_a_form_store_no_session(app: Flask) -> None:
     client = app.test_client()
     client.get("/healthz")
     assert session_rows(app) == 0
+
+
+def test_an_admin_ends_every_session_of_a_person(app: Flask) -> None:
+    import re
+
+    from selfservice.audit.models import AuditEvent
+    from selfservice.audit.tags import Tag
+    from tests.conftest import csrf_token
+
+    student_laptop, student_phone = signed_in(app, "s1000001"), signed_in(app, "s1000001")
+    admin = signed_in(app, "admin1")
+    page = admin.get("/admin/accounts/?login=s1000001").get_data(as_text=True)
+    assert "Signed-in sessions now</dt><dd>2" in page
+    key = re.search(r'/admin/accounts/([^/"]+)/end-sessions', page).group(1)
+    token = csrf_token(admin, "/admin/accounts/?login=s1000001")
+    response = admin.post(f"/admin/accounts/{key}/end-sessions", data={"csrf_token": token})
+    assert response.status_code == 303
+    assert "2 sessions of s1000001 ended." in admin.get(response.headers["Location"]).get_data(as_text=True)
+    assert not is_signed_in(student_laptop)
+    assert not is_signed_in(student_phone)
+    assert is_signed_in(admin)
+    with app.app_context():
+        [event] = db.session.scalars(select(AuditEvent).where(AuditEvent.tag == Tag.SESSIONS_ENDED.value))
+        assert (event.actor, event.subject, event.details) == ("admin1", "s1000001", {"sessions": 2})
+
+
+def test_only_admins_reach_the_account_actions(app: Flask) -> None:
+    its = signed_in(app, "its1")
+    assert its.get("/admin/accounts/?login=s1000001").status_code == 403
+    assert post_form(its, "/admin/accounts/abc/end-sessions", {}, form_path="/").status_code == 403
+
+
+def test_an_odd_account_key_is_not_found(app: Flask) -> None:
+    admin = signed_in(app, "admin1")
+    for key in ["nobody", "a" * 65, "%C2%B2"]:
+        assert post_form(admin, f"/admin/accounts/{key}/end-sessions", {}, form_path="/").status_code == 404
