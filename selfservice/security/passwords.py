@@ -190,10 +190,10 @@ def check_password(
     if length > policy.max_length:
         problems.append(TOO_LONG)
     problems += _personal_problems(password, policy, login, display_name)
-    if length <= policy.max_length and is_common(password):
-        problems.append(TOO_COMMON)
     problems += _composition_problems(password, policy)
     if password and length <= policy.max_length:
         user_inputs = [login, *_name_parts(display_name), *policy.banned_words]
         problems += _guessability_problems(password, policy, [u for u in user_inputs if u])
+    if length <= policy.max_length and is_common(password):
+        problems.append(TOO_COMMON)
     return list(dict.fromkeys(problems))  # zxcvbn may repeat one of ours
