@@ -225,3 +225,15 @@ def test_an_odd_account_key_is_not_found(app: Flask) -> None:
     admin = signed_in(app, "admin1")
     for key in ["nobody", "a" * 65, "%C2%B2"]:
         assert post_form(admin, f"/admin/accounts/{key}/end-sessions", {}, form_path="/").status_code == 404
+
+
+def test_purge_deletes_expired_sessions_and_keeps_live_ones(app: Flask) -> None:
+    signed_in(app, "s1000001")
+    signed_in(app, "s1000002")
+    with app.app_context():
+        rows = list(db.session.scalars(select(WebSession)))
+        rows[0].expires_at = rows[0].created_at
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["purge"])
+    assert result.exit_code == 0, result.output
+    assert session_rows(app) == 1
