@@ -10,6 +10,7 @@ class Tag(StrEnum):
     LOGOUT = "auth:session:logout"
     REAUTH_FAILED = "auth:session:reauth-failed"
     SESSIONS_ENDED = "auth:session:end-all"
+    ACCESS_DENIED = "auth:access:denied"
     SECOND_FACTOR_ENROLLED = "auth:second-factor:enroll"
     SECOND_FACTOR_VERIFIED = "auth:second-factor:verify"
     SECOND_FACTOR_FAILED = "auth:second-factor:failed"

@@ -30,6 +30,7 @@ from selfservice.extensions import db
 from selfservice.timeutil import utcnow
 
 RECOVERY_CODE_COUNT = 10
+RECOVERY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 #: Codes of the time step before and after the current one are accepted (clock drift).
 VALID_WINDOW_STEPS = 1
 ISSUER = "School password portal"
@@ -99,9 +100,9 @@ def verify(account_key: str, login: str, code: str, origin: Origin) -> bool:
     row = db.session.get(SecondFactor, account_key, populate_existing=True)
     if row is None or row.confirmed_at is None:
         return False
-    cleaned = "".join(code.split()).lower()
-    if "-" in cleaned:
-        ok = _use_recovery_code(row, cleaned)
+    cleaned = "".join(code.split()).lower().replace("-", "")
+    if not (len(cleaned) == 6 and cleaned.isdigit()):  # typed with or without its dashes
+        ok = _use_recovery_code(row, "-".join(cleaned[i : i + 5] for i in range(0, len(cleaned), 5)))
         tag = Tag.SECOND_FACTOR_RECOVERY_CODE_USED if ok else Tag.SECOND_FACTOR_FAILED
     else:
         ok = _claim_totp(row, cleaned)
@@ -147,11 +148,11 @@ def _claim_totp(row: SecondFactor, code: str) -> bool:
 
 
 def _use_recovery_code(row: SecondFactor, code: str) -> bool:
-    hashed = _hash(code)
     remaining = row.recovery_codes.split()
-    if hashed not in remaining:
+    found = next((stored for stored in remaining if _matches(stored, code)), None)
+    if found is None:
         return False
-    remaining.remove(hashed)
+    remaining.remove(found)
     # Compare-and-set on the whole list: of two requests using one code, only one wins.
     claimed = db.session.execute(
         update(SecondFactor)
@@ -167,12 +168,24 @@ def recovery_codes_left(account_key: str) -> int:
 
 
 def _new_recovery_code() -> str:
-    raw = secrets.token_hex(5)
-    return f"{raw[:5]}-{raw[5:]}"
+    """Four groups of five letters and digits (base32): 100 random bits."""
+    raw = "".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(20))
+    return "-".join(raw[i : i + 5] for i in range(0, 20, 5))
 
 
 def _hash(code: str) -> str:
-    return hashlib.sha256(code.encode()).hexdigest()
+    """``salt$digest``: SHA-256 of a random 32-bit salt and the code (ASVS 2.6.2)."""
+    salt = secrets.token_hex(4)
+    return f"{salt}${_digest(salt, code)}"
+
+
+def _matches(stored: str, code: str) -> bool:
+    salt, _sep, digest = stored.partition("$")
+    return hmac.compare_digest(_digest(salt, code), digest)
+
+
+def _digest(salt: str, code: str) -> str:
+    return hashlib.sha256(f"{salt}:{code}".encode()).hexdigest()
 
 
 def _audit(

@@ -22,7 +22,7 @@ from tests.conftest import AppFactory, AuthActions, csrf_token, post_form
 from tests.helpdesk.helpers import add_person, audit_events
 
 SECRET = re.compile(r'<code class="secret-key">([A-Z2-7 ]+)</code>')
-CODE = re.compile(r"<li><code>([0-9a-f]{5}-[0-9a-f]{5})</code></li>")
+CODE = re.compile(r"<li><code>([a-z2-7]{5}(?:-[a-z2-7]{5}){3})</code></li>")
 DEFAULTS = {"admin": "required", "its": "required", "support": "off", "employee": "off"}
 
 
@@ -119,7 +119,25 @@ def test_a_recovery_code_signs_in_once(app: Flask, clock: Clock) -> None:
     assert enter(client, codes[0].upper()).status_code == 303
     again, _response = sign_in(app, "admin1")
     assert enter(again, codes[0]).status_code == 400
-    assert len(audit_events(app, Tag.SECOND_FACTOR_RECOVERY_CODE_USED)) == 1
+    assert enter(again, codes[1].replace("-", "").upper()).status_code == 303  # typed without dashes
+    assert len(audit_events(app, Tag.SECOND_FACTOR_RECOVERY_CODE_USED)) == 2
+
+
+def test_recovery_codes_are_long_random_and_kept_only_salted_and_hashed(app: Flask, clock: Clock) -> None:
+    import hashlib
+
+    from selfservice.auth.models import SecondFactor
+    from selfservice.extensions import db
+
+    _secret, codes = enroll(app, clock)
+    assert len(set(codes)) == 10
+    assert all(len(code.replace("-", "")) == 20 for code in codes)  # 100 bits of base32
+    with app.app_context():
+        [row] = db.session.query(SecondFactor).all()
+        stored = row.recovery_codes
+    for code in codes:
+        assert code not in stored
+        assert hashlib.sha256(code.encode()).hexdigest() not in stored
 
 
 def test_five_wrong_codes_send_the_person_back_to_the_password(app: Flask, clock: Clock) -> None:

@@ -237,3 +237,14 @@ def test_purge_deletes_expired_sessions_and_keeps_live_ones(app: Flask) -> None:
     result = app.test_cli_runner().invoke(args=["purge"])
     assert result.exit_code == 0, result.output
     assert session_rows(app) == 1
+
+
+def test_a_refused_access_is_an_audit_event(app: Flask) -> None:
+    from selfservice.audit.models import AuditEvent
+    from selfservice.audit.tags import Tag
+
+    student = signed_in(app, "s1000001")
+    assert student.get("/admin/audit").status_code == 403
+    with app.app_context():
+        [event] = db.session.scalars(select(AuditEvent).where(AuditEvent.tag == Tag.ACCESS_DENIED.value))
+        assert (event.actor, event.outcome, event.details["path"]) == ("s1000001", "refused", "/admin/audit")
