@@ -1,12 +1,19 @@
 """Sessions kept on the server (DESIGN invariant 17).
 
-The cookie holds only a random token; the session's contents live in ``web_session``
-under the token's SHA-256, so a stolen database row is no cookie. Ending a session
-deletes its row: a cookie whose row is gone opens an empty session, whatever it says.
+Once someone is signed in (or has proved the password and owes the second factor), the
+cookie holds only a random token; the session's contents live in ``web_session`` under
+the token's SHA-256, so a stolen database row is no cookie. Ending a session deletes
+its row: a cookie whose row is gone opens an empty session, whatever it says.
+
+An anonymous visitor's session (a form's CSRF token, the language, the sealed
+forgot-password stage, a message) stays a signed cookie, as Flask keeps it: it holds
+nothing personal, and a flood of cookieless requests costs no database row
+(invariant 14). Signing out turns the session back into such a cookie.
 
 - A signed-in row lives until SESSION_IDLE_MINUTES after its last request, and never
-  past SESSION_ABSOLUTE_HOURS after the sign-in; an anonymous one (a form's CSRF
-  token, the forgot-password stage) SESSION_ABSOLUTE_HOURS after it was made.
+  past SESSION_ABSOLUTE_HOURS after the sign-in; a half-way one (second factor owed)
+  SESSION_IDLE_MINUTES. An anonymous cookie is honoured SESSION_ABSOLUTE_HOURS after
+  it was last written.
 - :func:`end_sessions` ends every session of an account at once (sign-out, a password
   change or reset, disabling, a role change, an admin's action). A request already
   under way when that happens never writes its row back: saving only updates a row
@@ -22,7 +29,8 @@ from typing import Any
 
 from flask import Flask, Request, Response
 from flask.json.tag import TaggedJSONSerializer
-from flask.sessions import SessionInterface, SessionMixin
+from flask.sessions import SecureCookieSessionInterface, SessionInterface, SessionMixin
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete, func, insert, select, update
 from werkzeug.datastructures import CallbackDict
 
@@ -31,10 +39,12 @@ from selfservice.extensions import db
 from selfservice.timeutil import utcnow
 
 SERIALIZER = TaggedJSONSerializer()
-#: Longest cookie value looked up; tokens are 43 characters.
-MAX_TOKEN_CHARS = 64
+#: Length of a server session's token (``secrets.token_urlsafe(32)``).
+TOKEN_CHARS = 43
 #: The session key holding the signed-in account's snapshot (see auth.sessions).
 ACCOUNT_KEY = "account"
+#: Keys that put a session on the server: someone signed in, or half-way (password proved).
+SERVER_KEYS = frozenset({ACCOUNT_KEY, "pending_sign_in"})
 
 
 def digest(token: str) -> str:
@@ -65,31 +75,50 @@ class DatabaseSessionInterface(SessionInterface):
     serializer = SERIALIZER
 
     def open_session(self, app: Flask, request: Request) -> ServerSession:
-        token = request.cookies.get(self.get_cookie_name(app))
-        if not token or len(token) > MAX_TOKEN_CHARS:
+        value = request.cookies.get(self.get_cookie_name(app))
+        if not value:
             return ServerSession()
+        if not _is_token(value):
+            return self._open_cookie(app, value)
         with db.engine.connect() as connection:
             row = connection.execute(
                 select(WebSession.data, WebSession.expires_at, WebSession.account_key).where(
-                    WebSession.id == digest(token)
+                    WebSession.id == digest(value)
                 )
             ).first()
         if row is None:
             return ServerSession()
         if _aware(row.expires_at) <= utcnow():
-            _delete([token])
+            _delete([value])
             # Say so on the next page when it was a signed-in session that ran out.
             return ServerSession({"expired": True}) if row.account_key else ServerSession()
-        return ServerSession(self.serializer.loads(row.data), token)
+        return ServerSession(self.serializer.loads(row.data), value)
+
+    def _open_cookie(self, app: Flask, value: str) -> ServerSession:
+        """An anonymous session: signed, in the cookie itself (nothing personal, no database work)."""
+        try:
+            data = _signer(app).loads(value, max_age=app.config["SESSION_ABSOLUTE_HOURS"] * 3600)
+        except BadSignature:
+            return ServerSession()
+        if any(key in data for key in SERVER_KEYS):  # never from a cookie: only the server sets them
+            return ServerSession()
+        return ServerSession(data)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         if not isinstance(session, ServerSession):
             return
         name, domain, path = self.get_cookie_name(app), self.get_cookie_domain(app), self.get_cookie_path(app)
-        if not session:
-            if session.token or session.replaced:
-                _delete([*session.replaced, *([session.token] if session.token else [])])
-                response.delete_cookie(name, domain=domain, path=path, secure=self.get_cookie_secure(app))
+        ended = [*session.replaced, *([session.token] if session.token else [])]
+        on_server = any(key in session for key in SERVER_KEYS)
+        if not session or not on_server:
+            if ended:  # signed out (or ended): the row goes
+                _delete(ended)
+            if not session:
+                if ended or session.modified:
+                    response.delete_cookie(name, domain=domain, path=path, secure=self.get_cookie_secure(app))
+                return
+            if session.modified or ended:
+                self._set_cookie(app, response, _signer(app).dumps(dict(session)), session)
             return
         if not session.modified:
             return
@@ -98,9 +127,8 @@ class DatabaseSessionInterface(SessionInterface):
             session.token = secrets.token_urlsafe(32)
             with db.engine.begin() as connection:
                 if session.replaced:
-                    connection.execute(
-                        delete(WebSession).where(WebSession.id.in_(map(digest, session.replaced)))
-                    )
+                    replaced = [digest(token) for token in session.replaced]
+                    connection.execute(delete(WebSession).where(WebSession.id.in_(replaced)))
                 connection.execute(insert(WebSession).values(id=digest(session.token), **values))
         else:
             with db.engine.begin() as connection:
@@ -110,13 +138,16 @@ class DatabaseSessionInterface(SessionInterface):
             if stored.rowcount == 0:  # ended while this request ran: it stays ended
                 response.delete_cookie(name, domain=domain, path=path, secure=self.get_cookie_secure(app))
                 return
+        self._set_cookie(app, response, session.token, session)
+
+    def _set_cookie(self, app: Flask, response: Response, value: str, session: ServerSession) -> None:
         response.set_cookie(
-            name,
-            session.token,
+            self.get_cookie_name(app),
+            value,
             expires=self.get_expiration_time(app, session),
             httponly=self.get_cookie_httponly(app),
-            domain=domain,
-            path=path,
+            domain=self.get_cookie_domain(app),
+            path=self.get_cookie_path(app),
             secure=self.get_cookie_secure(app),
             samesite=self.get_cookie_samesite(app),
         )
@@ -125,13 +156,11 @@ class DatabaseSessionInterface(SessionInterface):
     def _row_values(self, app: Flask, session: ServerSession) -> dict[str, Any]:
         now = utcnow()
         account = session.get(ACCOUNT_KEY) or {}
-        absolute = timedelta(hours=app.config["SESSION_ABSOLUTE_HOURS"])
+        idle = timedelta(minutes=app.config["SESSION_IDLE_MINUTES"])
+        expires = now + idle
         if account:
             signed_in = datetime.fromtimestamp(account["signed_in_at"], tz=now.tzinfo)
-            idle = timedelta(minutes=app.config["SESSION_IDLE_MINUTES"])
-            expires = min(now + idle, signed_in + absolute)
-        else:
-            expires = now + absolute
+            expires = min(expires, signed_in + timedelta(hours=app.config["SESSION_ABSOLUTE_HOURS"]))
         return {
             "account_key": account.get("key"),
             "data": self.serializer.dumps(dict(session)),
@@ -139,6 +168,18 @@ class DatabaseSessionInterface(SessionInterface):
             "expires_at": expires,
             **({"created_at": now} if session.token is None else {}),
         }
+
+
+def _is_token(value: str) -> bool:
+    """A server session's token (43 URL-safe characters); a signed cookie always holds dots."""
+    return len(value) == TOKEN_CHARS and "." not in value
+
+
+def _signer(app: Flask) -> URLSafeTimedSerializer:
+    signer = SecureCookieSessionInterface().get_signing_serializer(app)
+    if signer is None:
+        raise RuntimeError("SECRET_KEY is not set")
+    return signer
 
 
 def _aware(moment: datetime) -> datetime:

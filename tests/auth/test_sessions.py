@@ -248,3 +248,32 @@ def test_a_refused_access_is_an_audit_event(app: Flask) -> None:
     with app.app_context():
         [event] = db.session.scalars(select(AuditEvent).where(AuditEvent.tag == Tag.ACCESS_DENIED.value))
         assert (event.actor, event.outcome, event.details["path"]) == ("s1000001", "refused", "/admin/audit")
+
+
+def test_anonymous_visitors_cost_no_session_row_even_on_form_pages(app: Flask) -> None:
+    """Invariant 14: a flood of cookieless requests writes nothing; only a sign-in makes a row."""
+    for _ in range(3):
+        visitor = app.test_client()
+        for path in ("/", "/login", "/forgot"):
+            assert visitor.get(path).status_code == 200
+    assert session_rows(app) == 0
+    signed_in(app, "s1000001")
+    assert session_rows(app) == 1
+
+
+def test_signing_out_removes_the_row(app: Flask) -> None:
+    browser = signed_in(app, "s1000001")
+    assert session_rows(app) == 1
+    AuthActions(browser).logout()
+    assert session_rows(app) == 0
+    assert "You are signed out." in browser.get("/").get_data(as_text=True)
+
+
+def test_a_forged_anonymous_cookie_cannot_claim_a_signed_in_account(app: Flask) -> None:
+    from flask.sessions import SecureCookieSessionInterface
+
+    with app.test_request_context():
+        signer = SecureCookieSessionInterface().get_signing_serializer(app)
+        forged = signer.dumps({"account": {"key": "x", "login": "admin1", "kind": "staff"}, "_user_id": "x"})
+    thief = replay(app, forged)
+    assert not is_signed_in(thief)
