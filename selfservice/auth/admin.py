@@ -98,7 +98,9 @@ def reset_second_factor(account_key: str) -> ResponseReturnValue:
     if account.key == current_user.key:
         flash(_("Another administrator must reset your own second factor."), "error")
         return redirect(url_for(".lookup", login=account.login), code=303)
-    second_factor.reset(account.key, account.login, actor=current_user.login, origin=current_origin())
+    second_factor.reset(
+        account.key, account.login, actor=current_user.login, origin=current_origin(), holder=account
+    )
     flash(
         _(
             "The second factor of %(login)s is reset: they set it up again at their next sign-in.",

@@ -25,8 +25,9 @@ from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
 from selfservice.auth.models import SecondFactor
 from selfservice.auth.store import end_sessions
-from selfservice.directory.interfaces import Role
+from selfservice.directory.interfaces import Account, Role
 from selfservice.extensions import db
+from selfservice.mail.notices import Notice, notify_account
 from selfservice.timeutil import utcnow
 
 RECOVERY_CODE_COUNT = 10
@@ -81,8 +82,13 @@ def pending_enrollment(account_key: str, login: str, issuer: str = ISSUER) -> En
     return Enrollment(row.secret, pyotp.TOTP(row.secret).provisioning_uri(name=login, issuer_name=issuer))
 
 
-def confirm_enrollment(account_key: str, login: str, code: str, origin: Origin) -> list[str] | None:
-    """Turn the pending secret on when ``code`` is right; the new recovery codes, else None."""
+def confirm_enrollment(
+    account_key: str, login: str, code: str, origin: Origin, holder: Account | None = None
+) -> list[str] | None:
+    """Turn the pending secret on when ``code`` is right; the new recovery codes, else None.
+
+    ``holder`` (the account as the directory has it) is told by mail, when it has an address.
+    """
     row = db.session.get(SecondFactor, account_key, populate_existing=True)
     if row is None or row.confirmed_at is not None or not _claim_totp(row, code):
         _audit(Tag.SECOND_FACTOR_FAILED, login, account_key, origin, outcome="failure", step="enroll")
@@ -91,6 +97,8 @@ def confirm_enrollment(account_key: str, login: str, code: str, origin: Origin) 
     row.recovery_codes = " ".join(_hash(code) for code in codes)
     row.confirmed_at = utcnow()
     _audit(Tag.SECOND_FACTOR_ENROLLED, login, account_key, origin, commit=False)
+    if holder is not None:
+        notify_account(holder, Notice.SECOND_FACTOR_ON, commit=False)
     db.session.commit()
     return codes
 
@@ -112,8 +120,10 @@ def verify(account_key: str, login: str, code: str, origin: Origin) -> bool:
     return ok
 
 
-def reset(account_key: str, subject_login: str, *, actor: str, origin: Origin) -> bool:
-    """Remove the account's second factor and end its sessions; True when one was enrolled."""
+def reset(
+    account_key: str, subject_login: str, *, actor: str, origin: Origin, holder: Account | None = None
+) -> bool:
+    """Remove the account's second factor, end its sessions and tell ``holder``; True when one was set."""
     result = db.session.execute(delete(SecondFactor).where(SecondFactor.account_key == account_key))
     end_sessions(account_key, commit=False)
     record(
@@ -124,6 +134,8 @@ def reset(account_key: str, subject_login: str, *, actor: str, origin: Origin) -
         subject_key=account_key,
         commit=False,
     )
+    if holder is not None:
+        notify_account(holder, Notice.SECOND_FACTOR_RESET, commit=False)
     db.session.commit()
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

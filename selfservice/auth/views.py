@@ -151,7 +151,8 @@ def second_factor_setup() -> ResponseReturnValue:
     )
     form = SecondFactorSetupForm()
     if form.validate_on_submit():
-        codes = second_factor.confirm_enrollment(key, login, form.code.data, current_origin())
+        holder = get_directory().get(key)
+        codes = second_factor.confirm_enrollment(key, login, form.code.data, current_origin(), holder)
         if codes is not None:
             account = _finish(pending)
             if account is None:

@@ -19,7 +19,7 @@ from selfservice.audit.tags import Tag
 from selfservice.auth import second_factor
 from selfservice.timeutil import utcnow
 from tests.conftest import AppFactory, AuthActions, csrf_token, post_form
-from tests.helpdesk.helpers import add_person, audit_events
+from tests.helpdesk.helpers import add_person, audit_events, outbox
 
 SECRET = re.compile(r'<code class="secret-key">([A-Z2-7 ]+)</code>')
 CODE = re.compile(r"<li><code>([a-z2-7]{5}(?:-[a-z2-7]{5}){3})</code></li>")
@@ -84,6 +84,8 @@ def test_an_admin_sets_up_the_second_factor_at_the_first_sign_in(app: Flask, clo
     enroll(app, clock)
     [event] = audit_events(app, Tag.SECOND_FACTOR_ENROLLED)
     assert event.actor == "admin1"
+    [notice] = outbox(app, "notice:second_factor_on")
+    assert notice.to_address == "admin1@school.test"
 
 
 def test_a_wrong_setup_code_turns_nothing_on(app: Flask, clock: Clock) -> None:
@@ -181,6 +183,8 @@ def test_another_admin_resets_a_lost_second_factor(app: Flask, clock: Clock) -> 
     assert reset.status_code == 303
     [event] = audit_events(app, Tag.SECOND_FACTOR_RESET)
     assert (event.actor, event.subject) == ("admin2", "its1")
+    [notice] = outbox(app, "notice:second_factor_reset")
+    assert notice.to_address == "its1@school.test"
     _client, response = sign_in(app, "its1")
     assert response.headers["Location"] == "/login/second-factor/setup"
     del its_browser
