@@ -90,8 +90,11 @@ class DatabaseSessionInterface(SessionInterface):
             return ServerSession()
         if _aware(row.expires_at) <= utcnow():
             _delete([value])
-            # Say so on the next page when it was a signed-in session that ran out.
-            return ServerSession({"expired": True}) if row.account_key else ServerSession()
+            # Say so on the next page when it was a signed-in session that ran out; the dead
+            # token's cookie is replaced by this anonymous one.
+            expired = ServerSession({"expired": True} if row.account_key else {})
+            expired.modified = True
+            return expired
         return ServerSession(self.serializer.loads(row.data), value)
 
     def _open_cookie(self, app: Flask, value: str) -> ServerSession:
