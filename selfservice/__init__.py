@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from selfservice import web
 from selfservice.config import load_settings, validate
 
 __version__ = "0.1.0"
@@ -51,13 +52,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def _flask_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Settings the Flask extensions read under their own names."""
     relaxed = settings["DEMO"] or settings["DEBUG"]
+    secure_cookie = settings["SESSION_COOKIE_SECURE"] and not relaxed
     return {
         "SQLALCHEMY_DATABASE_URI": settings["DATABASE_URL"],
         "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(settings["DATABASE_URL"]),
-        "SESSION_COOKIE_NAME": "selfservice_session",
+        # A __Host- cookie is refused by browsers unless Secure, on "/", without a Domain.
+        "SESSION_COOKIE_NAME": f"{'__Host-' if secure_cookie else ''}selfservice_session",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": settings["SESSION_COOKIE_SECURE"] and not relaxed,
+        "SESSION_COOKIE_SECURE": secure_cookie,
+        "SESSION_COOKIE_PATH": "/",
+        "SESSION_COOKIE_DOMAIN": False,
         "PERMANENT_SESSION_LIFETIME": timedelta(minutes=settings["SESSION_IDLE_MINUTES"]),
         "SESSION_REFRESH_EACH_REQUEST": True,
         "RATELIMIT_STORAGE_URI": settings["RATELIMIT_STORAGE_URI"],
@@ -102,6 +107,7 @@ def _init_extensions(app: Flask, directory: Any) -> None:
 def _import_models() -> None:
     """Every model module, so metadata (and Alembic) sees every table."""
     from selfservice.audit import models as _audit  # noqa: F401
+    from selfservice.auth import models as _auth  # noqa: F401
     from selfservice.directory import models as _directory  # noqa: F401
     from selfservice.helpdesk import models as _helpdesk  # noqa: F401
     from selfservice.mail import models as _mail  # noqa: F401
@@ -120,6 +126,7 @@ def _register_blueprints(app: Flask) -> None:
     from selfservice.site import init_app as init_site
     from selfservice.sync.views import blueprint as sync
 
+    web.init_app(app)  # the <id:...> URL converter, before any route uses it
     init_site(app)
     init_auth(app)
     app.register_blueprint(portal)

@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ENV_PREFIX = "SELFSERVICE_"
 
@@ -44,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
     # Sessions
     "SESSION_COOKIE_SECURE": True,
     "SESSION_IDLE_MINUTES": 15,
+    "SESSION_ABSOLUTE_HOURS": 12,
+    "SESSION_RECHECK_SECONDS": 60,
     # Throttling (flask-limiter syntax; several limits separated by ";")
     "SIGN_IN_RATE_LIMIT": "10 per minute;50 per hour",
     "RECOVERY_RATE_LIMIT": "10 per minute;50 per hour",
@@ -63,6 +66,8 @@ DEFAULTS: dict[str, Any] = {
     "RECOVERY_TOKEN_MINUTES": 10,
     # Second factor by account kind: required, if-available or off
     "SECOND_FACTOR": {"student": "off", "parent": "if-available", "staff": "if-available"},
+    # Staff sign-in second factor (TOTP, RFC 6238) by role: required or off
+    "STAFF_SECOND_FACTOR": {"admin": "required", "its": "required", "support": "off", "employee": "off"},
     "CODE_MINUTES": 10,
     "CODE_TRIES": 3,
     # Password policy (NIST 800-63B: length and guessability; composition rules off)
@@ -274,6 +279,8 @@ def validate(settings: Mapping[str, Any]) -> None:
             "each worker would count on its own; use redis://"
         )
     _validate_languages(settings)
+    _check_choices(settings)
+    _check_base_url(str(settings["BASE_URL"]))
     if settings["DEMO"] or settings["DEBUG"] or settings["TESTING"]:
         return
     if len(settings["SECRET_KEY"]) < 32:
@@ -282,6 +289,49 @@ def validate(settings: Mapping[str, Any]) -> None:
         raise ConfigError("SESSION_COOKIE_SECURE must be true outside demo and debug")
     if settings["DIRECTORY"] == "demo":
         raise ConfigError("DIRECTORY is 'demo' (shared demo passwords): use builtin, openldap or ad")
+    if not settings["BASE_URL"]:
+        raise ConfigError(
+            "BASE_URL must be set outside demo and debug (the https:// address links in mail point at; "
+            "never taken from a request's Host header)"
+        )
+
+
+#: Settings with a fixed set of values, checked at start in every mode: a typo is refused,
+#: never read as some default (an unknown SECOND_FACTOR value once meant "off").
+STAFF_SECOND_FACTOR_MODES = ("required", "off")
+SMTP_SECURITY_MODES = ("none", "starttls", "ssl")
+ROLES = ("employee", "support", "its", "admin")
+
+
+def _check_choices(settings: Mapping[str, Any]) -> None:
+    # SECOND_FACTOR and ROLE_GROUPS are checked with the other mapping tables (_validate_tables).
+    _check_table(settings, "STAFF_SECOND_FACTOR", ROLES, STAFF_SECOND_FACTOR_MODES)
+    security = settings["SMTP_SECURITY"]
+    if str(security).lower() not in SMTP_SECURITY_MODES:
+        raise ConfigError(f"SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY_MODES)}, got {security!r}")
+
+
+def _check_table(
+    settings: Mapping[str, Any], name: str, keys: tuple[str, ...], values: tuple[str, ...] | None
+) -> None:
+    table = settings[name]
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{name} must be a table, got {table!r}")
+    for key, value in table.items():
+        if key not in keys:
+            raise ConfigError(f"{name} has an unknown key {key!r}: use {', '.join(keys)}")
+        if values is not None and value not in values:
+            raise ConfigError(f"{name}[{key!r}] must be one of {', '.join(values)}, got {value!r}")
+
+
+def _check_base_url(url: str) -> None:
+    if not url:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(
+            f"BASE_URL must be an http(s) address such as https://password.district.example, got {url!r}"
+        )
 
 
 def _validate_tables(settings: Mapping[str, Any]) -> None:

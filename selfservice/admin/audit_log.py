@@ -21,10 +21,13 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from selfservice.audit.models import AuditEvent
 from selfservice.extensions import db
+from selfservice.web import parse_id
 
 PAGE_SIZE = 50
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
+#: The last moment a datetime can hold, as a cursor's microseconds: larger ones are damaged links.
+MAX_CURSOR_MICROS = (datetime.max.replace(tzinfo=UTC) - EPOCH) // MICROSECOND
 EXPORT_BATCH = 5_000
 CSV_COLUMNS = (
     "id",
@@ -96,13 +99,11 @@ class Cursor:
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
-        micros, sep, number = text.partition("_")
-        if not (sep and micros.isdigit() and number.isdigit() and len(micros) <= 18 and len(number) <= 19):
+        micros_text, _sep, number_text = text.partition("_")
+        micros, number = parse_id(micros_text, maximum=MAX_CURSOR_MICROS), parse_id(number_text)
+        if micros is None or number is None:
             raise InvalidCursor(text)
-        try:
-            return cls(EPOCH + int(micros) * MICROSECOND, int(number))
-        except OverflowError as exc:
-            raise InvalidCursor(text) from exc
+        return cls(EPOCH + micros * MICROSECOND, number)
 
     @classmethod
     def of(cls, event: Any) -> Cursor:

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Table, delete, func, inspect, select
 from selfservice.audit.models import AuditEvent
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
+from selfservice.auth.store import purge_expired as purge_expired_sessions
 from selfservice.extensions import db
 from selfservice.mail.models import MailStatus, OutboxMessage
 
@@ -53,6 +54,7 @@ def purge(retention: Retention, *, now: datetime, actor: str, origin: Origin) ->
             OutboxMessage.created_at < now - timedelta(days=retention.mail_days),
         ),
         "help_requests": _purge_help_requests(now - timedelta(days=retention.requests_days)),
+        "expired_sessions": purge_expired_sessions(now),
     }
     record(
         Tag.RETENTION_PURGED,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-_RELATIVE = re.compile(r"^(\d{1,5})\s*([dh])$")
+_RELATIVE = re.compile(r"^([0-9]{1,5})\s*([dh])$")
 
 
 def parse_moment(text: str, zone: tzinfo, *, now: datetime, end_of_day: bool = False) -> datetime:

@@ -123,7 +123,7 @@ def audit() -> ResponseReturnValue:
     return render_template("admin/audit.html", form=form, page=result, args=form.to_query().as_args())
 
 
-@blueprint.get("/audit/<int:event_id>")
+@blueprint.get("/audit/<id:event_id>")
 @role_required(Role.ADMIN)
 def audit_event(event_id: int) -> ResponseReturnValue:
     event = audit_log.get_event(event_id) or abort(404)
@@ -250,7 +250,7 @@ def new_question() -> ResponseReturnValue:
     return render_template("admin/question_form.html", form=form, question=None), 400 if form.errors else 200
 
 
-@blueprint.route("/questions/<int:question_id>", methods=["GET", "POST"])
+@blueprint.route("/questions/<id(maximum=2147483647):question_id>", methods=["GET", "POST"])
 @role_required(Role.ADMIN)
 def edit_question(question_id: int) -> ResponseReturnValue:
     question = questions.get_question(question_id) or abort(404)
@@ -276,7 +276,7 @@ def _question_page(question: Any, form: QuestionForm, retire_form: ConfirmForm) 
     ), status
 
 
-@blueprint.post("/questions/<int:question_id>/retire")
+@blueprint.post("/questions/<id(maximum=2147483647):question_id>/retire")
 @role_required(Role.ADMIN)
 def retire_question(question_id: int) -> ResponseReturnValue:
     question = questions.get_question(question_id) or abort(404)
@@ -288,7 +288,7 @@ def retire_question(question_id: int) -> ResponseReturnValue:
     return redirect(url_for("admin.questions_page"), code=303)
 
 
-@blueprint.post("/questions/<int:question_id>/reactivate")
+@blueprint.post("/questions/<id(maximum=2147483647):question_id>/reactivate")
 @role_required(Role.ADMIN)
 def reactivate_question(question_id: int) -> ResponseReturnValue:
     question = questions.get_question(question_id) or abort(404)
@@ -298,7 +298,7 @@ def reactivate_question(question_id: int) -> ResponseReturnValue:
     return redirect(url_for("admin.questions_page"), code=303)
 
 
-@blueprint.post("/questions/<int:question_id>/move")
+@blueprint.post("/questions/<id(maximum=2147483647):question_id>/move")
 @role_required(Role.ADMIN)
 def move_question(question_id: int) -> ResponseReturnValue:
     question = questions.get_question(question_id) or abort(404)

@@ -9,6 +9,13 @@ class Tag(StrEnum):
     LOGIN_FAILURE = "auth:session:login-failed"
     LOGOUT = "auth:session:logout"
     REAUTH_FAILED = "auth:session:reauth-failed"
+    SESSIONS_ENDED = "auth:session:end-all"
+    ACCESS_DENIED = "auth:access:denied"
+    SECOND_FACTOR_ENROLLED = "auth:second-factor:enroll"
+    SECOND_FACTOR_VERIFIED = "auth:second-factor:verify"
+    SECOND_FACTOR_FAILED = "auth:second-factor:failed"
+    SECOND_FACTOR_RECOVERY_CODE_USED = "auth:second-factor:recovery-code"
+    SECOND_FACTOR_RESET = "admin:second-factor:reset"
     # Account holder's own actions
     PASSWORD_CHANGED = "account:password:change"
     PASSWORD_CHANGE_FAILED = "account:password:change-failed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
+from selfservice.auth.store import end_sessions
 from selfservice.directory.interfaces import Account, Directory
 
 
@@ -19,5 +20,22 @@ def sign_in(directory: Directory, login: str, password: str, origin: Origin) -> 
     return account
 
 
-def sign_out(login: str, origin: Origin) -> None:
-    record(Tag.LOGOUT, origin=origin, actor=login, subject=login)
+def sign_out(login: str, origin: Origin, account_key: str | None = None) -> None:
+    """Sign-out ends every session of the account, on every browser (invariant 17)."""
+    if account_key is not None:
+        end_sessions(account_key, commit=False)
+    record(Tag.LOGOUT, origin=origin, actor=login, subject=login, subject_key=account_key)
+
+
+def end_every_session(account_key: str, subject_login: str, *, actor: str, origin: Origin) -> int:
+    """An admin ends every session of an account at once (audited); how many there were."""
+    ended = end_sessions(account_key, commit=False)
+    record(
+        Tag.SESSIONS_ENDED,
+        origin=origin,
+        actor=actor,
+        subject=subject_login,
+        subject_key=account_key,
+        details={"sessions": ended},
+    )
+    return ended

@@ -12,6 +12,7 @@ from wtforms.validators import InputRequired, Length, Optional, Regexp, Validati
 from selfservice.helpdesk.models import ContactMethod, ContactOutcome
 from selfservice.i18n import _l
 from selfservice.timeutil import utcnow
+from selfservice.web import parse_id
 
 NOTE_MAX_CHARS = 2000
 #: How far back a birth year may plausibly be (students and the odd adult learner).
@@ -24,7 +25,7 @@ _EXTENSION = re.compile(r"(?:x|ext\.?|extension)\s*\d{1,6}$", re.IGNORECASE)
 def month_year(form: Any, field: Any) -> None:
     """MMYYYY: six digits (separators such as 03/2012 tolerated), month 01-12, a plausible year."""
     raw = _MONTH_YEAR_SEPARATORS.sub("", field.data or "")
-    if not re.fullmatch(r"\d{6}", raw):
+    if not re.fullmatch(r"[0-9]{6}", raw):
         raise ValidationError(
             _l("Enter the birth month and year as six digits, MMYYYY (for example 032012).")
         )
@@ -121,11 +122,11 @@ class ParentRequestForm(FlaskForm):
 class ActionForm(FlaskForm):
     """A button on a request: carries the revision the page was drawn from."""
 
-    revision = HiddenField(validators=[InputRequired(), Regexp(r"^\d{1,9}$")])
+    revision = HiddenField(validators=[InputRequired(), Regexp(r"^[0-9]{1,9}$")])
 
     @property
     def revision_value(self) -> int:
-        return int(self.revision.data)
+        return parse_id(self.revision.data) or 0
 
 
 class AssignForm(ActionForm):

@@ -28,7 +28,7 @@ from selfservice.helpdesk.models import (
     ResetLink,
     Status,
 )
-from selfservice.helpdesk.queues import Staff, can_work_its, require
+from selfservice.helpdesk.queues import Staff, can_work_its, is_own, opened_it, require
 from selfservice.helpdesk.services import ActionRefused, add_event, audit, transition
 from selfservice.i18n_markers import N_
 from selfservice.portal.passwords import How, NewPassword, Spend, apply_new_password
@@ -46,6 +46,13 @@ PARENT_NO_EMAIL = N_(
     "to add one on the Parent Information screen, then issue the link."
 )
 HOLDER_GONE = N_("The account holder is no longer in the directory.")
+OPENER_ISSUES = N_(
+    "You opened this request, so a colleague in ITS must issue its link: whoever opens a request "
+    "never issues its link."
+)
+ISSUER_RECEIVES = N_(
+    "This link would be sent to your own address or account, so a colleague in ITS must issue it."
+)
 
 
 class LinkRefused(Exception):
@@ -79,10 +86,14 @@ def issue_reset_link(
 ) -> IssuedLink:
     """Mail a single-use link to the one allowed recipient; earlier links of the request stop working."""
     require(can_work_its(staff, request))
+    if opened_it(staff, request):
+        raise ActionRefused(OPENER_ISSUES)
     holder = directory.get(request.subject_key)
     if holder is None:
         raise ActionRefused(HOLDER_GONE)
     recipient, address = _recipient(directory, request, holder)
+    if is_own(directory, staff, holder, address):
+        raise ActionRefused(ISSUER_RECEIVES)
     transition(
         request,
         revision=revision,

@@ -18,6 +18,7 @@ from selfservice.dbtypes import BigId, UTCDateTime
 from selfservice.extensions import db
 from selfservice.i18n_markers import N_
 from selfservice.timeutil import utcnow
+from selfservice.web import parse_id
 
 NUMBER_PREFIX = "REQ-"
 
@@ -216,4 +217,4 @@ def format_number(request_id: int) -> str:
 def parse_number(number: str) -> int | None:
     """The id in ``REQ-000042`` (or ``42``); None when it is not a request number."""
     digits = number.strip().upper().removeprefix(NUMBER_PREFIX)
-    return int(digits) if digits.isdigit() and 0 < len(digits) <= 12 else None
+    return parse_id(digits, minimum=1)

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from selfservice.directory.interfaces import Role
+from selfservice.directory.interfaces import Account, Directory, Role
 from selfservice.extensions import db
 from selfservice.helpdesk.hours import SupportHours
 from selfservice.helpdesk.models import ACTIVE_STATUSES, HelpRequest, Queue, RequestKind, parse_number
@@ -77,6 +77,25 @@ def can_work_parent_support(staff: Staff, request: HelpRequest) -> bool:
 def can_work_its(staff: Staff, request: HelpRequest) -> bool:
     """Reset links, unlocks and clearing enrollments: ITS, on a request in one of its queues."""
     return can_work(staff, request) and request.queue_value in ITS_QUEUES
+
+
+# Separation of duties (DESIGN invariant 18) ------------------------------------------
+# Whoever opens a request never issues its link, so no one person both vouches for an
+# account holder and sends the link; nobody opens a request for, or issues a link that
+# reaches, their own account or mailbox.
+
+
+def opened_it(staff: Staff, request: HelpRequest) -> bool:
+    return request.opened_by_key == staff.key
+
+
+def is_own(directory: Directory, staff: Staff, holder: Account, address: str | None = None) -> bool:
+    """Whether ``holder`` is ``staff``'s own account, or ``address`` (default: the holder's) is theirs."""
+    if holder.key == staff.key:
+        return True
+    mine = directory.get(staff.key)
+    theirs = address if address is not None else holder.email
+    return bool(mine and mine.email and theirs and mine.email.strip().casefold() == theirs.strip().casefold())
 
 
 def require(allowed: bool) -> None:

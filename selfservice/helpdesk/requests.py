@@ -24,7 +24,7 @@ from selfservice.directory.interfaces import Account, AccountKind, Directory, Ro
 from selfservice.extensions import db
 from selfservice.helpdesk import notify
 from selfservice.helpdesk.models import Action, HelpRequest, RequestEvent, RequestKind, Status
-from selfservice.helpdesk.queues import FIRST_QUEUE, Staff, next_pickup, require
+from selfservice.helpdesk.queues import FIRST_QUEUE, Staff, is_own, next_pickup, require
 from selfservice.i18n_markers import N_
 from selfservice.timeutil import utcnow
 
@@ -48,6 +48,9 @@ PARENT_NO_EMAIL = N_(
 
 _APOSTROPHES = dict.fromkeys(map(ord, "'\u2019\u2018`\u00b4\u02bc"), None)
 _SEPARATORS = re.compile(r"[\s\-\u2010\u2011\u2013\u2014.,]+")
+
+
+OWN_ACCOUNT = N_("You cannot open a help request for your own account. Ask a colleague to open it for you.")
 
 
 class RequestRefused(Exception):
@@ -125,6 +128,7 @@ def open_student_request(
     failed = _student_mismatches(student, details)
     if failed or student is None:
         _refuse(employee, student, RequestKind.STUDENT, failed, origin, STUDENT_NO_MATCH, mismatch=True)
+    _refuse_own(directory, employee, student, RequestKind.STUDENT, origin)
     request = HelpRequest(
         kind=RequestKind.STUDENT.value,
         student_id=details.student_id.strip(),
@@ -155,6 +159,7 @@ def open_parent_request(
         _refuse(employee, parent, RequestKind.PARENT, failed, origin, PARENT_NO_MATCH, mismatch=True)
     if not parent.email:
         _refuse(employee, parent, RequestKind.PARENT, ["email"], origin, PARENT_NO_EMAIL, mismatch=False)
+    _refuse_own(directory, employee, parent, RequestKind.PARENT, origin)
     request = HelpRequest(
         kind=RequestKind.PARENT.value,
         contact_name=details.contact_name.strip(),
@@ -192,6 +197,16 @@ def _parent_mismatches(parent: Account | None, details: ParentDetails) -> list[s
     return failed
 
 
+def _refuse_own(
+    directory: Directory, employee: Staff, holder: Account, kind: RequestKind, origin: Origin
+) -> None:
+    """Invariant 18: nobody opens a request for their own account (or one mailing their address)."""
+    if is_own(directory, employee, holder):
+        _refuse(
+            employee, holder, kind, ["own-account"], origin, OWN_ACCOUNT, mismatch=False, reason="own-account"
+        )
+
+
 def _refuse(
     employee: Staff,
     holder: Account | None,
@@ -201,6 +216,7 @@ def _refuse(
     message: str,
     *,
     mismatch: bool,
+    reason: str | None = None,
 ) -> NoReturn:
     record(
         Tag.HELP_REQUEST_REFUSED,
@@ -209,7 +225,11 @@ def _refuse(
         actor=employee.login,
         subject=holder.login if holder else None,
         subject_key=holder.key if holder else None,
-        details={"kind": kind.value, "failed": failed, "reason": "mismatch" if mismatch else "no-email"},
+        details={
+            "kind": kind.value,
+            "failed": failed,
+            "reason": reason or ("mismatch" if mismatch else "no-email"),
+        },
     )
     raise RequestRefused(message, failed=failed, mismatch=mismatch)
 

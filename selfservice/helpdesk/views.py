@@ -40,7 +40,7 @@ from selfservice.security import get_security
 from selfservice.security.throttling import throttle
 from selfservice.site.errors import password_not_changed, password_unconfirmed
 from selfservice.timeutil import utcnow
-from selfservice.web import current_origin
+from selfservice.web import base_url, current_origin
 
 blueprint = Blueprint("helpdesk", __name__, url_prefix="/helpdesk")
 reset_blueprint = Blueprint("reset", __name__)
@@ -289,7 +289,7 @@ def reset_link(number: str) -> ResponseReturnValue:
             req,
             _staff(),
             settings=current_app.config,
-            base_url=current_app.config["BASE_URL"] or request.url_root,
+            base_url=base_url(),
             **_common(form),
         )
         return _("Link sent to %(address)s.", address=issued.sent_to_masked)

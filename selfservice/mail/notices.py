@@ -29,6 +29,8 @@ class Notice(StrEnum):
     ENROLLMENT_CLEARED = "enrollment_cleared"
     LOCKED = "locked"
     UNLOCKED = "unlocked"
+    SECOND_FACTOR_ON = "second_factor_on"
+    SECOND_FACTOR_RESET = "second_factor_reset"
 
 
 def _subjects() -> dict[Notice, str]:
@@ -39,6 +41,8 @@ def _subjects() -> dict[Notice, str]:
         Notice.ENROLLMENT_CLEARED: _("Your security questions were cleared"),
         Notice.LOCKED: _("Password self-service is locked for your account"),
         Notice.UNLOCKED: _("Password self-service is unlocked for your account"),
+        Notice.SECOND_FACTOR_ON: _("A second factor was set up for your account"),
+        Notice.SECOND_FACTOR_RESET: _("The second factor of your account was reset"),
     }
 
 

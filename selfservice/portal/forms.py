@@ -10,6 +10,7 @@ from wtforms import PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import InputRequired, Length
 
 from selfservice.i18n import _l
+from selfservice.web import MAX_INT32_ID, parse_id
 
 # Enrollment ---------------------------------------------------------------------
 
@@ -37,7 +38,7 @@ class EnrollmentForm(FlaskForm):
 
 
 def _question_id(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    return parse_id(value, minimum=1, maximum=MAX_INT32_ID)
 
 
 def enrollment_form(count: int, questions: Sequence[tuple[int, str, str]]) -> EnrollmentForm:

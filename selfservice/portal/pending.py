@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
+from selfservice.auth.store import end_sessions
 from selfservice.directory.interfaces import Account, Directory, DirectoryError
 from selfservice.extensions import db
 from selfservice.mail.notices import Notice, notify_account
@@ -213,7 +214,7 @@ def _complete(
     origin = Origin(ip=intent.ip, user_agent=intent.user_agent)
     security.tokens.void_all(account.key)  # invariant 6: every token of the account, this one too
     security.lockout.clear(account.key)
-    # Sessions of the account end here too (invariant 17), in this same transaction.
+    end_sessions(account.key, commit=False)  # every signed-in browser of the account (invariant 17)
     if sync_password is not None:  # the other directories follow through their queue
         from selfservice.sync import get_sync  # sync builds on this module
         from selfservice.sync.services import queue_sync

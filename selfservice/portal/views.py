@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
@@ -120,8 +122,9 @@ def change_password() -> ResponseReturnValue:
             form.new_password.errors.extend(_(problem) for problem in on_new)
             form.confirm.errors.extend(_(problem) for problem in on_confirm)
         else:
-            # They just proved the password: keep them signed in, on a new session id.
-            start_session(account)
+            # They just proved the password: keep them signed in, on a new session id, the
+            # change done (every other session of the account ended with the change).
+            start_session(replace(account, must_change=False), signed_in_at=current_user.signed_in_at)
             session["password_changed"] = True
             return redirect(url_for("portal.password_done"), code=303)
     return render_template("portal/password.html", form=form), 400 if form.errors else 200

@@ -12,6 +12,8 @@ import threading
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from zxcvbn import zxcvbn
@@ -41,6 +43,7 @@ NEEDS_LOWER = N_("Include at least one lowercase letter.")
 NEEDS_DIGIT = N_("Include at least one digit.")
 NEEDS_SYMBOL = N_("Include at least one symbol, such as ! or #.")
 TOO_GUESSABLE = N_("This password is too easy to guess.")
+TOO_COMMON = N_("This password is on a list of common or breached passwords. Choose another.")
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,41 @@ def _guessability_problems(password: str, policy: PasswordPolicy, user_inputs: l
     ]
 
 
+# Common and breached passwords ----------------------------------------------------
+# A file shipped with the package. A password is refused when it, or its core once
+# separators, leading/trailing digits and symbols and the usual letter swaps are taken
+# off ("Summer2024!!" -> "summer"), is on the list.
+
+COMMON_PASSWORDS_FILE = Path(__file__).with_name("common_passwords.txt")
+_MIN_CORE_CHARS = 4
+_SEPARATORS = re.compile(r"[\s\-_.]+")
+_DECORATION = re.compile(r"^[\W\d_]+|[\W\d_]+$")
+_UNLEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"}
+)
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS_FILE.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def _cores(password: str) -> set[str]:
+    folded = _fold(password)
+    joined = _SEPARATORS.sub("", folded)
+    cores = {folded, joined}
+    for text in (folded, joined):
+        core = _DECORATION.sub("", text)
+        cores |= {core, core.translate(_UNLEET), text.translate(_UNLEET)}
+    return {core for core in cores if len(core) >= _MIN_CORE_CHARS}
+
+
+def is_common(password: str) -> bool:
+    """Whether ``password`` is, once undecorated, one of the bundled common or breached passwords."""
+    return bool(_cores(password) & common_passwords())
+
+
 def check_password(
     password: str,
     policy: PasswordPolicy,
@@ -163,4 +201,6 @@ def check_password(
     if password and length <= policy.max_length:
         user_inputs = [login, *_name_parts(display_name), *policy.banned_words]
         problems += _guessability_problems(password, policy, [u for u in user_inputs if u])
+    if length <= policy.max_length and is_common(password):
+        problems.append(TOO_COMMON)
     return list(dict.fromkeys(problems))  # zxcvbn may repeat one of ours

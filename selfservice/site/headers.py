@@ -22,7 +22,8 @@ def set_security_headers(response: Response) -> Response:
     response.headers["X-Frame-Options"] = "DENY"
     # Reset links carry tokens in their path: never leak them to another site.
     response.headers["Referrer-Policy"] = "no-referrer"
-    if response.mimetype == "text/html":
+    # Pages, CSV exports and JSON may all carry personal data: only static files are cached.
+    if request.endpoint != "static":
         response.headers["Cache-Control"] = "no-store"
     if request.is_secure:
         response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"

@@ -10,7 +10,7 @@ from selfservice.i18n import LANGUAGE_COOKIE
 from selfservice.mail.languages import remember_language
 from selfservice.mail.services import recent_messages
 from selfservice.site import services
-from selfservice.web import is_safe_next
+from selfservice.web import safe_next
 
 blueprint = Blueprint("site", __name__)
 demo_blueprint = Blueprint("demo", __name__, url_prefix="/demo")
@@ -34,8 +34,7 @@ def healthz() -> ResponseReturnValue:
 def choose_language() -> ResponseReturnValue:
     """Remember an explicit language choice (CSRF-checked like every POST)."""
     language = request.form.get("language", "")
-    target = request.form.get("next", "/")
-    response = make_response(redirect(target if is_safe_next(target) else "/", code=303))
+    response = make_response(redirect(safe_next(request.form.get("next")), code=303))
     if language in current_app.config["LANGUAGES"]:
         if current_user.is_authenticated:  # mail to this account speaks it from now on
             remember_language(current_user.key, language, current_app.config["LANGUAGES"])

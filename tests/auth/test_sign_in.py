@@ -62,24 +62,40 @@ def test_post_without_csrf_token_is_refused(client: FlaskClient) -> None:
     assert "expired" in response.get_data(as_text=True)
 
 
+def session_cookie(client: FlaskClient) -> str | None:
+    cookie = client.get_cookie("__Host-selfservice_session")
+    return cookie.value if cookie else None
+
+
 def test_session_is_renewed_at_sign_in(client: FlaskClient, auth: AuthActions) -> None:
     client.get("/login")
     with client.session_transaction() as session:
-        session["sid"] = "planted-by-attacker"
+        session["planted"] = "by-attacker"
+    planted = session_cookie(client)
+    assert planted
     auth.login("s1000001")
+    assert session_cookie(client) not in (None, planted)
     with client.session_transaction() as session:
-        assert session["sid"] != "planted-by-attacker"
+        assert "planted" not in session
         assert session.permanent
+    # The planted id is dead: a browser still holding it is not signed in.
+    other = client.application.test_client()
+    other.set_cookie("__Host-selfservice_session", planted)
+    assert "Signed in as" not in other.get("/").get_data(as_text=True)
 
 
 def test_session_cookie_flags(client: FlaskClient, auth: AuthActions) -> None:
     response = auth.login("s1000001")
     cookie = next(
-        value for value in response.headers.getlist("Set-Cookie") if value.startswith("selfservice_session=")
+        value
+        for value in response.headers.getlist("Set-Cookie")
+        if value.startswith("__Host-selfservice_session=")
     )
     assert "Secure" in cookie
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
+    assert "Path=/" in cookie
+    assert "Domain" not in cookie
 
 
 def test_idle_session_is_signed_out(app: Flask, client: FlaskClient, auth: AuthActions) -> None:

@@ -524,6 +524,53 @@ def _password_sync(page: Any, live: LiveServer) -> None:
     _admin(page, live, "/admin/sync/")
 
 
+@state("admin: one account's sign-in")
+def _account(page: Any, live: LiveServer) -> None:
+    _admin(page, live, "/admin/accounts/?login=its1")
+
+
+@state("admin: no such account")
+def _account_unknown(page: Any, live: LiveServer) -> None:
+    _admin(page, live, "/admin/accounts/?login=nobody-here")
+
+
+# Staff second factor -------------------------------------------------------------------------------
+
+
+def _second_factor_required(page: Any, live: LiveServer) -> None:
+    live.app.config["STAFF_SECOND_FACTOR"] = {**live.app.config["STAFF_SECOND_FACTOR"], "its": "required"}
+    as_person(page, live, "its1")
+
+
+@state("second factor: set up")
+def _second_factor_setup(page: Any, live: LiveServer) -> None:
+    _second_factor_required(page, live)
+
+
+@state("second factor: set up, wrong code")
+def _second_factor_setup_wrong(page: Any, live: LiveServer) -> None:
+    _second_factor_required(page, live)
+    page.fill("#code", "000000")
+    submit(page)
+
+
+@state("second factor: recovery codes")
+def _second_factor_codes(page: Any, live: LiveServer) -> None:
+    import pyotp
+
+    _second_factor_required(page, live)
+    secret = page.locator("code.secret-key").inner_text().replace(" ", "")
+    page.fill("#code", pyotp.TOTP(secret).now())
+    submit(page)
+
+
+@state("second factor: code")
+def _second_factor_code(page: Any, live: LiveServer) -> None:
+    _second_factor_codes(page, live)
+    page.context.clear_cookies()
+    as_person(page, live, "its1")
+
+
 # The checks --------------------------------------------------------------------------------------
 
 

@@ -107,6 +107,7 @@ def production_environment(database_url: str, instance_path: Path, **extra: str)
     environment.update(
         {
             "SELFSERVICE_SECRET_KEY": "two-instances-share-this-secret-0123456789",
+            "SELFSERVICE_BASE_URL": "https://password.school.test",
             "SELFSERVICE_DATABASE_URL": database_url,
             "SELFSERVICE_INSTANCE_PATH": str(instance_path),
             "SELFSERVICE_RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0",

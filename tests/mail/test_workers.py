@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -82,6 +83,9 @@ def worker_environment(database_url: str, tmp_path: Path, smtp_port: int, **sett
         **settings,
     }
     for key, value in chosen.items():
-        environment[f"SELFSERVICE_{key}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        if isinstance(value, dict | list):
+            environment[f"SELFSERVICE_{key}"] = json.dumps(value)
+        else:
+            environment[f"SELFSERVICE_{key}"] = str(value).lower() if isinstance(value, bool) else str(value)
     environment["PYTHONUNBUFFERED"] = "1"
     return environment

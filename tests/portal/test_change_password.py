@@ -77,8 +77,7 @@ def test_change_password_end_to_end(any_app: Flask, caplog: pytest.LogCaptureFix
         account = get_directory().find("p2000001")
         token = get_security().tokens.issue(account.key, Purpose.RECOVERY, timedelta(minutes=10))
         db.session.commit()
-    with client.session_transaction() as session:
-        old_sid = session["sid"]
+    old_sid = client.get_cookie("__Host-selfservice_session").value
 
     response = change(client, old, NEW_PASSWORD)
 
@@ -88,8 +87,7 @@ def test_change_password_end_to_end(any_app: Flask, caplog: pytest.LogCaptureFix
     assert done.status_code == 200
     assert "Your password was changed" in done.get_data(as_text=True)
     assert "Signed in as Maria Lopez" in client.get("/").get_data(as_text=True)
-    with client.session_transaction() as session:
-        assert session["sid"] != old_sid  # a new session id after the change
+    assert client.get_cookie("__Host-selfservice_session").value != old_sid  # a new session id
     assert binds(any_app, "p2000001", NEW_PASSWORD)
     assert not binds(any_app, "p2000001", old)
     with any_app.app_context(), pytest.raises(TokenRefused):

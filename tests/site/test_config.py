@@ -9,7 +9,7 @@ import pytest
 from selfservice import create_app
 from selfservice.config import ConfigError, load_settings, masked, validate
 
-SECURE = {"SECRET_KEY": "x" * 40, "DATABASE_URL": "sqlite://"}
+SECURE = {"SECRET_KEY": "x" * 40, "DATABASE_URL": "sqlite://", "BASE_URL": "https://password.school.test"}
 
 
 def test_environment_overrides_file_which_overrides_defaults(
@@ -79,6 +79,9 @@ def test_broken_config_file_is_reported_with_its_path(tmp_path: Path) -> None:
         ({"DIRECTORY": "demo"}, "DIRECTORY"),
         ({"DIRECTORY": "novell"}, "DIRECTORY"),
         ({"LOCKOUT_MINUTES": "30"}, "LOCKOUT_MINUTES"),
+        ({"BASE_URL": ""}, "BASE_URL"),
+        ({"BASE_URL": "password.school.test"}, "BASE_URL"),
+        ({"BASE_URL": "javascript:alert(1)"}, "BASE_URL"),
     ],
 )
 def test_production_refuses_insecure_or_malformed_settings(
@@ -130,3 +133,26 @@ def test_masked_settings_hide_secrets_and_database_password(tmp_path: Path) -> N
 
 def test_validate_accepts_the_defaults_in_tests() -> None:
     validate({**load_settings(Path("/nonexistent")), "TESTING": True})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"SECOND_FACTOR": {"student": "of", "parent": "if-available", "staff": "off"}}, "SECOND_FACTOR"),
+        ({"SECOND_FACTOR": {"students": "off"}}, "SECOND_FACTOR"),
+        ({"SECOND_FACTOR": {"parent": "Required"}}, "SECOND_FACTOR"),
+        ({"STAFF_SECOND_FACTOR": {"admin": "if-available"}}, "STAFF_SECOND_FACTOR"),
+        ({"STAFF_SECOND_FACTOR": {"teacher": "off"}}, "STAFF_SECOND_FACTOR"),
+        ({"ROLE_GROUPS": {"superuser": "admins"}}, "ROLE_GROUPS"),
+        ({"SMTP_SECURITY": "tls"}, "SMTP_SECURITY"),
+        ({"DEFAULT_LANGUAGE": "fr-XX"}, "DEFAULT_LANGUAGE"),
+    ],
+)
+@pytest.mark.parametrize("mode", ["TESTING", "DEMO", "PRODUCTION"])
+def test_settings_with_a_fixed_set_of_values_are_checked_at_start_in_every_mode(
+    tmp_path: Path, overrides: dict[str, object], named: str, mode: str
+) -> None:
+    """An unknown value is refused at start, never read as "off" (issue 14 item 13)."""
+    relaxed = {} if mode == "PRODUCTION" else {mode: True}
+    with pytest.raises(ConfigError, match=named):
+        create_app({**SECURE, "INSTANCE_PATH": str(tmp_path), **relaxed, **overrides})

@@ -44,7 +44,8 @@ def path_for(rule: Rule) -> str:
 
 def _sample(rule: Rule, name: str) -> Any:
     converter = rule._converters.get(name)
-    return 1 if converter is not None and type(converter).__name__ in {"IntegerConverter"} else "garbage"
+    numeric = {"IntegerConverter", "IdConverter"}
+    return 1 if converter is not None and type(converter).__name__ in numeric else "garbage"
 
 
 def test_only_get_and_post_exist(app: Flask) -> None:

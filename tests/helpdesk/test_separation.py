@@ -1,0 +1,158 @@
+"""Separation of duties and must-change as a state (DESIGN invariant 18, issue 14 item 3).
+
+An ITS member could open a request for a student, receive the link (it goes to whoever
+opened the request) and set the student's password: staff could know a student's password.
+"""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from selfservice.audit.tags import Tag
+from tests.conftest import AppFactory, AuthActions, post_form
+from tests.helpdesk.helpers import (
+    act,
+    action_form,
+    add_person,
+    audit_events,
+    browser,
+    link_mails,
+    open_request,
+    opened_number,
+    sign_in_as,
+)
+
+
+def test_an_its_member_who_opened_a_request_cannot_issue_its_link(app: Flask) -> None:
+    add_person(app, "its2", groups=["its", "employees"], email="its2@school.test")
+    its2 = sign_in_as(app, "its2")
+    number = opened_number(open_request(its2, "student"))
+    refused = act(its2, number, "reset-link")
+    assert refused.status_code == 409
+    assert "a colleague in ITS must issue its link" in refused.get_data(as_text=True)
+    assert link_mails(app) == []
+    # A colleague may: the link goes to the employee who opened the request, not to the issuer.
+    assert act(browser(app, "its1"), number, "reset-link").status_code == 303
+    [mail] = link_mails(app)
+    assert mail.to_address == "its2@school.test"
+
+
+def test_a_link_that_would_reach_the_issuers_own_mailbox_is_refused(app: Flask) -> None:
+    add_person(app, "its3", groups=["its"], email="TEACHER1@school.test")  # a shared mailbox
+    number = opened_number(open_request(browser(app, "teacher1"), "student"))
+    refused = act(sign_in_as(app, "its3"), number, "reset-link")
+    assert refused.status_code == 409
+    assert "your own address" in refused.get_data(as_text=True)
+    assert link_mails(app) == []
+
+
+def test_a_student_worker_cannot_open_a_request_for_their_own_account(app: Flask) -> None:
+    add_person(
+        app,
+        "s1000077",
+        groups=["employees"],
+        kind="student",
+        display_name="Sol Worker",
+        student_id="1000077",
+        birth_month_year="042008",
+    )
+    worker = sign_in_as(app, "s1000077")
+    fields = {"student_id": "1000077", "student_name": "Sol Worker", "birth_month_year": "042008"}
+    refused = open_request(worker, "student", **fields)
+    assert refused.status_code == 400
+    assert "your own account" in refused.get_data(as_text=True)
+    [event] = audit_events(app, Tag.HELP_REQUEST_REFUSED)
+    assert event.details["reason"] == "own-account"
+
+
+def test_an_employee_cannot_open_a_parent_request_that_would_mail_their_own_address(app: Flask) -> None:
+    add_person(app, "teacher9", groups=["employees"], email="maria.lopez@example.test")
+    refused = open_request(sign_in_as(app, "teacher9"), "parent")
+    assert refused.status_code == 400
+    assert "your own account" in refused.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("login", ["teacher1", "support1", "admin1"])
+def test_only_its_issues_links(app: Flask, login: str) -> None:
+    number = opened_number(open_request(browser(app, "teacher1"), "student"))
+    path = f"/helpdesk/requests/{number}/reset-link"
+    assert post_form(browser(app, login), path, {"revision": "1"}, form_path="/").status_code == 403
+    assert link_mails(app) == []
+
+
+# Must-change is a state -------------------------------------------------------------
+
+
+def must_change(app: Flask, login: str, password: str) -> None:
+    with app.app_context():
+        directory = app.extensions["selfservice.directory"]
+        directory.set_password(directory.find(login), password, must_change=True)
+
+
+TEMPORARY = "Harbor-Lantern-Quill-42"
+
+
+@pytest.mark.parametrize("path", ["/", "/enroll", "/password/done", "/helpdesk/", "/admin/audit"])
+def test_a_must_change_session_reaches_only_the_change_page(app: Flask, path: str) -> None:
+    must_change(app, "s1000002", TEMPORARY)
+    client = app.test_client()
+    AuthActions(client).login("s1000002", TEMPORARY)
+    response = client.get(path)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/password"
+
+
+def test_a_must_change_session_cannot_enroll_answers_by_post(app: Flask, client: FlaskClient) -> None:
+    must_change(app, "s1000002", TEMPORARY)
+    AuthActions(client).login("s1000002", TEMPORARY)
+    data = {"question_1": "1", "answer_1": "anything"}
+    response = post_form(client, "/enroll", data, form_path="/password")
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/password"
+    assert audit_events(app, Tag.ENROLLMENT_SAVED) == []
+
+
+def test_a_must_change_session_can_change_the_password_and_then_go_anywhere(
+    app: Flask, client: FlaskClient
+) -> None:
+    must_change(app, "s1000002", TEMPORARY)
+    auth = AuthActions(client)
+    auth.login("s1000002", TEMPORARY)
+    assert client.get("/password").status_code == 200
+    new = "Velvet-Compass-Ridge-73"
+    done = post_form(
+        client, "/password", {"current_password": TEMPORARY, "new_password": new, "confirm": new}
+    )
+    assert done.headers["Location"] == "/password/done"
+    assert client.get("/enroll").status_code == 200
+
+
+def test_a_must_change_staff_member_reaches_no_help_desk_page(app: Flask) -> None:
+    must_change(app, "its1", TEMPORARY)
+    its = app.test_client()
+    AuthActions(its).login("its1", TEMPORARY)
+    assert its.get("/helpdesk/queue/its-student").status_code == 303
+    assert post_form(its, "/logout", {}, form_path="/password").status_code == 303
+    assert its.get("/password").status_code == 302  # signed out: the sign-in page
+
+
+# Links are built only from BASE_URL (issue 14 item 7) ----------------------------------
+
+
+def test_a_poisoned_host_header_never_reaches_a_reset_link(make_app: AppFactory) -> None:
+    app = make_app(BASE_URL="https://password.school.test/")
+    number = opened_number(open_request(browser(app, "teacher1"), "student"))
+    its = browser(app, "its1")
+    form = action_form(its, number)
+    cookie = its.get_cookie("__Host-selfservice_session")
+    assert cookie is not None
+    its.set_cookie(cookie.key, cookie.value, domain="evil.example")  # the browser talks to "evil.example"
+    response = its.post(
+        f"/helpdesk/requests/{number}/reset-link", data=form, headers={"Host": "evil.example"}
+    )
+    assert response.status_code == 303
+    [mail] = link_mails(app)
+    assert "evil.example" not in mail.body_text
+    assert "https://password.school.test/reset/" in mail.body_text
