@@ -14,6 +14,7 @@ from werkzeug.serving import run_simple
 
 from selfservice import create_app
 from selfservice.admin.cli import COMMANDS as ADMIN_COMMANDS
+from selfservice.api.cli import COMMANDS as API_COMMANDS
 from selfservice.config import ConfigError, masked
 from selfservice.mail.cli import deliver_mail_command
 from selfservice.site.services import check_database, check_directory
@@ -76,7 +77,7 @@ def _roles(account: Any) -> str:
 
 
 main.add_command(deliver_mail_command)
-for _command in ADMIN_COMMANDS:
+for _command in (*ADMIN_COMMANDS, *API_COMMANDS):
     main.add_command(_command)
 
 

@@ -149,10 +149,21 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_BATCH_SIZE": 20,
     "MAIL_CLAIM_SECONDS": 600,
     "MAIL_POLL_SECONDS": 10,
+    # API for the district's other systems (docs/api.md)
+    "API_DEFAULT_RATE_LIMIT": "120 per minute",
+    "WEBHOOK_URLS": [],
+    "WEBHOOK_SECRET": "",
+    "WEBHOOK_TIMEOUT_SECONDS": 10,
+    "WEBHOOK_MAX_ATTEMPTS": 12,
+    "WEBHOOK_RETRY_BASE_SECONDS": 30,
+    "WEBHOOK_RETRY_MAX_SECONDS": 3600,
+    "WEBHOOK_BATCH_SIZE": 20,
+    "WEBHOOK_CLAIM_SECONDS": 300,
+    "WEBHOOK_POLL_SECONDS": 5,
 }
 
 #: Settings whose values are masked wherever settings are shown.
-SECRET_SETTINGS = frozenset({"SECRET_KEY", "LDAP_BIND_PASSWORD", "SMTP_PASSWORD"})
+SECRET_SETTINGS = frozenset({"SECRET_KEY", "LDAP_BIND_PASSWORD", "SMTP_PASSWORD", "WEBHOOK_SECRET"})
 
 
 #: "demo" is the builtin directory seeded with the demo accounts.

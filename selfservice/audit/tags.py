@@ -38,3 +38,8 @@ class Tag(StrEnum):
     QUESTION_CHANGED = "admin:question:change"
     RETENTION_PURGED = "admin:retention:purge"
     AUDIT_EXPORTED = "admin:audit:export"
+    # API clients and activation
+    API_CLIENT_CREATED = "admin:api-client:create"
+    API_CLIENT_REVOKED = "admin:api-client:revoke"
+    API_CALL = "api:request:call"
+    API_REFUSED = "api:request:refused"
