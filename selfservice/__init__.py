@@ -100,6 +100,7 @@ def _init_extensions(app: Flask, directory: Any) -> None:
 
 def _import_models() -> None:
     """Every model module, so metadata (and Alembic) sees every table."""
+    from selfservice.activation import models as _activation  # noqa: F401
     from selfservice.api import models as _api  # noqa: F401
     from selfservice.audit import models as _audit  # noqa: F401
     from selfservice.directory import models as _directory  # noqa: F401
@@ -110,6 +111,7 @@ def _import_models() -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from selfservice.activation import init_app as init_activation
     from selfservice.admin.views import blueprint as admin
     from selfservice.api import init_app as init_api
     from selfservice.auth import init_app as init_auth
@@ -125,3 +127,4 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(helpdesk_reset)
     app.register_blueprint(admin)
     init_api(app)
+    init_activation(app)

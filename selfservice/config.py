@@ -160,6 +160,11 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_BATCH_SIZE": 20,
     "WEBHOOK_CLAIM_SECONDS": 300,
     "WEBHOOK_POLL_SECONDS": 5,
+    # Parent account activation (/activate)
+    "ACTIVATION_RATE_LIMIT": "10 per minute;50 per hour",
+    "ACTIVATION_ACCOUNT_RATE_LIMIT": "10 per hour",
+    "ACTIVATION_ADDRESS_RATE_LIMIT": "3 per hour",
+    "ACTIVATION_MINUTES": 30,
 }
 
 #: Settings whose values are masked wherever settings are shown.

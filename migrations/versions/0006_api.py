@@ -1,4 +1,4 @@
-"""api: API clients (hashed tokens, scopes, limits) and the webhook delivery queue
+"""api: API clients (hashed tokens, scopes, limits), the webhook delivery queue, parent activations
 
 Revision ID: 0006_api
 Revises: 0005
@@ -64,7 +64,18 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_webhook_delivery_event_id'), ['event_id'], unique=False)
 
 
+    op.create_table(
+        'parent_activation',
+        sa.Column('account_key', sa.String(length=64), nullable=False),
+        sa.Column('login', sa.String(length=128), nullable=False),
+        sa.Column('activated_at', sa.DateTime(), nullable=False),
+        sa.Column('enrolled_at', sa.DateTime(), nullable=True),
+        sa.PrimaryKeyConstraint('account_key', name=op.f('pk_parent_activation')),
+    )
+
+
 def downgrade():
+    op.drop_table('parent_activation')
     with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_webhook_delivery_event_id'))
         batch_op.drop_index('ix_webhook_delivery_status_next')
