@@ -24,6 +24,7 @@ from tests.activation.helpers import (
     submit_letter,
 )
 from tests.conftest import post_form
+from tests.fixtures.directories import ALL_DIRECTORIES
 
 
 def tags(app: Flask) -> list[str]:
@@ -181,3 +182,23 @@ def test_each_field_is_required(client: FlaskClient, field: str) -> None:
     response = post_form(client, "/activate", {**LETTER, field: ""})
     assert response.status_code == 400
     assert "error-summary" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("directory", ALL_DIRECTORIES)
+def test_activation_works_on_every_directory(make_app: Any, directory: str) -> None:
+    app = make_app(directory=directory)
+    client = app.test_client()
+    assert "no email address" in post_form(client, "/activate", NO_EMAIL_LETTER).get_data(as_text=True)
+    activate(app, client)
+    with app.app_context():
+        account = get_directory().authenticate("p2000001", NEW_PASSWORD)
+        assert account is not None
+        assert db.session.get(ParentActivation, account.key) is not None
+        assert enrollment_status(account.key).enrolled
+
+
+def test_the_per_ip_limit_answers_429(make_app: Any) -> None:
+    app = make_app(ACTIVATION_RATE_LIMIT="3 per minute")
+    client = app.test_client()
+    statuses = [submit_letter(client, pin="0000").status_code for _ in range(4)]
+    assert statuses == [400, 400, 400, 429]
