@@ -165,6 +165,7 @@ DEFAULTS: dict[str, Any] = {
     "ACTIVATION_ACCOUNT_RATE_LIMIT": "10 per hour",
     "ACTIVATION_ADDRESS_RATE_LIMIT": "3 per hour",
     "ACTIVATION_MINUTES": 30,
+    "ACTIVATION_DIRECTORY_ATTRIBUTE": "",
 }
 
 #: Settings whose values are masked wherever settings are shown.

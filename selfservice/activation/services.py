@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from selfservice.activation.models import ParentActivation
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
-from selfservice.directory.interfaces import Account, AccountKind, Directory
+from selfservice.directory.interfaces import Account, AccountKind, Directory, DirectoryError
 from selfservice.extensions import db
 from selfservice.helpdesk.requests import names_match
 from selfservice.i18n import _
@@ -242,11 +242,18 @@ def _use(code_id: int) -> bool:
 
 
 def set_password(
-    directory: Directory, security: Security, account: Account, new: NewPassword, origin: Origin
+    directory: Directory,
+    security: Security,
+    account: Account,
+    new: NewPassword,
+    origin: Origin,
+    *,
+    attribute: str = "",
 ) -> None:
     """Write the parent's first password under the directory's rules and record the account as activated.
 
-    Raises PolicyViolation (nothing written) like every other password path.
+    Raises PolicyViolation (nothing written) like every other password path. ``attribute``
+    names the directory attribute that records the activation too (empty: the portal only).
     """
     apply_new_password(directory, security, account, new, how=How.RECOVERY, origin=origin)
     try:
@@ -255,9 +262,21 @@ def set_password(
         db.session.commit()
     except IntegrityError:
         db.session.rollback()  # a double submit: the first one recorded it
-    mark = getattr(directory, "mark_activated", None)
-    if callable(mark):  # adapters that can keep the state in the directory too
-        mark(account)
+    _record_in_directory(directory, account, attribute, origin)
+
+
+def _record_in_directory(directory: Directory, account: Account, attribute: str, origin: Origin) -> None:
+    """Where the adapter can (LDAP, AD) and an attribute is configured, the directory learns it too.
+
+    The portal's own row above is what counts: a refusal here is audited, not shown.
+    """
+    write = getattr(directory, "record_activation", None)
+    if not attribute or not callable(write):
+        return
+    try:
+        write(account, attribute, utcnow())
+    except DirectoryError as exc:
+        _audit(Tag.ACTIVATION_COMPLETED, "error", origin, account, directory=type(exc).__name__)
 
 
 def record_enrolled(account: Account, origin: Origin) -> None:

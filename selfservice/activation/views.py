@@ -106,7 +106,10 @@ def password() -> ResponseReturnValue:
     if form.validate_on_submit():
         new = NewPassword(form.new_password.data, form.confirm.data)
         try:
-            services.set_password(get_directory(), get_security(), account, new, current_origin())
+            attribute = current_app.config["ACTIVATION_DIRECTORY_ATTRIBUTE"]
+            services.set_password(
+                get_directory(), get_security(), account, new, current_origin(), attribute=attribute
+            )
         except PolicyViolation as refused:
             on_new, on_confirm = change.split_problems(refused.problems)
             form.new_password.errors.extend(_(problem) for problem in on_new)

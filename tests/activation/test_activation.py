@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from selfservice.directory import get_directory
 from selfservice.extensions import db
 from selfservice.mail.models import OutboxMessage
 from selfservice.portal.enrollment import enrollment_status
+from selfservice.timeutil import utcnow
 from tests.activation.helpers import (
     LETTER,
     NEW_PASSWORD,
@@ -202,3 +204,20 @@ def test_the_per_ip_limit_answers_429(make_app: Any) -> None:
     client = app.test_client()
     statuses = [submit_letter(client, pin="0000").status_code for _ in range(4)]
     assert statuses == [400, 400, 400, 429]
+
+
+@pytest.mark.ldap
+@pytest.mark.slow
+def test_activation_is_recorded_in_the_directory_where_configured(make_app: Any, slapd: Any) -> None:
+    app = make_app(directory="openldap", ACTIVATION_DIRECTORY_ATTRIBUTE="schoolParentActivated")
+    activate(app, app.test_client())
+    connection = slapd.root_connection()
+    try:
+        with app.app_context():
+            dn = get_directory().find("p2000001").ref
+        connection.search(dn, "(objectClass=*)", search_scope="BASE", attributes=["schoolParentActivated"])
+        recorded = connection.entries[0].schoolParentActivated.value
+    finally:
+        connection.unbind()
+    when = datetime.strptime(recorded, "%Y%m%d%H%M%SZ").replace(tzinfo=UTC)
+    assert abs((when - utcnow()).total_seconds()) < 120
