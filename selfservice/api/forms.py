@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectMultipleField, StringField, widgets
-from wtforms.validators import InputRequired, Length, NumberRange, Optional
+from wtforms import Field, IntegerField, SelectMultipleField, StringField, widgets
+from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
 
-from selfservice.api.clients import SCOPE_LABELS
+from selfservice.api.clients import BAD_RATE_LIMIT, NO_SCOPE, SCOPE_LABELS, valid_rate_limit
 from selfservice.i18n import _, _l
 
 
@@ -38,6 +38,15 @@ class ApiClientForm(FlaskForm):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.scopes.choices = [(scope.value, _(label)) for scope, label in SCOPE_LABELS.items()]
+
+    # Every field's problem shows at once; the service checks again (the CLI has no form).
+    def validate_scopes(self, field: Field) -> None:
+        if not field.data:
+            raise ValidationError(_(NO_SCOPE))
+
+    def validate_rate_limit(self, field: Field) -> None:
+        if field.data and not valid_rate_limit(field.data):
+            raise ValidationError(_(BAD_RATE_LIMIT))
 
 
 class RevokeForm(FlaskForm):

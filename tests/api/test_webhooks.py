@@ -158,3 +158,16 @@ def test_webhook_urls_without_a_secret_refuse_to_start(make_app: Any) -> None:
         make_app(WEBHOOK_URLS=["https://desk.example.test/hook"])
     with pytest.raises(ConfigError, match="WEBHOOK_URLS"):
         make_app(WEBHOOK_URLS=["ftp://desk.example.test/hook"], WEBHOOK_SECRET=SECRET)
+
+
+def test_two_workers_never_claim_the_same_delivery(hooked_app: Flask) -> None:
+    Api(hooked_app.test_client(), issue(hooked_app)).post("/requests", STUDENT)
+    with hooked_app.app_context():
+        rules = webhooks.WebhookRules.from_config(hooked_app.config)
+        now = utcnow()
+        first = webhooks.claim_due("worker-a", now, rules)
+        second = webhooks.claim_due("worker-b", now, rules)
+        assert len(first) == 1
+        assert second == []
+        later = webhooks.claim_due("worker-b", now + timedelta(seconds=rules.claim_seconds + 1), rules)
+        assert [claimed.id for claimed in later] == [first[0].id]  # a crashed worker's claim lapses
