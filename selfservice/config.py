@@ -151,6 +151,8 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_POLL_SECONDS": 10,
     # API for the district's other systems (docs/api.md)
     "API_DEFAULT_RATE_LIMIT": "120 per minute",
+    "API_AUTH_FAILURE_RATE_LIMIT": "30 per minute;300 per hour",
+    "API_EVENTS_SETTLE_SECONDS": 10,
     "WEBHOOK_URLS": [],
     "WEBHOOK_SECRET": "",
     "WEBHOOK_TIMEOUT_SECONDS": 10,

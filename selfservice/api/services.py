@@ -32,7 +32,7 @@ from selfservice.helpdesk.models import (
     parse_number,
 )
 from selfservice.helpdesk.queues import Staff
-from selfservice.portal.enrollment import enrollment_status
+from selfservice.portal.enrollment import HOLDER_KINDS, enrollment_status
 from selfservice.security import Security
 
 #: Timeline actions that change a request's status (what webhooks announce).
@@ -124,12 +124,17 @@ def describe_event(event: RequestEvent, number: str) -> dict[str, Any]:
     }
 
 
-def events_after(cursor: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-    """Timeline rows of every request after ``cursor`` (an event id), oldest first, and the next cursor."""
+def events_after(cursor: int, limit: int, *, settled_before: datetime) -> tuple[list[dict[str, Any]], int]:
+    """Timeline rows of every request after ``cursor`` (an event id), oldest first, and the next cursor.
+
+    Ids are handed out before commit, so a slow transaction can commit event 41 after
+    event 42 is visible; only events written before ``settled_before`` are listed, so a
+    cursor never moves past one that is still on its way.
+    """
     rows = db.session.execute(
         select(RequestEvent, HelpRequest.id)
         .join(HelpRequest, RequestEvent.request_id == HelpRequest.id)
-        .where(RequestEvent.id > cursor)
+        .where(RequestEvent.id > cursor, RequestEvent.created_at <= settled_before)
         .order_by(RequestEvent.id)
         .limit(min(max(limit, 1), EVENTS_PAGE_MAX))
     ).all()
@@ -182,9 +187,9 @@ class AccountStatus:
 
 
 def account_status(directory: Directory, security: Security, login: str) -> AccountStatus:
-    """Self-service state of one account: never an answer, a PIN or a password."""
+    """Self-service state of a student or parent account: never an answer, a PIN or a password."""
     account = directory.find(login.strip()) if login.strip() else None
-    if account is None:
+    if account is None or account.kind not in HOLDER_KINDS:  # staff accounts are none of its business
         raise NotFound()
     enrolled = enrollment_status(account.key)
     return AccountStatus(

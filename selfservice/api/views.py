@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -66,9 +67,18 @@ def needs(scope: Scope) -> Callable[[F], F]:
 def authenticate() -> None:
     if request.endpoint in PUBLIC:
         return
+    failures = parse_many(current_app.config["API_AUTH_FAILURE_RATE_LIMIT"])
+    address = request.remote_addr or "unknown"
+    if not all(limiter.limiter.test(limit, "api-auth-failure", address) for limit in failures):
+        # A flood of bad tokens is refused before any database work (invariant 14).
+        raise ApiError(
+            429, "rate_limited", _("Too many calls without a valid token. Try again later."), retry_after=60
+        )
     token = _bearer_token()
     client = clients.authenticate(token, utcnow()) if token else None
     if client is None:
+        for limit in failures:
+            limiter.limiter.hit(limit, "api-auth-failure", address)
         raise ApiError(401, "unauthorized", _("Send a valid API token: Authorization: Bearer <token>."))
     _spend_rate_limit(client)  # a refusal here is counted by the limiter, not audited row by row
     g.api_client = client
@@ -291,7 +301,8 @@ def _text(body: dict[str, Any]) -> str:
 def events() -> ResponseReturnValue:
     after = _query_int("after", 0, minimum=0)
     limit = _query_int("limit", 100, minimum=1, maximum=services.EVENTS_PAGE_MAX)
-    found, cursor = services.events_after(after, limit)
+    settled = utcnow() - timedelta(seconds=current_app.config["API_EVENTS_SETTLE_SECONDS"])
+    found, cursor = services.events_after(after, limit, settled_before=settled)
     return jsonify({"events": found, "next": cursor})
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -20,6 +22,11 @@ from selfservice.security import get_security
 from selfservice.security.lockout import Locked
 from selfservice.timeutil import utcnow
 from tests.api.helpers import PARENT, STUDENT, Api, issue
+
+
+@pytest.fixture
+def app(make_app: Any) -> Flask:
+    return make_app(API_EVENTS_SETTLE_SECONDS=0)
 
 
 @pytest.fixture
@@ -211,3 +218,26 @@ def test_the_token_is_stored_only_as_a_hash(app: Flask) -> None:
         row = db.session.scalar(select(ApiClient))
         assert token not in (row.token_hash, row.token_hint)
         assert len(row.token_hash) == 64
+
+
+def test_fresh_events_wait_until_they_have_settled(make_app: Any) -> None:
+    app = make_app(API_EVENTS_SETTLE_SECONDS=1)
+    api = Api(app.test_client(), issue(app))
+    api.post("/requests", STUDENT)
+    assert api.get("/events").json == {"events": [], "next": 0}
+    time.sleep(1.1)
+    assert [event["action"] for event in api.get("/events").json["events"]] == ["opened"]
+
+
+def test_staff_accounts_have_no_status_here(api: Api) -> None:
+    assert api.get("/accounts/admin1/status").status_code == 404
+    assert api.get("/accounts/s1000001/status").status_code == 200
+
+
+def test_a_flood_of_bad_tokens_is_cut_off_before_the_database(make_app: Any) -> None:
+    app = make_app(API_AUTH_FAILURE_RATE_LIMIT="3 per minute")
+    client = app.test_client()
+    statuses = [Api(client, "ssapi_wrong").get("/events").status_code for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
+    good = Api(client, issue(app))
+    assert good.get("/events").status_code == 429  # the address is cut off, whatever it sends now

@@ -34,7 +34,7 @@ CHECKS = [
 @pytest.fixture
 def served(make_app: Any) -> Iterator[tuple[str, str]]:
     """The app on a free loopback port, and a token with every scope (its limit high enough)."""
-    app = make_app(API_DEFAULT_RATE_LIMIT="100000 per minute")
+    app = make_app(API_AUTH_FAILURE_RATE_LIMIT="100000 per minute", API_EVENTS_SETTLE_SECONDS=0)
     token = issue(app, rate_limit="100000 per minute")
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
