@@ -76,7 +76,12 @@ def test_purge_deletes_only_what_is_past_retention(app: Flask, runner: Any) -> N
         kept = sorted((e.tag, e.created_at > now - timedelta(days=30)) for e in db.session.query(AuditEvent))
         assert kept == [("admin:retention:purge", True), ("auth:session:login", True)]
         purge_event = db.session.query(AuditEvent).filter_by(tag=str(Tag.RETENTION_PURGED)).one()
-        assert purge_event.details["deleted"] == {"audit_events": 1, "mail": 2, "help_requests": 2}
+        assert purge_event.details["deleted"] == {
+            "audit_events": 1,
+            "mail": 2,
+            "webhooks": 0,
+            "help_requests": 2,
+        }
         assert purge_event.actor == "cli"
         assert sorted(m.status for m in db.session.query(OutboxMessage)) == ["queued", "sent"]
         assert [r.status for r in db.session.query(HelpRequest)] == ["open"]

@@ -171,3 +171,25 @@ def test_two_workers_never_claim_the_same_delivery(hooked_app: Flask) -> None:
         assert second == []
         later = webhooks.claim_due("worker-b", now + timedelta(seconds=rules.claim_seconds + 1), rules)
         assert [claimed.id for claimed in later] == [first[0].id]  # a crashed worker's claim lapses
+
+
+def test_purge_removes_old_delivered_webhooks_and_keeps_queued_ones(
+    hooked_app: Flask, receiver: Receiver
+) -> None:
+    from selfservice.admin.purge import Retention, purge
+    from selfservice.audit.services import SYSTEM
+
+    api = Api(hooked_app.test_client(), issue(hooked_app))
+    api.post("/requests", STUDENT)
+    receiver.start()
+    deliver(hooked_app)
+    receiver.stop()
+    api.post(
+        "/requests",
+        {**STUDENT, "student_id": "1000002", "student_name": "Ben Carter", "birth_month_year": "112011"},
+    )
+    with hooked_app.app_context():
+        later = utcnow() + timedelta(days=hooked_app.config["RETENTION_DAYS_MAIL"] + 1)
+        counts = purge(Retention.from_settings(hooked_app.config), now=later, actor="test", origin=SYSTEM)
+    assert counts["webhooks"] == 1
+    assert [row.status for row in deliveries(hooked_app)] == [DeliveryStatus.QUEUED]
