@@ -44,6 +44,8 @@ def upgrade():
         sa.Column('created_at', sa.DateTime(), nullable=False),
         sa.Column('url', sa.String(length=500), nullable=False),
         sa.Column('event_id', BigId, nullable=False),
+        sa.Column('request_id', BigId, nullable=False),
+        sa.Column('request_status', sa.String(length=16), nullable=False),
         sa.Column('payload', sa.JSON(), nullable=False),
         sa.Column('status', sa.String(length=16), nullable=False),
         sa.Column('attempts', sa.Integer(), nullable=False),
@@ -62,6 +64,7 @@ def upgrade():
     with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:
         batch_op.create_index('ix_webhook_delivery_status_next', ['status', 'next_attempt_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_webhook_delivery_event_id'), ['event_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_webhook_delivery_request_id'), ['request_id'], unique=False)
 
 
     op.create_table(
@@ -77,6 +80,7 @@ def upgrade():
 def downgrade():
     op.drop_table('parent_activation')
     with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_webhook_delivery_request_id'))
         batch_op.drop_index(batch_op.f('ix_webhook_delivery_event_id'))
         batch_op.drop_index('ix_webhook_delivery_status_next')
     op.drop_table('webhook_delivery')

@@ -59,6 +59,10 @@ class WebhookDelivery(db.Model):
     event_id: Mapped[int] = mapped_column(
         BigId, ForeignKey("help_request_event.id", ondelete="CASCADE"), index=True
     )
+    #: The request and the status this delivery announces: the next change is announced only
+    #: when the status differs from the last one announced.
+    request_id: Mapped[int] = mapped_column(BigId, index=True)
+    request_status: Mapped[str] = mapped_column(String(16))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.QUEUED.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

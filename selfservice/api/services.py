@@ -35,8 +35,6 @@ from selfservice.helpdesk.queues import Staff
 from selfservice.portal.enrollment import HOLDER_KINDS, enrollment_status
 from selfservice.security import Security
 
-#: Timeline actions that change a request's status (what webhooks announce).
-STATUS_ACTIONS = frozenset({"opened", "assigned", "contact", "escalated", "resolved", "closed", "link-used"})
 EVENTS_PAGE_MAX = 500
 #: The fields of a timeline row another system may mirror (never a token or an address).
 EVENT_DETAIL_KEYS = ("assignee", "queue")

@@ -1,8 +1,9 @@
 """Webhooks: a signed POST to each configured URL whenever a help request's status changes.
 
 Queued in the change's own transaction: an ``after_flush`` hook sees each new timeline
-row whose action moves the status and inserts one ``webhook_delivery`` row per URL
-(unique per URL and event, so an event is never queued twice). The worker
+row, reads the request's status as the change left it, and when that status differs
+from the last one announced for the request, inserts one ``webhook_delivery`` row per
+URL (unique per URL and event, so an event is never queued twice). The worker
 (``selfservice deliver-webhooks``) claims due rows the way the mail outbox does
 (``FOR UPDATE SKIP LOCKED`` plus a conditional lease UPDATE), POSTs them outside any
 transaction, and records the outcome: 2xx is sent; anything else is retried with
@@ -37,7 +38,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from selfservice.api.models import DeliveryStatus, WebhookDelivery
-from selfservice.api.services import STATUS_ACTIONS, describe_event, describe_request
+from selfservice.api.services import describe_event, describe_request
 from selfservice.config import ConfigError
 from selfservice.extensions import db
 from selfservice.helpdesk.models import HelpRequest, RequestEvent
@@ -57,30 +58,47 @@ def _queue_status_changes(session: Session, _flush_context: Any) -> None:
     if not has_app_context():
         return
     urls = current_app.config["WEBHOOK_URLS"]
-    changes = [
-        item for item in session.new if isinstance(item, RequestEvent) and item.action in STATUS_ACTIONS
-    ]
-    if not urls or not changes:
+    events = [item for item in session.new if isinstance(item, RequestEvent)]
+    if not urls or not events:
         return
     connection = session.connection()
     rows = []
-    for change in changes:
+    announced: dict[int, str | None] = {}
+    for change in sorted(events, key=lambda item: item.id):
         payload = _payload(connection, change)
-        rows.extend({"url": url, "event_id": change.id, "payload": payload} for url in urls)
-    now = utcnow()
-    connection.execute(
-        sa.insert(WebhookDelivery).values(
-            [
-                {
-                    **row,
-                    "status": DeliveryStatus.QUEUED.value,
-                    "attempts": 0,
-                    "created_at": now,
-                    "next_attempt_at": now,
-                }
-                for row in rows
-            ]
+        status = payload["status"]
+        if change.request_id not in announced:
+            announced[change.request_id] = _last_announced(connection, change.request_id)
+        if status == announced[change.request_id]:
+            continue  # a note, a contact, a second assignment: the status stayed as it was
+        announced[change.request_id] = status
+        rows.extend(
+            {
+                "url": url,
+                "event_id": change.id,
+                "request_id": change.request_id,
+                "request_status": status,
+                "payload": payload,
+            }
+            for url in urls
         )
+    if rows:
+        now = utcnow()
+        defaults = {
+            "status": DeliveryStatus.QUEUED.value,
+            "attempts": 0,
+            "created_at": now,
+            "next_attempt_at": now,
+        }
+        connection.execute(sa.insert(WebhookDelivery).values([{**row, **defaults} for row in rows]))
+
+
+def _last_announced(connection: sa.Connection, request_id: int) -> str | None:
+    return connection.scalar(
+        sa.select(WebhookDelivery.request_status)
+        .where(WebhookDelivery.request_id == request_id)
+        .order_by(WebhookDelivery.id.desc())
+        .limit(1)
     )
 
 

@@ -193,3 +193,22 @@ def test_purge_removes_old_delivered_webhooks_and_keeps_queued_ones(
         counts = purge(Retention.from_settings(hooked_app.config), now=later, actor="test", origin=SYSTEM)
     assert counts["webhooks"] == 1
     assert [row.status for row in deliveries(hooked_app)] == [DeliveryStatus.QUEUED]
+
+
+def test_only_changes_of_status_are_announced(hooked_app: Flask) -> None:
+    from selfservice.audit.services import SYSTEM
+    from selfservice.directory.interfaces import Role
+    from selfservice.helpdesk import services as desk
+    from selfservice.helpdesk.models import HelpRequest
+    from selfservice.helpdesk.queues import Staff
+
+    api = Api(hooked_app.test_client(), issue(hooked_app))
+    number = api.post("/requests", STUDENT).json["number"]
+    its = Staff(key="its-key", login="its1", display_name="Ivan Tech", roles=frozenset({Role.ITS}))
+    with hooked_app.app_context():
+        request = db.session.scalar(select(HelpRequest))
+        desk.take(request, its, revision=None, origin=SYSTEM)  # open -> in progress
+        desk.take(request, its, revision=None, origin=SYSTEM)  # still in progress
+        desk.add_note(request, its, "called the family", revision=None, origin=SYSTEM)
+    assert [row.request_status for row in deliveries(hooked_app)] == ["open", "in-progress"]
+    assert all(row.payload["request"]["number"] == number for row in deliveries(hooked_app))
