@@ -83,7 +83,7 @@ def authenticate() -> None:
     _spend_rate_limit(client)  # a refusal here is counted by the limiter, not audited row by row
     g.api_client = client
     scope = getattr(current_app.view_functions.get(request.endpoint or ""), "api_scope", None)
-    if scope is not None and scope not in client.scopes:
+    if scope is None or scope not in client.scopes:  # a view that names no scope is open to none
         raise ApiError(
             403, "forbidden", _("This API client may not do that (it needs %(scope)s).", scope=scope)
         )
