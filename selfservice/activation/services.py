@@ -95,12 +95,21 @@ class Limits:
     strategy: RateLimiter
     per_account_number: str
     per_address: str
+    prefix: str = "selfservice"  # the limiter's key prefix: several portals may share one Redis
 
     @classmethod
     def from_settings(cls, strategy: RateLimiter, settings: Mapping[str, Any]) -> Limits:
         return cls(
-            strategy, settings["ACTIVATION_ACCOUNT_RATE_LIMIT"], settings["ACTIVATION_ADDRESS_RATE_LIMIT"]
+            strategy,
+            settings["ACTIVATION_ACCOUNT_RATE_LIMIT"],
+            settings["ACTIVATION_ADDRESS_RATE_LIMIT"],
+            settings["RATELIMIT_KEY_PREFIX"],
         )
+
+    def spend(self, limit_text: str, scope: str, key: str) -> bool:
+        """Count one try against every limit in ``limit_text``; False when one is spent."""
+        spent = [self.strategy.hit(limit, self.prefix, scope, key) for limit in parse_many(limit_text)]
+        return all(spent)  # every limit counts the try, even after one is spent
 
 
 def start(
@@ -113,7 +122,7 @@ def start(
 ) -> Started:
     """Check the letter's details; mail a code when they match an account with an email on file."""
     number = _normalise(details.account_number)
-    if not _spend(limits.strategy, limits.per_account_number, "activation-number", _digest(settings, number)):
+    if not limits.spend(limits.per_account_number, "activation-number", _digest(settings, number)):
         _audit(Tag.ACTIVATION_REFUSED, "refused", origin, None, reason="account-number-limit")
         return Started(Outcome.LIMITED)
     found = directory.find_by("parent_account_number", details.account_number.strip())
@@ -147,7 +156,7 @@ def _after_match(settings: Mapping[str, Any], limits: Limits, account: Account, 
         _audit(Tag.ACTIVATION_REFUSED, "refused", origin, account, reason="no-email")
         return Started(Outcome.NO_EMAIL, account.key)
     address = _digest(settings, account.email.strip().casefold())
-    if not _spend(limits.strategy, limits.per_address, "activation-address", address):
+    if not limits.spend(limits.per_address, "activation-address", address):
         _audit(Tag.ACTIVATION_REFUSED, "refused", origin, account, reason="address-limit")
         return Started(Outcome.TOO_MANY_CODES, account.key)
     _send_code(settings, account, origin)
@@ -159,12 +168,6 @@ def _matches(account: Account | None, details: Details) -> bool:
     pin_ok = hmac.compare_digest(details.pin.strip().encode(), on_file.encode())
     name_ok = names_match(details.parent_name, account.display_name if account else "")
     return account is not None and bool(account.parent_pin) and pin_ok and name_ok
-
-
-def _spend(strategy: RateLimiter, limit_text: str, scope: str, key: str) -> bool:
-    """Count one try against every limit in ``limit_text``; False when one is spent."""
-    spent = [strategy.hit(limit, scope, key) for limit in parse_many(limit_text)]  # every limit counts
-    return all(spent)
 
 
 def _send_code(settings: Mapping[str, Any], account: Account, origin: Origin) -> None:

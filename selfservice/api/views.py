@@ -69,7 +69,8 @@ def authenticate() -> None:
         return
     failures = parse_many(current_app.config["API_AUTH_FAILURE_RATE_LIMIT"])
     address = request.remote_addr or "unknown"
-    if not all(limiter.limiter.test(limit, "api-auth-failure", address) for limit in failures):
+    key = (_prefix(), "api-auth-failure", address)
+    if not all(limiter.limiter.test(limit, *key) for limit in failures):
         # A flood of bad tokens is refused before any database work (invariant 14).
         raise ApiError(
             429, "rate_limited", _("Too many calls without a valid token. Try again later."), retry_after=60
@@ -78,7 +79,7 @@ def authenticate() -> None:
     client = clients.authenticate(token, utcnow()) if token else None
     if client is None:
         for limit in failures:
-            limiter.limiter.hit(limit, "api-auth-failure", address)
+            limiter.limiter.hit(limit, *key)
         raise ApiError(401, "unauthorized", _("Send a valid API token: Authorization: Bearer <token>."))
     _spend_rate_limit(client)  # a refusal here is counted by the limiter, not audited row by row
     g.api_client = client
@@ -118,11 +119,17 @@ def _bearer_token() -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def _prefix() -> str:
+    """The limiter's key prefix, so several portals can share one Redis."""
+    return str(current_app.config["RATELIMIT_KEY_PREFIX"])
+
+
 def _spend_rate_limit(client: clients.ApiClient) -> None:
     strategy = limiter.limiter
+    key = (_prefix(), "api-client", str(client.id))
     for limit in parse_many(client.rate_limit):
-        if not strategy.hit(limit, "api-client", str(client.id)):
-            reset_at, _remaining = strategy.get_window_stats(limit, "api-client", str(client.id))
+        if not strategy.hit(limit, *key):
+            reset_at, _remaining = strategy.get_window_stats(limit, *key)
             wait = max(1, int(reset_at - time.time()))
             raise ApiError(
                 429,
@@ -239,9 +246,10 @@ def _mismatch_limits() -> list[Any]:
 def _refuse_when_mismatches_spent() -> None:
     """Details that did not match the directory count per client, as they do per employee."""
     strategy = limiter.limiter
+    key = (_prefix(), MISMATCH_SCOPE, str(g.api_client.id))
     for limit in _mismatch_limits():
-        if not strategy.test(limit, MISMATCH_SCOPE, str(g.api_client.id)):
-            reset_at, _remaining = strategy.get_window_stats(limit, MISMATCH_SCOPE, str(g.api_client.id))
+        if not strategy.test(limit, *key):
+            reset_at, _remaining = strategy.get_window_stats(limit, *key)
             raise ApiError(
                 429,
                 "rate_limited",
@@ -252,7 +260,7 @@ def _refuse_when_mismatches_spent() -> None:
 
 def _count_mismatch() -> None:
     for limit in _mismatch_limits():
-        limiter.limiter.hit(limit, MISMATCH_SCOPE, str(g.api_client.id))
+        limiter.limiter.hit(limit, _prefix(), MISMATCH_SCOPE, str(g.api_client.id))
 
 
 @blueprint.get("/requests/<number>")
