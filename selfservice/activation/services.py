@@ -167,7 +167,9 @@ def _matches(account: Account | None, details: Details) -> bool:
     on_file = ((account.parent_pin if account else None) or "").strip() or DECOY_PIN
     pin_ok = hmac.compare_digest(details.pin.strip().encode(), on_file.encode())
     name_ok = names_match(details.parent_name, account.display_name if account else "")
-    return account is not None and bool(account.parent_pin) and pin_ok and name_ok
+    # A disabled account is not for claiming: it answers like a wrong PIN (staff can help).
+    usable = account is not None and bool(account.parent_pin) and not account.disabled
+    return usable and pin_ok and name_ok
 
 
 def _send_code(settings: Mapping[str, Any], account: Account, origin: Origin) -> None:

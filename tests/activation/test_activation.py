@@ -221,3 +221,15 @@ def test_activation_is_recorded_in_the_directory_where_configured(make_app: Any,
         connection.unbind()
     when = datetime.strptime(recorded, "%Y%m%d%H%M%SZ").replace(tzinfo=UTC)
     assert abs((when - utcnow()).total_seconds()) < 120
+
+
+def test_a_disabled_account_cannot_be_activated(app: Flask, client: FlaskClient) -> None:
+    from selfservice.directory.models import DirectoryAccount
+
+    with app.app_context():
+        row = db.session.scalar(select(DirectoryAccount).where(DirectoryAccount.login == "p2000001"))
+        row.disabled = True
+        db.session.commit()
+    response = submit_letter(client)
+    assert response.status_code == 400
+    assert "do not match our records" in response.get_data(as_text=True)
