@@ -67,6 +67,21 @@ def needs(scope: Scope) -> Callable[[F], F]:
 def authenticate() -> None:
     if request.endpoint in PUBLIC:
         return
+    try:
+        _authenticate()
+    except _storage_errors() as exc:  # the limiter's storage (Redis) is away: no call goes unlimited
+        current_app.logger.warning("API: limiter storage unavailable: %s", exc)
+        raise ApiError(
+            503, "unavailable", _("The service is busy. Try again in a minute."), retry_after=60
+        ) from None
+
+
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    errors = limiter.limiter.storage.base_exceptions
+    return errors if isinstance(errors, tuple) else (errors,)
+
+
+def _authenticate() -> None:
     failures = parse_many(current_app.config["API_AUTH_FAILURE_RATE_LIMIT"])
     address = request.remote_addr or "unknown"
     key = (_prefix(), "api-auth-failure", address)
