@@ -7,10 +7,12 @@ import signal
 import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy.exc import OperationalError
 
 from selfservice.api import clients, webhooks
 from selfservice.api.clients import Scope
 from selfservice.audit.services import SYSTEM
+from selfservice.extensions import db
 from selfservice.i18n import _
 from selfservice.mail.delivery import StopFlag, worker_name
 
@@ -108,7 +110,12 @@ def deliver_webhooks_command(once: bool) -> None:
     click.echo(f"webhook worker {worker} started: polling every {config['WEBHOOK_POLL_SECONDS']} s")
     try:
         while not stop.is_set():
-            result = webhooks.deliver_due(config, worker=worker)
+            try:
+                result = webhooks.deliver_due(config, worker=worker)
+            except OperationalError as exc:  # the database is away: try again at the next poll
+                db.session.rollback()
+                click.echo(f"webhooks: database unavailable: {exc.orig}", err=True)
+                result = webhooks.PassResult()
             if result.sent or result.retry or result.failed:
                 click.echo(f"webhooks: {result.summary()}")
             stop.wait(config["WEBHOOK_POLL_SECONDS"])
