@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 
 import click
 from flask import current_app
@@ -92,8 +93,14 @@ def revoke_command(name: str) -> None:
 
 @click.command("deliver-webhooks")
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
+@click.option(
+    "--max-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop the worker after this many seconds (at the first pause after it).",
+)
 @with_appcontext
-def deliver_webhooks_command(once: bool) -> None:
+def deliver_webhooks_command(once: bool, max_seconds: float | None) -> None:
     """POST the queued webhook deliveries, with retries and backoff; several workers may run at once."""
     config = current_app.config
     if not config["WEBHOOK_URLS"]:
@@ -108,8 +115,9 @@ def deliver_webhooks_command(once: bool) -> None:
         number: signal.signal(number, lambda *_args: stop.set()) for number in (signal.SIGTERM, signal.SIGINT)
     }
     click.echo(f"webhook worker {worker} started: polling every {config['WEBHOOK_POLL_SECONDS']} s")
+    deadline = time.monotonic() + max_seconds if max_seconds else None
     try:
-        while not stop.is_set():
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             try:
                 result = webhooks.deliver_due(config, worker=worker)
             except OperationalError as exc:  # the database is away: try again at the next poll
@@ -118,7 +126,8 @@ def deliver_webhooks_command(once: bool) -> None:
                 result = webhooks.PassResult()
             if result.sent or result.retry or result.failed:
                 click.echo(f"webhooks: {result.summary()}")
-            stop.wait(config["WEBHOOK_POLL_SECONDS"])
+            pause = config["WEBHOOK_POLL_SECONDS"]
+            stop.wait(min(pause, max(0.0, deadline - time.monotonic())) if deadline else pause)
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)

@@ -212,3 +212,13 @@ def test_only_changes_of_status_are_announced(hooked_app: Flask) -> None:
         desk.add_note(request, its, "called the family", revision=None, origin=SYSTEM)
     assert [row.request_status for row in deliveries(hooked_app)] == ["open", "in-progress"]
     assert all(row.payload["request"]["number"] == number for row in deliveries(hooked_app))
+
+
+def test_the_long_running_worker_delivers_what_arrives(hooked_app: Flask, receiver: Receiver) -> None:
+    receiver.start()
+    Api(hooked_app.test_client(), issue(hooked_app)).post("/requests", STUDENT)
+    result = hooked_app.test_cli_runner().invoke(args=["deliver-webhooks", "--max-seconds", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert "sent 1" in result.output
+    assert "stopped" in result.output
+    assert len(receiver.received) == 1
