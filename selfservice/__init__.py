@@ -106,6 +106,8 @@ def _init_extensions(app: Flask, directory: Any) -> None:
 
 def _import_models() -> None:
     """Every model module, so metadata (and Alembic) sees every table."""
+    from selfservice.activation import models as _activation  # noqa: F401
+    from selfservice.api import models as _api  # noqa: F401
     from selfservice.audit import models as _audit  # noqa: F401
     from selfservice.auth import models as _auth  # noqa: F401
     from selfservice.directory import models as _directory  # noqa: F401
@@ -118,7 +120,9 @@ def _import_models() -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from selfservice.activation import init_app as init_activation
     from selfservice.admin.views import blueprint as admin
+    from selfservice.api import init_app as init_api
     from selfservice.auth import init_app as init_auth
     from selfservice.helpdesk.views import blueprint as helpdesk
     from selfservice.helpdesk.views import reset_blueprint as helpdesk_reset
@@ -134,3 +138,5 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(helpdesk_reset)
     app.register_blueprint(admin)
     app.register_blueprint(sync)
+    init_api(app)
+    init_activation(app)

@@ -17,6 +17,7 @@ from werkzeug.serving import run_simple
 from selfservice import create_app
 from selfservice.accounts.cli import accounts_group
 from selfservice.admin.cli import COMMANDS as ADMIN_COMMANDS
+from selfservice.api.cli import COMMANDS as API_COMMANDS
 from selfservice.config import ConfigError, masked
 from selfservice.mail.cli import deliver_mail_command
 from selfservice.portal.cli import reconcile_command
@@ -166,7 +167,7 @@ main.add_command(reconcile_command)
 main.add_command(accounts_group)
 main.add_command(db_group)
 main.add_command(sync_group)
-for _command in ADMIN_COMMANDS:
+for _command in (*ADMIN_COMMANDS, *API_COMMANDS):
     main.add_command(_command)
 
 

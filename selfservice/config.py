@@ -170,10 +170,31 @@ DEFAULTS: dict[str, Any] = {
     "SYNC_BATCH_SIZE": 20,
     "SYNC_CLAIM_SECONDS": 300,
     "SYNC_POLL_SECONDS": 5,
+    # API for the district's other systems (docs/api.md)
+    "API_DEFAULT_RATE_LIMIT": "120 per minute",
+    "API_AUTH_FAILURE_RATE_LIMIT": "30 per minute;300 per hour",
+    "API_EVENTS_SETTLE_SECONDS": 10,
+    "WEBHOOK_URLS": [],
+    "WEBHOOK_SECRET": "",
+    "WEBHOOK_TIMEOUT_SECONDS": 10,
+    "WEBHOOK_MAX_ATTEMPTS": 12,
+    "WEBHOOK_RETRY_BASE_SECONDS": 30,
+    "WEBHOOK_RETRY_MAX_SECONDS": 3600,
+    "WEBHOOK_BATCH_SIZE": 20,
+    "WEBHOOK_CLAIM_SECONDS": 300,
+    "WEBHOOK_POLL_SECONDS": 5,
+    # Parent account activation (/activate)
+    "ACTIVATION_RATE_LIMIT": "10 per minute;50 per hour",
+    "ACTIVATION_ACCOUNT_RATE_LIMIT": "10 per hour",
+    "ACTIVATION_ADDRESS_RATE_LIMIT": "3 per hour",
+    "ACTIVATION_MINUTES": 30,
+    "ACTIVATION_DIRECTORY_ATTRIBUTE": "",
 }
 
 #: Settings whose values are masked wherever settings are shown.
-SECRET_SETTINGS = frozenset({"SECRET_KEY", "LDAP_BIND_PASSWORD", "SMTP_PASSWORD", "SYNC_ENCRYPTION_KEY"})
+SECRET_SETTINGS = frozenset(
+    {"SECRET_KEY", "LDAP_BIND_PASSWORD", "SMTP_PASSWORD", "SYNC_ENCRYPTION_KEY", "WEBHOOK_SECRET"}
+)
 
 
 #: "demo" is the builtin directory seeded with the demo accounts.

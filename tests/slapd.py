@@ -125,7 +125,7 @@ class Slapd:
 def _restore_person(conn: ldap3.Connection, dn: str, password: str) -> None:
     _check(conn, conn.modify(dn, {"userPassword": [(ldap3.MODIFY_REPLACE, [password])]}))
     # Separate modify: ppolicy sets pwdReset on the rootdn's reset above.
-    changes = {name: [(ldap3.MODIFY_REPLACE, [])] for name in PPOLICY_STATE}
+    changes = {name: [(ldap3.MODIFY_REPLACE, [])] for name in (*PPOLICY_STATE, "schoolParentActivated")}
     _check(conn, conn.modify(dn, changes, controls=[RELAX_CONTROL]))
 
 

@@ -1,6 +1,6 @@
 """Retention: delete what the portal no longer needs to keep, in batches, and say how much.
 
-Audit events, delivered or abandoned mail, and closed or resolved help requests
+Audit events, delivered or abandoned mail and webhooks, and closed or resolved help requests
 older than the configured number of days go; queued mail and open requests stay
 whatever their age. The purge itself is audited after the deletes, so it is never
 deleted by itself.
@@ -53,6 +53,7 @@ def purge(retention: Retention, *, now: datetime, actor: str, origin: Origin) ->
             OutboxMessage.status.in_([MailStatus.SENT.value, MailStatus.FAILED.value]),
             OutboxMessage.created_at < now - timedelta(days=retention.mail_days),
         ),
+        "webhooks": _purge_webhook_deliveries(now - timedelta(days=retention.mail_days)),
         "help_requests": _purge_help_requests(now - timedelta(days=retention.requests_days)),
         "expired_sessions": purge_expired_sessions(now),
     }
@@ -87,6 +88,17 @@ def _delete_in_batches(
         db.session.execute(delete(table).where(key.in_(ids)))
         db.session.commit()
         total += len(ids)
+
+
+def _purge_webhook_deliveries(cutoff: datetime) -> int:
+    """Delivered or abandoned webhooks (they carry a copy of the request), as old as mail that went."""
+    from selfservice.api.models import DeliveryStatus, WebhookDelivery
+
+    return _delete_in_batches(
+        WebhookDelivery.__table__,
+        WebhookDelivery.status.in_([DeliveryStatus.SENT.value, DeliveryStatus.FAILED.value]),
+        WebhookDelivery.created_at < cutoff,
+    )
 
 
 def _purge_help_requests(cutoff: datetime) -> int:

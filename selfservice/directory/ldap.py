@@ -199,6 +199,11 @@ class LdapDirectory:
 
         self._as_service(clear)
 
+    def record_activation(self, account: Account, attribute: str, when: datetime) -> None:
+        """Write when a parent activated the account (GeneralizedTime) to ``attribute`` of the entry."""
+        change = {attribute: [(ldap3.MODIFY_REPLACE, [when.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")])]}
+        self._as_service(lambda connection: _checked(connection, connection.modify(account.ref, change)))
+
     def ping(self) -> None:
         """Bind the service account (if not bound yet) and read the root DSE."""
 

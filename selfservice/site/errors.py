@@ -6,12 +6,14 @@ import math
 import time
 
 from flask import Flask, current_app, render_template, request
+from flask.typing import ResponseReturnValue
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from limits.errors import StorageError
 from sqlalchemy.exc import DBAPIError, InterfaceError, InternalError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from selfservice.api.errors import json_error
 from selfservice.directory.interfaces import DirectoryUnavailable
 from selfservice.extensions import db, limiter
 from selfservice.i18n import _
@@ -74,7 +76,9 @@ def rate_limited(error: RateLimitExceeded) -> tuple[str, int]:
     return render_template("errors/rate_limited.html", minutes=minutes), 429
 
 
-def http_error(error: HTTPException) -> tuple[str, int]:
+def http_error(error: HTTPException) -> ResponseReturnValue:
+    if request.path.startswith("/api/"):
+        return json_error(error)  # other systems get JSON, even for a path that matches no route
     code = error.code or 500
     title, message = _messages().get(code, (_("Something went wrong"), error.description or ""))
     if error.description and error.description != type(error).description:

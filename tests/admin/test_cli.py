@@ -79,6 +79,7 @@ def test_purge_deletes_only_what_is_past_retention(app: Flask, runner: Any) -> N
         assert purge_event.details["deleted"] == {
             "audit_events": 1,
             "mail": 2,
+            "webhooks": 0,
             "help_requests": 2,
             "expired_sessions": 0,
         }

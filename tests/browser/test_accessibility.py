@@ -126,6 +126,28 @@ def _csrf_expired(page: Any, live: LiveServer) -> None:
     submit(page)
 
 
+# Parent activation and API clients ---------------------------------------------------------
+
+
+@state("activate")
+def _activate(page: Any, live: LiveServer) -> None:
+    page.goto(live("/activate"))
+
+
+@state("activate, nothing typed")
+def _activate_empty(page: Any, live: LiveServer) -> None:
+    page.goto(live("/activate"))
+    submit(page)
+
+
+@state("admin: API clients, a token just created")
+def _api_client_created(page: Any, live: LiveServer) -> None:
+    _admin(page, live, "/admin/api-clients/")
+    page.fill("#name", "Student information system")
+    page.locator("main input[type=checkbox]").first.check()
+    submit(page, "main form:not(.inline-form)")
+
+
 # Forgot password -----------------------------------------------------------------------------
 
 

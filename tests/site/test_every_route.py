@@ -61,6 +61,10 @@ def test_every_post_route_refuses_a_request_without_a_csrf_token(
     assert len(rules) > 10
     for rule in rules:
         response = client.post(path_for(rule), data={"login": "s1000001"})
+        if rule.rule.startswith("/api/"):
+            # Bearer token only: the signed-in admin's cookie opens nothing there.
+            assert response.status_code == 401, rule.rule
+            continue
         assert response.status_code == 400, rule.rule
         assert "expired" in response.get_data(as_text=True), rule.rule
 

@@ -1,0 +1,235 @@
+"""A parent claims the Parent Portal account from the letter: code, password and questions in one flow."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event, select
+
+from selfservice.activation.models import ParentActivation
+from selfservice.audit.models import AuditEvent
+from selfservice.directory import get_directory
+from selfservice.extensions import db
+from selfservice.mail.models import OutboxMessage
+from selfservice.portal.enrollment import enrollment_status
+from selfservice.timeutil import utcnow
+from tests.activation.helpers import (
+    LETTER,
+    NEW_PASSWORD,
+    NO_EMAIL_LETTER,
+    activate,
+    mailed_code,
+    submit_letter,
+)
+from tests.conftest import post_form
+from tests.fixtures.directories import ALL_DIRECTORIES
+
+
+def tags(app: Flask) -> list[str]:
+    with app.app_context():
+        return [row.tag for row in db.session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+
+
+def test_a_parent_activates_with_the_letter_and_can_sign_in(app: Flask, client: FlaskClient) -> None:
+    activate(app, client)
+    assert "Your account is active" in client.get("/activate/done").get_data(as_text=True)
+    with app.app_context():
+        account = get_directory().authenticate("p2000001", NEW_PASSWORD)
+        assert account is not None
+        assert enrollment_status(account.key).enrolled
+        row = db.session.get(ParentActivation, account.key)
+        assert row.activated_at is not None
+        assert row.enrolled_at is not None
+    steps = [tag for tag in tags(app) if tag.startswith("account:activation")]
+    assert steps == [
+        "account:activation:code-sent",
+        "account:activation:code-verified",
+        "account:activation:complete",
+        "account:activation:enrolled",
+    ]
+
+
+def test_the_code_goes_only_to_the_address_on_file(app: Flask, client: FlaskClient) -> None:
+    submit_letter(client)
+    with app.app_context():
+        recipients = {row.to_address for row in db.session.scalars(select(OutboxMessage))}
+    assert recipients == {"maria.lopez@example.test"}
+    assert "maria.lopez@example.test" not in client.get("/activate/code").get_data(as_text=True)
+
+
+def test_a_parent_without_email_is_told_what_to_do(app: Flask, client: FlaskClient) -> None:
+    response = post_form(client, "/activate", NO_EMAIL_LETTER)
+    page = response.get_data(as_text=True)
+    assert "no email address" in page
+    assert "Parent Information" in page
+    with app.app_context():
+        assert db.session.scalar(select(OutboxMessage)) is None
+    assert client.get("/activate/code").status_code == 303  # no way around the missing address
+
+
+def test_unknown_numbers_and_wrong_pins_get_the_same_page_and_work(app: Flask) -> None:
+    def attempt(**changes: str) -> tuple[int, str, list[str]]:
+        client = app.test_client()
+        client.get("/activate")
+        with app.app_context():
+            statements: list[str] = []
+            record = lambda *args: statements.extend(filter(None, [_portal_work(args[2])]))  # noqa: E731
+            event.listen(db.engine, "before_cursor_execute", record)
+            try:
+                response = submit_letter(client, **changes)
+            finally:
+                event.remove(db.engine, "before_cursor_execute", record)
+        page = response.get_data(as_text=True).split('name="csrf_token"')[0]  # the token differs per form
+        return response.status_code, page, statements
+
+    wrong_pin, wrong_name = attempt(pin="0000"), attempt(parent_name="Somebody Else")
+    unknown, unknown_again = attempt(account_number="A-9999999"), attempt(account_number="A-9999999")
+    assert wrong_pin[0] == unknown[0] == wrong_name[0] == unknown_again[0] == 400
+    assert wrong_pin[1] == unknown[1] == wrong_name[1] == unknown_again[1]
+    assert "do not match our records" in wrong_pin[1]
+    # The same work on the portal's own tables, statement by statement, first try and next
+    # (the directory lookup aside, it is where the time goes).
+    assert [wrong_pin[2], wrong_name[2]] == [unknown[2], unknown_again[2]]
+
+
+def _portal_work(statement: str) -> str:
+    """The verb and first table of a statement, or "" for the builtin directory's own tables."""
+    words = statement.replace('"', "").split()
+    tables = [word for word in words if word in PORTAL_TABLES or word.startswith("directory_")]
+    return "" if any(t.startswith("directory_") for t in tables) else f"{words[0]} {tables[:1]}"
+
+
+PORTAL_TABLES = {"lockout", "audit_event", "verification_code", "outbox_message", "parent_activation"}
+
+
+def test_wrong_pins_lock_activation_for_the_account_and_mail_the_holder(make_app: Any) -> None:
+    app = make_app(ACTIVATION_RATE_LIMIT="100 per minute")
+    client = app.test_client()
+    limit = app.config["LOCKOUT_MAX_FAILURES"]
+    for _ in range(limit):
+        assert submit_letter(client, pin="0000").status_code == 400
+    locked = submit_letter(client)  # even the right PIN: the account is locked now
+    assert "too many tries" in locked.get_data(as_text=True)
+    with app.app_context():
+        purposes = [row.purpose for row in db.session.scalars(select(OutboxMessage))]
+    assert "activation:code" not in purposes
+    assert purposes.count("notice:locked") == 1
+    unknown = app.test_client()
+    for _ in range(limit):
+        submit_letter(unknown, account_number="A-0000000")
+    assert "too many tries" in submit_letter(unknown, account_number="A-0000000").get_data(as_text=True)
+
+
+def test_the_per_account_number_limit_holds_across_browsers(make_app: Any) -> None:
+    app = make_app(ACTIVATION_ACCOUNT_RATE_LIMIT="2 per hour", LOCKOUT_MAX_FAILURES=10)
+    assert submit_letter(app.test_client(), pin="1").status_code == 400
+    assert submit_letter(app.test_client(), pin="2").status_code == 400
+    page = submit_letter(app.test_client()).get_data(as_text=True)
+    assert "too many tries for this account number" in page
+
+
+def test_the_per_address_limit_stops_mailing_codes(make_app: Any) -> None:
+    app = make_app(ACTIVATION_ADDRESS_RATE_LIMIT="2 per hour")
+    for _ in range(2):
+        assert submit_letter(app.test_client()).status_code == 303
+    page = submit_letter(app.test_client()).get_data(as_text=True)
+    assert "already emailed several codes" in page
+
+
+def test_a_wrong_code_counts_down_then_the_flow_starts_over(app: Flask, client: FlaskClient) -> None:
+    submit_letter(client)
+    right = mailed_code(app)
+    tries = app.config["CODE_TRIES"]
+    for left in range(tries - 1, 0, -1):
+        response = post_form(client, "/activate/code", {"code": "WRONG234"})
+        assert f"{left} tr" in response.get_data(as_text=True)
+    spent = post_form(client, "/activate/code", {"code": "WRONG234"})
+    assert "no longer works" in spent.get_data(as_text=True)
+    assert post_form(client, "/activate/code", {"code": right}, form_path="/activate").status_code == 303
+    assert client.get("/activate/password").status_code == 303  # straight back to the start
+
+
+def test_steps_cannot_be_skipped(client: FlaskClient) -> None:
+    for path in ("/activate/code", "/activate/password", "/activate/questions"):
+        response = client.get(path)
+        assert response.status_code == 303
+        assert response.headers["Location"].endswith("/activate")
+
+
+def test_the_password_follows_the_rules_and_a_refusal_keeps_the_step(app: Flask, client: FlaskClient) -> None:
+    submit_letter(client)
+    post_form(client, "/activate/code", {"code": mailed_code(app)})
+    weak = post_form(client, "/activate/password", {"new_password": "password", "confirm": "password"})
+    assert weak.status_code == 400
+    with app.app_context():
+        assert db.session.scalar(select(ParentActivation)) is None
+    ok = post_form(client, "/activate/password", {"new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    assert ok.status_code == 303
+
+
+def test_an_activated_account_cannot_be_claimed_again_with_the_letter(
+    app: Flask, client: FlaskClient
+) -> None:
+    activate(app, client)
+    again = submit_letter(app.test_client())
+    assert "already active" in again.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("field", ["account_number", "pin", "parent_name"])
+def test_each_field_is_required(client: FlaskClient, field: str) -> None:
+    response = post_form(client, "/activate", {**LETTER, field: ""})
+    assert response.status_code == 400
+    assert "error-summary" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("directory", ALL_DIRECTORIES)
+def test_activation_works_on_every_directory(make_app: Any, directory: str) -> None:
+    app = make_app(directory=directory)
+    client = app.test_client()
+    assert "no email address" in post_form(client, "/activate", NO_EMAIL_LETTER).get_data(as_text=True)
+    activate(app, client)
+    with app.app_context():
+        account = get_directory().authenticate("p2000001", NEW_PASSWORD)
+        assert account is not None
+        assert db.session.get(ParentActivation, account.key) is not None
+        assert enrollment_status(account.key).enrolled
+
+
+def test_the_per_ip_limit_answers_429(make_app: Any) -> None:
+    app = make_app(ACTIVATION_RATE_LIMIT="3 per minute")
+    client = app.test_client()
+    statuses = [submit_letter(client, pin="0000").status_code for _ in range(4)]
+    assert statuses == [400, 400, 400, 429]
+
+
+@pytest.mark.ldap
+@pytest.mark.slow
+def test_activation_is_recorded_in_the_directory_where_configured(make_app: Any, slapd: Any) -> None:
+    app = make_app(directory="openldap", ACTIVATION_DIRECTORY_ATTRIBUTE="schoolParentActivated")
+    activate(app, app.test_client())
+    connection = slapd.root_connection()
+    try:
+        with app.app_context():
+            dn = get_directory().find("p2000001").ref
+        connection.search(dn, "(objectClass=*)", search_scope="BASE", attributes=["schoolParentActivated"])
+        recorded = connection.entries[0].schoolParentActivated.value
+    finally:
+        connection.unbind()
+    when = datetime.strptime(recorded, "%Y%m%d%H%M%SZ").replace(tzinfo=UTC)
+    assert abs((when - utcnow()).total_seconds()) < 120
+
+
+def test_a_disabled_account_cannot_be_activated(app: Flask, client: FlaskClient) -> None:
+    from selfservice.directory.models import DirectoryAccount
+
+    with app.app_context():
+        row = db.session.scalar(select(DirectoryAccount).where(DirectoryAccount.login == "p2000001"))
+        row.disabled = True
+        db.session.commit()
+    response = submit_letter(client)
+    assert response.status_code == 400
+    assert "do not match our records" in response.get_data(as_text=True)
