@@ -140,8 +140,9 @@ def _roles(account: Any) -> str:
     default=None,
     help="Instance folder (default: SELFSERVICE_INSTANCE_PATH, else the app's instance folder).",
 )
+@click.option("--base-url", default="", help="The portal's public https:// address (BASE_URL).")
 @click.option("--force", is_flag=True, help="Replace an existing config.toml.")
-def init_command(directory: str, instance_path: Path | None, force: bool) -> None:
+def init_command(directory: str, instance_path: Path | None, base_url: str, force: bool) -> None:
     """Write a commented instance config.toml with a fresh secret key, and say where."""
     from selfservice.instance_config import config_text
 
@@ -150,9 +151,11 @@ def init_command(directory: str, instance_path: Path | None, force: bool) -> Non
     if target.exists() and not force:
         raise click.ClickException(f"{target} exists already (--force replaces it)")
     folder.mkdir(parents=True, exist_ok=True)
-    target.write_text(config_text(directory), encoding="utf-8")
+    target.write_text(config_text(directory, base_url=base_url), encoding="utf-8")
     target.chmod(0o600)  # it holds the secret key
     click.echo(f"Wrote {target}")
+    if not base_url:
+        click.echo("Set base_url in it (or pass --base-url): production refuses to start without it.")
     click.echo("Edit it, then run `selfservice db upgrade` and `selfservice check`.")
 
 

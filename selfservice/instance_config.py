@@ -16,7 +16,9 @@ HEADER = """\
 secret_key = "{secret_key}"
 
 district_name = "School District"
-# base_url = "https://password.district.example"
+# The public https:// address of the portal: links in mail are built from it alone.
+# Required outside demo and debug.
+{base_url_line}
 # help_desk_phone = "555-0100"
 # help_desk_email = "helpdesk@district.example"
 
@@ -81,9 +83,14 @@ ldap_bind_dn = "CN=svc-selfservice,OU=Services,DC=district,DC=example"
 BODIES = {"builtin": BUILTIN, "openldap": OPENLDAP, "ad": AD}
 
 
-def config_text(directory: str, secret_key: str | None = None) -> str:
+def config_text(directory: str, secret_key: str | None = None, base_url: str = "") -> str:
     """The config.toml text for ``directory`` (builtin, openldap or ad)."""
     if directory not in FLAVOURS:
         raise ValueError(f"directory must be one of {', '.join(FLAVOURS)}")
     key = secret_key or secrets.token_urlsafe(48)
-    return HEADER.format(directory=directory, secret_key=key) + BODIES[directory]
+    line = (
+        f"base_url = {base_url!r}".replace("'", '"')
+        if base_url
+        else '# base_url = "https://password.district.example"'
+    )
+    return HEADER.format(directory=directory, secret_key=key, base_url_line=line) + BODIES[directory]

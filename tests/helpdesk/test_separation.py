@@ -53,6 +53,7 @@ def test_a_student_worker_cannot_open_a_request_for_their_own_account(app: Flask
         app,
         "s1000077",
         groups=["employees"],
+        email="sol.worker@school.test",
         kind="student",
         display_name="Sol Worker",
         student_id="1000077",

@@ -8,7 +8,11 @@ import pytest
 
 from selfservice.config import DEFAULTS, ConfigError, load_settings, validate
 
-SECURE = {"SECRET_KEY": "x" * 40, "DATABASE_URL": "sqlite://"}
+SECURE = {
+    "SECRET_KEY": "x" * 40,
+    "DATABASE_URL": "sqlite://",
+    "BASE_URL": "https://password.district.example",
+}
 
 
 def test_a_partial_attribute_table_keeps_every_other_default(tmp_path: Path) -> None:

@@ -46,7 +46,8 @@ def test_help_lists_every_command_without_any_configuration(tmp_path: Path) -> N
 def test_init_writes_a_commented_config_with_a_fresh_secret_and_says_where(
     tmp_path: Path, directory: str
 ) -> None:
-    result = selfservice("init", "--directory", directory, instance=tmp_path)
+    url = "https://password.district.example"
+    result = selfservice("init", "--directory", directory, "--base-url", url, instance=tmp_path)
     target = tmp_path / "config.toml"
     assert result.returncode == 0, result.stderr
     assert f"Wrote {target}" in result.stdout
@@ -55,6 +56,7 @@ def test_init_writes_a_commented_config_with_a_fresh_secret_and_says_where(
     data = tomllib.loads(text)
     assert data["directory"] == directory
     assert len(data["secret_key"]) >= 32
+    assert data["base_url"] == url
     validate(load_settings(tmp_path))  # a production start accepts it as written
     assert target.stat().st_mode & 0o077 == 0
 

@@ -127,6 +127,9 @@ def worker_environment(database_url: str, tmp_path: Path, **settings: str) -> di
     environment = {key: value for key, value in os.environ.items() if not key.startswith("SELFSERVICE_")}
     chosen = {**base_settings(database_url, tmp_path), "SYNC_TARGETS": json.dumps(TARGETS), **settings}
     for key, value in chosen.items():
-        environment[f"SELFSERVICE_{key}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        if isinstance(value, dict | list):
+            environment[f"SELFSERVICE_{key}"] = json.dumps(value)
+        else:
+            environment[f"SELFSERVICE_{key}"] = str(value).lower() if isinstance(value, bool) else str(value)
     environment["PYTHONUNBUFFERED"] = "1"
     return environment
