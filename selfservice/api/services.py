@@ -56,7 +56,11 @@ def staff_for(client: ApiClient) -> Staff:
     if Scope.REQUESTS_WORK in client.scopes:
         roles.update({Role.SUPPORT, Role.ITS})
     return Staff(
-        key=f"api:{client.id}", login=f"api:{client.name}", display_name=client.name, roles=frozenset(roles)
+        key=f"api:{client.id}",
+        login=f"api:{client.name}",
+        display_name=client.name,
+        roles=frozenset(roles),
+        external=True,
     )
 
 

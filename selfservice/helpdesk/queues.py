@@ -32,6 +32,8 @@ class Staff:
     login: str
     display_name: str
     roles: frozenset[Role]
+    #: A district system acting through the API, not a person in the directory.
+    external: bool = False
 
     def has_role(self, *roles: Role) -> bool:
         return bool(self.roles.intersection(roles))
