@@ -52,6 +52,7 @@ from selfservice.security.answers import AnswerHasher
 from selfservice.security.lockout import Locked
 from selfservice.security.models import VerificationCode
 from selfservice.security.tokens import Purpose, TokenRefused
+from selfservice.security.work import Busy
 from selfservice.timeutil import utcnow
 
 #: No 0/O, 1/I/L: easy to read aloud and to type from a phone.
@@ -253,7 +254,8 @@ def answer(
     account = directory.get(attempt.subject)
     stored = _stored_hashes(account.key) if account else {}
     if account is None or not stored:
-        _verify_all(security.hasher, [None] * len(answers), answers)  # same work as a real account
+        with security.work.slot():
+            _verify_all(security.hasher, [None] * len(answers), answers)  # same work as a real account
         _record_failure(origin, None, attempt, "failure")
         return Step(Stage.HELP, reason=HelpReason.NOT_VERIFIED)
     try:
@@ -264,7 +266,7 @@ def answer(
             notify_account(account, Notice.LOCKED, until=locked.until)
         return Step(Stage.HELP, reason=HelpReason.NOT_VERIFIED)
     rows = [stored.get(qid) for qid in challenge.question_ids]
-    if not _verify_all(security.hasher, rows, answers):
+    if not _checked(security, account, rows, answers):
         until = security.lockout.record_failure(account.key, account.login, origin)
         _record_failure(origin, account, attempt, "failure")
         if until is not None:  # this request set the lock: tell the address on file, once
@@ -276,6 +278,18 @@ def answer(
     record(Tag.RECOVERY_VERIFIED, origin=origin, subject=account.login, subject_key=account.key, commit=False)
     db.session.commit()
     return _second_factor(security, settings, account, origin)
+
+
+def _checked(
+    security: Security, account: Account, rows: Sequence[EnrollmentAnswer | None], answers: Sequence[str]
+) -> bool:
+    """The verifies, through the work gate; a busy portal gives the lock claim back (Busy)."""
+    try:
+        with security.work.slot():
+            return _verify_all(security.hasher, rows, answers)
+    except Busy:
+        security.lockout.give_back(account.key)
+        raise
 
 
 def _stored_hashes(account_key: str) -> dict[int, EnrollmentAnswer]:

@@ -10,6 +10,7 @@ from selfservice.security.answers import AnswerHasher, AnswerRules, answer_rules
 from selfservice.security.lockout import LockoutPolicy, LockoutService
 from selfservice.security.passwords import PasswordPolicy, policy_from_settings
 from selfservice.security.tokens import TokenService
+from selfservice.security.work import WorkGate
 
 EXTENSION_KEY = "selfservice.security"
 
@@ -23,9 +24,12 @@ class Security:
     lockout: LockoutService
     password_policy: PasswordPolicy
     answer_rules: AnswerRules
+    work: WorkGate
 
 
 def init_app(app: Flask) -> None:
+    from selfservice.extensions import limiter
+
     settings = app.config
     app.extensions[EXTENSION_KEY] = Security(
         hasher=AnswerHasher(
@@ -37,6 +41,7 @@ def init_app(app: Flask) -> None:
         lockout=LockoutService(LockoutPolicy.from_settings(settings)),
         password_policy=policy_from_settings(settings),
         answer_rules=answer_rules_from_settings(settings),
+        work=WorkGate.from_settings(limiter, settings),
     )
 
 

@@ -99,6 +99,16 @@ class LockoutService:
             return until if newly else None
         return None
 
+    @staticmethod
+    def give_back(account_key: str) -> None:
+        """Return a claimed guess that was never checked (the portal was too busy)."""
+        db.session.execute(
+            update(Lockout)
+            .where(Lockout.account_key == account_key, Lockout.failures > 0)
+            .values(failures=Lockout.failures - 1)
+        )
+        db.session.commit()
+
     def record_success(self, account_key: str) -> None:
         """A correct answer: clear the count (the claimed guess is given back)."""
         self.clear(account_key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from selfservice.dbtypes import UTCDateTime
@@ -52,3 +52,21 @@ class VerificationCode(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     tries_left: Mapped[int] = mapped_column(Integer, default=3)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RateLimitBreach(db.Model):
+    """Refused requests counted per (address or account, limit, endpoint, minute): never a row each."""
+
+    __tablename__ = "rate_limit_breach"
+    __table_args__ = (UniqueConstraint("minute", "scope", "key", "limit_name", "endpoint", name="uq_breach"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The start of the UTC minute the refusals fall in.
+    minute: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    #: "ip" (the key is an address) or "account" (the key is an account key or a login's keyed hash).
+    scope: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(128), index=True)
+    #: The setting that refused (``SIGN_IN_RATE_LIMIT``) with its value at the time.
+    limit_name: Mapped[str] = mapped_column(String(128))
+    endpoint: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(Integer, default=0)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import math
-import time
 
 from flask import Flask, current_app, render_template, request
-from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from selfservice.directory.interfaces import DirectoryUnavailable
-from selfservice.extensions import db, limiter
+from selfservice.extensions import db
 from selfservice.i18n import _
+from selfservice.limiter import RateLimited
+from selfservice.security.work import Busy
 
 
 def directory_unavailable(error: DirectoryUnavailable) -> tuple[str, int, dict[str, str]]:
@@ -28,11 +28,22 @@ def csrf_failed(error: CSRFError) -> tuple[str, int]:
     return render_template("errors/http.html", code=400, title=_("Please try again"), message=message), 400
 
 
-def rate_limited(error: RateLimitExceeded) -> tuple[str, int]:
-    current = limiter.current_limit
-    wait_seconds = max(1, int(current.reset_at - time.time())) if current else 60
-    minutes = max(1, math.ceil(wait_seconds / 60))
-    return render_template("errors/rate_limited.html", minutes=minutes), 429
+def rate_limited(error: RateLimited) -> tuple[str, int, dict[str, str]]:
+    """A per-account limit (per-address ones are refused before Flask: security/throttling.py)."""
+    db.session.rollback()
+    minutes = max(1, math.ceil(error.resets_in / 60))
+    page = render_template("errors/rate_limited.html", minutes=minutes)
+    return page, 429, {"Retry-After": str(error.resets_in)}
+
+
+def busy(error: Busy) -> tuple[str, int, dict[str, str]]:
+    """Too many answer checks at once: the person tries again shortly, nothing was counted."""
+    db.session.rollback()
+    message = _(
+        "The portal is very busy right now. Nothing was counted against you: please try again in a minute."
+    )
+    page = render_template("errors/http.html", code=503, title=_("Please try again"), message=message)
+    return page, 503, {"Retry-After": str(error.retry_after)}
 
 
 def http_error(error: HTTPException) -> tuple[str, int]:
@@ -65,6 +76,7 @@ def _messages() -> dict[int, tuple[str, str]]:
 def init_app(app: Flask) -> None:
     app.register_error_handler(DirectoryUnavailable, directory_unavailable)
     app.register_error_handler(CSRFError, csrf_failed)
-    app.register_error_handler(RateLimitExceeded, rate_limited)
+    app.register_error_handler(RateLimited, rate_limited)
+    app.register_error_handler(Busy, busy)
     app.register_error_handler(InternalServerError, server_error)
     app.register_error_handler(HTTPException, http_error)
