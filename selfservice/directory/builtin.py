@@ -22,6 +22,7 @@ from selfservice.directory.interfaces import (
     DirectoryUnavailable,
     InvalidCredentials,
     Role,
+    normalise_login,
 )
 from selfservice.directory.models import DirectoryAccount, DirectoryGroup
 from selfservice.extensions import db
@@ -68,6 +69,7 @@ class BuiltinDirectory:
     # Lookups -----------------------------------------------------------------
 
     def find(self, login: str) -> Account | None:
+        login = normalise_login(login)
         rows = {row.id: row for f in self.login_fields for row in self._rows_by(f, login)}
         return self._account(rows.popitem()[1]) if len(rows) == 1 else None
 

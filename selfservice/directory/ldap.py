@@ -27,6 +27,7 @@ from selfservice.directory.interfaces import (
     InvalidCredentials,
     PasswordRejected,
     Role,
+    normalise_login,
 )
 
 T = TypeVar("T")
@@ -79,6 +80,7 @@ class LdapDirectory:
 
     def find(self, login: str) -> Account | None:
         """The one account whose login fields match ``login``; None when none or several."""
+        login = normalise_login(login)
         if not login:
             return None
         fields = self._settings["LOGIN_FIELDS"]

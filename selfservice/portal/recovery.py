@@ -15,7 +15,6 @@ import functools
 import hashlib
 import hmac
 import secrets
-import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from selfservice.directory.interfaces import (
     Directory,
     DirectoryUnavailable,
     InvalidCredentials,
+    normalise_login,
 )
 from selfservice.extensions import db
 from selfservice.i18n import _
@@ -153,16 +153,16 @@ class ResetFailed(Exception):
 
 def start(directory: Directory, settings: Mapping[str, Any], login: str, origin: Origin) -> Attempt:
     """Pin the questions for ``login`` (real or decoy) and say nothing about whether it exists."""
-    typed = login.strip()
+    typed = normalise_login(login)
     account = directory.find(typed) if typed else None
     enrolled = _enrolled_question_ids(account.key, settings) if account else []
-    # Aliases (student ID, email, other case) share one challenge: no question shopping.
-    canonical = account.login if account else typed
+    # Aliases (student ID, email, other case or width) share one challenge: no question shopping.
+    canonical = normalise_login(account.login) if account else typed
     attempt = Attempt(
-        lookup=_hmac(settings, "recovery:" + _normalise_login(canonical)),
+        lookup=_hmac(settings, "recovery:" + canonical),
         subject=account.key if account else _decoy_key(settings, canonical),
     )
-    _pin(attempt.lookup, enrolled or _decoy_pool(settings, canonical), settings)
+    _pin(attempt.lookup, enrolled or _decoy_pool(settings, canonical), settings, real=bool(enrolled))
     record(
         Tag.RECOVERY_STARTED,
         outcome="started",
@@ -204,17 +204,22 @@ def _decoy_pool(settings: Mapping[str, Any], login: str) -> list[int]:
     expiries a decoy behaves like a real enrollment of K questions.
     """
     ids = db.session.scalars(select(Question.id).where(Question.active.is_(True))).all()
-    login = _normalise_login(login)
+    login = normalise_login(login)
     ranked = sorted(ids, key=lambda qid: _hmac(settings, f"recovery-decoy-question:{login}:{qid}"))
     return ranked[: settings["ENROLL_QUESTION_COUNT"]]
 
 
-def _pin(lookup: str, pool: list[int], settings: Mapping[str, Any]) -> None:
-    """Keep a live challenge whose questions are still in ``pool``; otherwise draw a new one."""
+def _pin(lookup: str, pool: list[int], settings: Mapping[str, Any], *, real: bool) -> None:
+    """Keep a live challenge whose questions are still in ``pool``; otherwise draw a new one.
+
+    A decoy (``real`` false) never replaces a live challenge: if one exists for its
+    lookup, a real account pinned it, and redrawing would reveal more of its questions.
+    """
     now = utcnow()
     expires_at = now + timedelta(minutes=settings["RECOVERY_CHALLENGE_MINUTES"])
     challenge = db.session.get(RecoveryChallenge, lookup, populate_existing=True)
-    if challenge is not None and challenge.expires_at > now and set(challenge.question_ids) <= set(pool):
+    live = challenge is not None and challenge.expires_at > now
+    if live and (not real or set(challenge.question_ids) <= set(pool)):  # type: ignore[union-attr]
         return
     chosen = secrets.SystemRandom().sample(pool, min(settings["RECOVERY_QUESTION_COUNT"], len(pool)))
     if challenge is not None:
@@ -509,10 +514,6 @@ def reset_password(
 # Small helpers --------------------------------------------------------------------
 
 
-def _normalise_login(login: str) -> str:
-    return unicodedata.normalize("NFKC", login.strip()).casefold()
-
-
 def _normalise_code(typed: str) -> str:
     return "".join(c for c in typed.upper() if c.isalnum())
 
@@ -528,5 +529,5 @@ def _code_digest(settings: Mapping[str, Any], code: str) -> str:
 
 def _decoy_key(settings: Mapping[str, Any], login: str) -> str:
     """A key shaped like a directory's unique id (a UUID), stable for the login."""
-    digest = bytes.fromhex(_hmac(settings, "recovery-decoy-key:" + _normalise_login(login)))
+    digest = bytes.fromhex(_hmac(settings, "recovery-decoy-key:" + normalise_login(login)))
     return str(uuid.UUID(bytes=digest[:16], version=4))
