@@ -9,6 +9,7 @@ class Tag(StrEnum):
     LOGIN_FAILURE = "auth:session:login-failed"
     LOGOUT = "auth:session:logout"
     REAUTH_FAILED = "auth:session:reauth-failed"
+    SIGN_IN_THROTTLED = "auth:session:throttled"
     # Account holder's own actions
     PASSWORD_CHANGED = "account:password:change"
     PASSWORD_CHANGE_FAILED = "account:password:change-failed"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
@@ -24,7 +24,8 @@ blueprint = Blueprint("auth", __name__)
 def login() -> ResponseReturnValue:
     form = SignInForm(next=request.args.get("next", ""))
     if form.validate_on_submit():
-        account = services.sign_in(get_directory(), form.login.data, form.password.data, current_origin())
+        config, origin = current_app.config, current_origin()
+        account = services.sign_in(get_directory(), config, form.login.data, form.password.data, origin)
         if account is not None:
             start_session(account)
             return redirect(_landing(account, form.next.data), code=303)

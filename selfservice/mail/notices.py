@@ -25,6 +25,7 @@ class Notice(StrEnum):
     ENROLLMENT_CLEARED = "enrollment_cleared"
     LOCKED = "locked"
     UNLOCKED = "unlocked"
+    SIGN_IN_THROTTLED = "sign_in_throttled"
 
 
 def _subjects() -> dict[Notice, str]:
@@ -35,6 +36,7 @@ def _subjects() -> dict[Notice, str]:
         Notice.ENROLLMENT_CLEARED: _("Your security questions were cleared"),
         Notice.LOCKED: _("Password self-service is locked for your account"),
         Notice.UNLOCKED: _("Password self-service is unlocked for your account"),
+        Notice.SIGN_IN_THROTTLED: _("Many wrong passwords were tried for your account"),
     }
 
 
