@@ -26,7 +26,7 @@ from selfservice.mail.notices import Notice, notify_account
 from selfservice.security import throttling
 
 ACCOUNT_LIMIT = "SIGN_IN_ACCOUNT_RATE_LIMIT"
-SCOPE = "sign-in-account"
+SCOPE = "account"
 #: At most one notice of a sign-in burst per account in this window.
 NOTICE_LIMIT = "1 per hour"
 

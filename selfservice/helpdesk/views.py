@@ -44,7 +44,7 @@ reset_blueprint = Blueprint("reset", __name__)
 
 STAFF = (Role.EMPLOYEE, Role.SUPPORT, Role.ITS, Role.ADMIN)
 WORKERS = (Role.SUPPORT, Role.ITS)
-MISMATCH_SCOPE = "helpdesk-mismatch"
+MISMATCH_SCOPE = "account"
 
 
 @blueprint.app_template_filter("mask_address")

@@ -212,7 +212,7 @@ class BreachCounter:
     def add(self, scope: str, key: str, limit: str, endpoint: str, count: int = 1) -> None:
         minute = utcnow().replace(second=0, microsecond=0)
         with self._lock:
-            self._pending[(minute, scope, key[:128], limit[:128], endpoint[:64])] += count
+            self._pending[(minute, scope[:16], key[:128], limit[:128], endpoint[:64])] += count
         if self._background and self._thread_pid != os.getpid():  # first breach in this (forked) worker
             self._thread_pid = os.getpid()
             threading.Thread(target=self._run, name="breach-flush", daemon=True).start()

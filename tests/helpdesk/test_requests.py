@@ -185,7 +185,7 @@ def test_repeated_mismatches_by_one_employee_are_throttled(make_app: AppFactory)
         flush_breaches()
         breaches = list(db.session.scalars(select(RateLimitBreach)))
         teacher_key = get_directory().find("teacher1").key  # type: ignore[union-attr]
-    assert {(b.scope, b.key) for b in breaches} == {("helpdesk-mismatch", teacher_key)}
+    assert {(b.scope, b.key) for b in breaches} == {("account", teacher_key)}
     assert sum(b.count for b in breaches) == 2
     # Another employee is not held back by teacher1's mistakes.
     opened_number(open_request(browser(app, "admin1"), "student"))
