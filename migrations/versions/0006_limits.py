@@ -1,4 +1,4 @@
-"""limits: rate-limit breaches counted per (address or account, limit, endpoint, minute)
+"""limits: breaches counted per (address or account, limit, endpoint, minute); daily failure cap
 
 Breaches used to be one audit event each; they become counts. Existing breach events
 are converted into counts and removed from the audit log (the counts keep what they said).
@@ -41,6 +41,10 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_rate_limit_breach_key'), ['key'], unique=False)
         batch_op.create_index(batch_op.f('ix_rate_limit_breach_minute'), ['minute'], unique=False)
     _convert_breach_events(breach)
+    with op.batch_alter_table('lockout', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('day_started_at', sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column('day_failures', sa.Integer(), server_default='0', nullable=False))
+        batch_op.add_column(sa.Column('day_noticed', sa.Boolean(), server_default=sa.false(), nullable=False))
 
 
 def _convert_breach_events(breach):
@@ -70,6 +74,10 @@ def _convert_breach_events(breach):
 
 
 def downgrade():
+    with op.batch_alter_table('lockout', schema=None) as batch_op:
+        batch_op.drop_column('day_noticed')
+        batch_op.drop_column('day_failures')
+        batch_op.drop_column('day_started_at')
     with op.batch_alter_table('rate_limit_breach', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_rate_limit_breach_minute'))
         batch_op.drop_index(batch_op.f('ix_rate_limit_breach_key'))

@@ -26,6 +26,7 @@ class Notice(StrEnum):
     LOCKED = "locked"
     UNLOCKED = "unlocked"
     SIGN_IN_THROTTLED = "sign_in_throttled"
+    REPEATED_FAILURES = "repeated_failures"
 
 
 def _subjects() -> dict[Notice, str]:
@@ -37,6 +38,7 @@ def _subjects() -> dict[Notice, str]:
         Notice.LOCKED: _("Password self-service is locked for your account"),
         Notice.UNLOCKED: _("Password self-service is unlocked for your account"),
         Notice.SIGN_IN_THROTTLED: _("Many wrong passwords were tried for your account"),
+        Notice.REPEATED_FAILURES: _("Many wrong answers were tried for your account today"),
     }
 
 

@@ -276,6 +276,7 @@ def answer(
         _record_failure(origin, account, attempt, "failure")
         if until is not None:  # this request set the lock: tell the address on file, once
             notify_account(account, Notice.LOCKED, until=until)
+        _notice_if_due(security, account)
         return Step(Stage.HELP, reason=HelpReason.NOT_VERIFIED)
     _rehash_if_needed(security.hasher, rows, answers)
     security.lockout.record_success(account.key)
@@ -295,6 +296,13 @@ def _checked(
     except Busy:
         security.lockout.give_back(account.key)
         raise
+
+
+def _notice_if_due(security: Security, account: Account) -> None:
+    """Slow guessing does not go unseen: past the day's threshold the holder is told, once a day."""
+    failures = security.lockout.notice_due(account.key)
+    if failures is not None:
+        notify_account(account, Notice.REPEATED_FAILURES, failures=failures)
 
 
 def _stored_hashes(account_key: str) -> dict[int, EnrollmentAnswer]:
@@ -394,17 +402,28 @@ def check_code(
     """Spend one try of the live code atomically, then compare; a match is single use."""
     account = directory.get(attempt.subject)
     row = _live_code(attempt.subject)
-    if account is None or row is None or not _spend_try(row.id):
+    if account is None or row is None or not _claim_code(security, account, origin) or not _spend_try(row.id):
         if account is not None:
             _record_code(Tag.RECOVERY_CODE_FAILED, "refused", origin, account, reason="expired-or-used")
         return Step(Stage.HELP, kind=account.kind if account else None, reason=HelpReason.CODE_FAILED)
     if hmac.compare_digest(row.code_digest, _code_digest(settings, _normalise_code(typed))) and _use(row.id):
+        security.lockout.give_back_code(account.key)
         return Step(Stage.RESET, token=_issue_token(security, settings, account))
     tries_left = db.session.scalar(select(VerificationCode.tries_left).where(VerificationCode.id == row.id))
     _record_code(Tag.RECOVERY_CODE_FAILED, "failure", origin, account, reason="wrong", tries_left=tries_left)
+    _notice_if_due(security, account)
     if not tries_left:
         return Step(Stage.HELP, kind=account.kind, reason=HelpReason.CODE_FAILED)
     return Step(Stage.CODE, kind=account.kind, tries_left=tries_left)
+
+
+def _claim_code(security: Security, account: Account, origin: Origin) -> bool:
+    """Count this try against the account's daily cap before comparing; False past the cap."""
+    try:
+        security.lockout.claim_code(account.key, account.login, origin)
+    except Locked:
+        return False
+    return True
 
 
 def _live_code(account_key: str) -> VerificationCode | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from selfservice.dbtypes import UTCDateTime
@@ -24,6 +24,11 @@ class Lockout(db.Model):
     locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     last_ip: Mapped[str | None] = mapped_column(String(45))
+    #: The long-run cap (issue 14, item 10): failed answer sets and codes in a day, locked or not.
+    day_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    day_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: True once the holder was told about this day's failures (one notice a day).
+    day_noticed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class TokenNonce(db.Model):
