@@ -43,7 +43,7 @@ def sign_in(
     except RateLimited:
         _burst(settings, known, key, origin)
         raise
-    account = directory.authenticate(typed, password) if known else None
+    account = directory.authenticate(typed, password)  # unknown logins cost a dummy check there
     if account is None:
         record(
             Tag.LOGIN_FAILURE,

@@ -6,6 +6,8 @@ small site with no directory server.
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -65,6 +67,7 @@ class BuiltinDirectory:
         self.login_fields = [f for f in settings["LOGIN_FIELDS"] if f in LOOKUP_FIELDS]
         self.role_groups = {Role(role): group for role, group in settings["ROLE_GROUPS"].items()}
         self.hasher = password_hasher(settings)
+        self._dummy_hash: str | None = None
 
     # Lookups -----------------------------------------------------------------
 
@@ -87,7 +90,10 @@ class BuiltinDirectory:
 
     def authenticate(self, login: str, password: str) -> Account | None:
         row = self._row_for_login(login)
-        if row is None or row.disabled or not password or not self._verify(row, password):
+        if row is None or row.disabled or not password:
+            self._dummy_verify(password)  # an unknown login costs what a wrong password does
+            return None
+        if not self._verify(row, password):
             return None
         return self._account(row)
 
@@ -149,6 +155,13 @@ class BuiltinDirectory:
         if row is None:
             raise LookupError(f"no builtin account with key {account.key}")
         return row
+
+    def _dummy_verify(self, password: str) -> None:
+        """One argon2 verify against a hash of a secret nobody knows (equal timing, issue 14 item 5)."""
+        if self._dummy_hash is None:
+            self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(32))
+        with contextlib.suppress(VerificationError, InvalidHashError):
+            self.hasher.verify(self._dummy_hash, password or "-")
 
     def _verify(self, row: DirectoryAccount, password: str) -> bool:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ssl
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -106,6 +107,7 @@ class LdapDirectory:
             return None
         account = self.find(login)
         if account is None:
+            self._dummy_bind(password)
             return None
         connection = self._user_connection(account.ref, password)
         if connection is None:
@@ -286,6 +288,16 @@ class LdapDirectory:
         if self._connection is not None:
             _abandon(self._connection)
         self._connection = None
+
+    def _dummy_bind(self, password: str) -> None:
+        """An unknown login costs a bind too (issue 14, item 5): to a DN that does not exist.
+
+        Never the service account's DN (failed binds could lock it) and never a real one.
+        """
+        dn = f"{self._attribute('login')}=unknown-{uuid.uuid4().hex},{self._settings['LDAP_BASE_DN']}"
+        with contextlib.suppress(ldap_errors.LDAPException):
+            connection, _bound = self._bind(dn, password or "-")
+            _close(connection)
 
     def _user_connection(self, dn: str, password: str) -> ldap3.Connection | None:
         """A connection bound as ``dn``; None when the password is wrong."""

@@ -258,25 +258,28 @@ def answer(
         return Step(Stage.START)
     account = directory.get(attempt.subject)
     stored = _stored_hashes(account.key) if account else {}
-    if account is None or not stored:
-        with security.work.slot():
-            _verify_all(security.hasher, [None] * len(answers), answers)  # same work as a real account
-        _record_failure(origin, None, attempt, "failure")
-        return Step(Stage.HELP, reason=HelpReason.NOT_VERIFIED)
+    # Unknown, unenrolled, enrolled and locked: the same claim, the same argon2 work (issue 14, item 5).
+    # A decoy is claimed under its decoy key with no login, so it locks like a real account.
+    key, login = (account.key, account.login) if account else (attempt.subject, "")
     try:
-        security.lockout.claim_attempt(account.key, account.login, origin)
+        security.lockout.claim_attempt(key, login, origin)
     except Locked as locked:
+        with security.work.slot():  # no guess is checked, but the time is the same
+            security.hasher.pad(len(answers))
         _record_failure(origin, account, attempt, "locked")
-        if locked.newly:
+        if locked.newly and account is not None:
             notify_account(account, Notice.LOCKED, until=locked.until)
         return Step(Stage.HELP, reason=HelpReason.NOT_VERIFIED)
     rows = [stored.get(qid) for qid in challenge.question_ids]
-    if not _checked(security, account, rows, answers):
-        until = security.lockout.record_failure(account.key, account.login, origin)
+    if account is None or not stored or not _checked(security, key, rows, answers):
+        if account is None or not stored:
+            _checked(security, key, rows, answers)  # a decoy: the same verifies, against a dummy hash
+        until = security.lockout.record_failure(key, login, origin)
         _record_failure(origin, account, attempt, "failure")
-        if until is not None:  # this request set the lock: tell the address on file, once
+        if account is not None and until is not None:  # this request set the lock: tell the holder once
             notify_account(account, Notice.LOCKED, until=until)
-        _notice_if_due(security, account)
+        if account is not None:
+            _notice_if_due(security, account)
         return Step(Stage.HELP, reason=HelpReason.NOT_VERIFIED)
     _rehash_if_needed(security.hasher, rows, answers)
     security.lockout.record_success(account.key)
@@ -287,14 +290,14 @@ def answer(
 
 
 def _checked(
-    security: Security, account: Account, rows: Sequence[EnrollmentAnswer | None], answers: Sequence[str]
+    security: Security, key: str, rows: Sequence[EnrollmentAnswer | None], answers: Sequence[str]
 ) -> bool:
     """The verifies, through the work gate; a busy portal gives the lock claim back (Busy)."""
     try:
         with security.work.slot():
             return _verify_all(security.hasher, rows, answers)
     except Busy:
-        security.lockout.give_back(account.key)
+        security.lockout.give_back(key)
         raise
 
 

@@ -204,7 +204,9 @@ class LockoutService:
         now = utcnow()
         return list(
             db.session.scalars(
-                select(Lockout).where(Lockout.locked_until > now).order_by(Lockout.locked_until.desc())
+                select(Lockout)
+                .where(Lockout.locked_until > now, Lockout.login != "")  # decoys are nobody's
+                .order_by(Lockout.locked_until.desc())
             )
         )
 
@@ -222,6 +224,8 @@ class LockoutService:
             .values(locked_at=now, locked_until=until)
         )
         db.session.commit()
+        if result.rowcount == 1 and not login:  # a decoy (unknown login) locks silently
+            return until, True
         if result.rowcount == 1:  # type: ignore[attr-defined]
             record(
                 Tag.LOCKED,
