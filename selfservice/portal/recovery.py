@@ -269,6 +269,7 @@ def answer(
         _record_failure(origin, account, attempt, "locked")
         if locked.newly and account is not None:
             notify_account(account, Notice.LOCKED, until=locked.until)
+        _notice_if_due(security, key, account)
         return Step(Stage.HELP, reason=HelpReason.NOT_VERIFIED)
     rows = [stored.get(qid) for qid in challenge.question_ids]
     if account is None or not stored or not _checked(security, key, rows, answers):
@@ -278,8 +279,7 @@ def answer(
         _record_failure(origin, account, attempt, "failure")
         if account is not None and until is not None:  # this request set the lock: tell the holder once
             notify_account(account, Notice.LOCKED, until=until)
-        if account is not None:
-            _notice_if_due(security, account)
+        _notice_if_due(security, key, account)
         return Step(Stage.HELP, reason=HelpReason.NOT_VERIFIED)
     _rehash_if_needed(security.hasher, rows, answers)
     security.lockout.record_success(account.key)
@@ -301,10 +301,13 @@ def _checked(
         raise
 
 
-def _notice_if_due(security: Security, account: Account) -> None:
-    """Slow guessing does not go unseen: past the day's threshold the holder is told, once a day."""
-    failures = security.lockout.notice_due(account.key)
-    if failures is not None:
+def _notice_if_due(security: Security, key: str, account: Account | None) -> None:
+    """Slow guessing does not go unseen: past the day's threshold the holder is told, once a day.
+
+    Asked for decoys too (nobody is told), so every path does the same database work.
+    """
+    failures = security.lockout.notice_due(key)
+    if failures is not None and account is not None:
         notify_account(account, Notice.REPEATED_FAILURES, failures=failures)
 
 
@@ -414,7 +417,7 @@ def check_code(
         return Step(Stage.RESET, token=_issue_token(security, settings, account))
     tries_left = db.session.scalar(select(VerificationCode.tries_left).where(VerificationCode.id == row.id))
     _record_code(Tag.RECOVERY_CODE_FAILED, "failure", origin, account, reason="wrong", tries_left=tries_left)
-    _notice_if_due(security, account)
+    _notice_if_due(security, account.key, account)
     if not tries_left:
         return Step(Stage.HELP, kind=account.kind, reason=HelpReason.CODE_FAILED)
     return Step(Stage.CODE, kind=account.kind, tries_left=tries_left)
