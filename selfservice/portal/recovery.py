@@ -258,6 +258,8 @@ def answer(
         return Step(Stage.START)
     account = directory.get(attempt.subject)
     stored = _stored_hashes(account.key) if account else {}
+    rows = [stored.get(qid) for qid in challenge.question_ids]
+    hashes = [row.answer_hash if row else None for row in rows]  # read now: the claim's commit expires rows
     # Unknown, unenrolled, enrolled and locked: the same claim, the same argon2 work (issue 14, item 5).
     # A decoy is claimed under its decoy key with no login, so it locks like a real account.
     key, login = (account.key, account.login) if account else (attempt.subject, "")
@@ -271,10 +273,9 @@ def answer(
             notify_account(account, Notice.LOCKED, until=locked.until)
         _notice_if_due(security, key, account)
         return Step(Stage.HELP, reason=HelpReason.NOT_VERIFIED)
-    rows = [stored.get(qid) for qid in challenge.question_ids]
-    if account is None or not stored or not _checked(security, key, rows, answers):
+    if account is None or not stored or not _checked(security, key, hashes, answers):
         if account is None or not stored:
-            _checked(security, key, rows, answers)  # a decoy: the same verifies, against a dummy hash
+            _checked(security, key, hashes, answers)  # a decoy: the same verifies, against a dummy hash
         until = security.lockout.record_failure(key, login, origin)
         _record_failure(origin, account, attempt, "failure")
         if account is not None and until is not None:  # this request set the lock: tell the holder once
@@ -289,13 +290,11 @@ def answer(
     return _second_factor(security, settings, account, origin)
 
 
-def _checked(
-    security: Security, key: str, rows: Sequence[EnrollmentAnswer | None], answers: Sequence[str]
-) -> bool:
+def _checked(security: Security, key: str, hashes: Sequence[str | None], answers: Sequence[str]) -> bool:
     """The verifies, through the work gate; a busy portal gives the lock claim back (Busy)."""
     try:
         with security.work.slot():
-            return _verify_all(security.hasher, rows, answers)
+            return _verify_all(security.hasher, hashes, answers)
     except Busy:
         security.lockout.give_back(key)
         raise
@@ -316,13 +315,11 @@ def _stored_hashes(account_key: str) -> dict[int, EnrollmentAnswer]:
     return {row.question_id: row for row in enrollment.answers} if enrollment else {}
 
 
-def _verify_all(
-    hasher: AnswerHasher, rows: Sequence[EnrollmentAnswer | None], answers: Sequence[str]
-) -> bool:
-    """Verify every answer (no early exit, for even timing); a missing row checks a dummy hash."""
+def _verify_all(hasher: AnswerHasher, hashes: Sequence[str | None], answers: Sequence[str]) -> bool:
+    """Verify every answer (no early exit, for even timing); a missing hash checks a dummy one."""
     results = [
-        hasher.verify(row.answer_hash if row else _dummy_hash(hasher), given) and row is not None
-        for row, given in zip(rows, answers, strict=True)
+        hasher.verify(stored or _dummy_hash(hasher), given) and stored is not None
+        for stored, given in zip(hashes, answers, strict=True)
     ]
     return all(results)
 
