@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from selfservice.audit.models import AuditEvent
 from selfservice.audit.tags import Tag
+from selfservice.directory import get_directory
 from selfservice.extensions import db
 from tests.conftest import AppFactory, AuthActions, person, post_form
 from tests.portal.test_recovery import audit as audit_events
@@ -172,3 +174,21 @@ def test_a_failed_sign_in_stores_a_keyed_hash_not_what_was_typed(app: Flask, aut
     assert len(event.details["login_hash"]) == 32
     auth.login(typed.upper(), "another-password")
     assert len({e.details["login_hash"] for e in audit_events(app, Tag.LOGIN_FAILURE)}) == 1
+
+
+def test_an_unknown_login_costs_the_same_password_check_as_a_real_one(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with app.app_context():
+        hasher = get_directory().hasher  # type: ignore[attr-defined]
+    checks: list[str] = []
+    verify = type(hasher).verify
+
+    def counted(self: object, stored: str, given: str) -> bool:
+        checks.append(given)
+        return verify(self, stored, given)
+
+    monkeypatch.setattr(type(hasher), "verify", counted)
+    for login in ["s1000001", "nobody-here"]:
+        AuthActions(app.test_client()).login(login, "wrong-password-9")
+    assert checks == ["wrong-password-9", "wrong-password-9"]  # one argon2 verify each
