@@ -158,6 +158,7 @@ def _open(form: FlaskForm, opener: Callable[..., HelpRequest], details: Any) -> 
     )
     staff, config = _staff(), current_app.config
     throttling.claim(config, MISMATCH_LIMIT, MISMATCH_SCOPE, staff.key, request.endpoint or "helpdesk")
+    mismatch = False
     try:
         opened = opener(
             get_directory(),
@@ -168,10 +169,11 @@ def _open(form: FlaskForm, opener: Callable[..., HelpRequest], details: Any) -> 
             form_key=form.form_key.data or None,
         )
     except requests.RequestRefused as refused:
-        if not refused.mismatch:
-            throttling.give_back(config, MISMATCH_LIMIT, MISMATCH_SCOPE, staff.key)
+        mismatch = refused.mismatch
         return _page(template, status=400, form=form, refusal=_(refused.message))
-    throttling.give_back(config, MISMATCH_LIMIT, MISMATCH_SCOPE, staff.key)
+    finally:
+        if not mismatch:  # only details that did not match the directory keep their claim
+            throttling.give_back(config, MISMATCH_LIMIT, MISMATCH_SCOPE, staff.key)
     flash(_("Request %(number)s received.", number=opened.number), "success")
     return redirect(url_for(".detail", number=opened.number), code=303)
 
