@@ -84,7 +84,8 @@ class BuiltinDirectory:
         return self._account(rows[0]) if len(rows) == 1 else None
 
     def get(self, key: str) -> Account | None:
-        row = self._query(lambda: db.session.get(DirectoryAccount, key))
+        options = [joinedload(DirectoryAccount.groups)]  # one query, found or not (equal timing)
+        row = self._query(lambda: db.session.get(DirectoryAccount, key, options=options))
         return self._account(row) if row else None
 
     # Passwords ---------------------------------------------------------------

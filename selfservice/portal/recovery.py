@@ -257,7 +257,7 @@ def answer(
     if challenge is None or len(answers) != len(challenge.question_ids):
         return Step(Stage.START)
     account = directory.get(attempt.subject)
-    stored = _stored_hashes(account.key) if account else {}
+    stored = _stored_hashes(account.key if account else attempt.subject)  # a decoy's query finds nothing
     rows = [stored.get(qid) for qid in challenge.question_ids]
     hashes = [row.answer_hash if row else None for row in rows]  # read now: the claim's commit expires rows
     # Unknown, unenrolled, enrolled and locked: the same claim, the same argon2 work (issue 14, item 5).
