@@ -36,10 +36,12 @@ STORAGE_TIMEOUT_SECONDS = 0.5
 class RateLimited(Exception):
     """A limit refused: ``resets_in`` seconds until it has room again (a 429 with Retry-After)."""
 
-    def __init__(self, limit: str, resets_in: int) -> None:
+    def __init__(self, limit: str, resets_in: int, *, scope: str = "ip") -> None:
         super().__init__(f"{limit}: retry in {resets_in} s")
         self.limit = limit
         self.resets_in = resets_in
+        #: "ip" (this connection) or "account" (this account, from any connection).
+        self.scope = scope
 
 
 class Limiter:

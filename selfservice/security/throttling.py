@@ -92,7 +92,7 @@ def claim(settings: Mapping[str, Any], setting: str, scope: str, key: str, endpo
     wait = limiter.hit(windows, scope, setting, key)
     if wait:
         breaches.add(scope, key, f"{setting}: {settings[setting]}", endpoint)
-        raise RateLimited(setting, wait)
+        raise RateLimited(setting, wait, scope=scope)
 
 
 def give_back(settings: Mapping[str, Any], setting: str, scope: str, key: str) -> None:

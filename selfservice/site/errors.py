@@ -32,7 +32,7 @@ def rate_limited(error: RateLimited) -> tuple[str, int, dict[str, str]]:
     """A per-account limit (per-address ones are refused before Flask: security/throttling.py)."""
     db.session.rollback()
     minutes = max(1, math.ceil(error.resets_in / 60))
-    page = render_template("errors/rate_limited.html", minutes=minutes)
+    page = render_template("errors/rate_limited.html", minutes=minutes, per_account=error.scope == "account")
     return page, 429, {"Retry-After": str(error.resets_in)}
 
 

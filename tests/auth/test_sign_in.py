@@ -150,6 +150,7 @@ def test_guessing_one_account_from_many_addresses_is_limited_per_account(make_ap
     right = AuthActions(app.test_client()).login("s1000001")
     assert right.status_code == 429  # no more checks this minute, even of the right password
     assert int(right.headers["Retry-After"]) > 0
+    assert "paused attempts for this account" in right.get_data(as_text=True)
     assert AuthActions(app.test_client()).login("s1000002").status_code == 303  # others unaffected
     assert [m.to_address for m in outbox(app, "notice:sign_in_throttled")] == [person("s1000001").email]
     assert len(audit_events(app, Tag.SIGN_IN_THROTTLED)) == 1
