@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import random
 import re
 import statistics
 import tempfile
@@ -170,9 +171,11 @@ def sample(groups: dict[str, Callable[[], float]], count: int) -> dict[str, list
     for measure in groups.values():  # warm up: caches, the dummy hashes, the locked row
         measure()
     found: dict[str, list[float]] = {name: [] for name in groups}
+    order = list(groups)
     for _ in range(count):
-        for name, measure in groups.items():
-            found[name].append(measure())
+        random.shuffle(order)  # no group always first or last in a round (caches, the collector)
+        for name in order:
+            found[name].append(groups[name]())
     return found
 
 
