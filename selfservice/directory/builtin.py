@@ -73,9 +73,8 @@ class BuiltinDirectory:
     # Lookups -----------------------------------------------------------------
 
     def find(self, login: str) -> Account | None:
-        login = normalise_login(login)
-        rows = {row.id: row for f in self.login_fields for row in self._rows_by(f, login)}
-        return self._account(rows.popitem()[1]) if len(rows) == 1 else None
+        row = self._find_row(login)
+        return self._account(row) if row is not None else None
 
     def find_by(self, field: str, value: str) -> Account | None:
         if field not in LOOKUP_FIELDS:
@@ -150,9 +149,15 @@ class BuiltinDirectory:
         statement = select(DirectoryAccount).options(joinedload(DirectoryAccount.groups)).where(condition)
         return self._query(lambda: list(db.session.scalars(statement).unique()))
 
+    def _find_row(self, login: str) -> DirectoryAccount | None:
+        """The one row whose login fields match the normalised ``login``; None when none or several."""
+        login = normalise_login(login)
+        rows = {row.id: row for f in self.login_fields for row in self._rows_by(f, login)}
+        return rows.popitem()[1] if len(rows) == 1 else None
+
     def _row_for_login(self, login: str) -> DirectoryAccount | None:
-        account = self.find(login)
-        return self._query(lambda: db.session.get(DirectoryAccount, account.key)) if account else None
+        # The row the lookup found, not a second query: found and missing logins cost the same.
+        return self._find_row(login)
 
     def _row(self, account: Account) -> DirectoryAccount:
         row = self._query(lambda: db.session.get(DirectoryAccount, account.key))
