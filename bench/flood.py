@@ -270,16 +270,21 @@ def learn_questions(config: dict[str, str]) -> None:
         db.engine.dispose()
 
 
-def attacker(port: int, stop: threading.Event, counts: dict[int, int], lock: threading.Lock) -> None:
+def attacker(
+    port: int, stop: threading.Event, counts: dict[int, int], lock: threading.Lock, interval: float
+) -> None:
     browser = Browser(port, ATTACKER)
     browser.post("/forgot", {"login": "s1000002"})
     page = browser.request("GET", "/forgot/questions")[2]
     token = CSRF.search(page)
     form = {"csrf_token": token.group(1) if token else "", **{f"answer_{n}": "wrong" for n in (1, 2, 3)}}
+    next_at = time.monotonic()
     while not stop.is_set():
         status = browser.request("POST", "/forgot/questions", form)[0]
         with lock:
             counts[status] = counts.get(status, 0) + 1
+        next_at += interval
+        stop.wait(max(0.0, next_at - time.monotonic()))
 
 
 def resets(port: int, count: int, pause: float) -> list[tuple[bool, float]]:
@@ -316,6 +321,9 @@ def main() -> None:
     parser.add_argument("--resets", type=int, default=20, help="student resets in each phase")
     parser.add_argument("--pause", type=float, default=2.0, help="seconds between the student's resets")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--rate", type=float, default=0, help="flood requests a second, all clients together (0: flat out)"
+    )
     options = parser.parse_args()
     port = _free_port()
     with scratch_database() as url, tempfile.TemporaryDirectory() as instance:
@@ -327,8 +335,10 @@ def main() -> None:
             quiet = resets(port, options.resets, options.pause)
             cpu_per_reset = (cpu_seconds(server) - cpu_start) / len(quiet)
             cpu_before, counts, lock, stop = cpu_seconds(server), {}, threading.Lock(), threading.Event()
+            interval = options.clients / options.rate if options.rate else 0.0
+            started = time.monotonic()
             flooders = [
-                threading.Thread(target=attacker, args=(port, stop, counts, lock))
+                threading.Thread(target=attacker, args=(port, stop, counts, lock, interval))
                 for _ in range(options.clients)
             ]
             for thread in flooders:
@@ -339,9 +349,10 @@ def main() -> None:
             for thread in flooders:
                 thread.join()
             cpu_flood = cpu_seconds(server) - cpu_before
+            flood_seconds = time.monotonic() - started
             time.sleep(3)  # the workers write their breach counts every 2 s
             pages = admin_pages(port)
-    report(options, verify, quiet, flooded, counts, cpu_flood, cpu_per_reset, pages)
+    report(options, verify, quiet, flooded, counts, cpu_flood, cpu_per_reset, pages, flood_seconds)
 
 
 def report(
@@ -353,6 +364,7 @@ def report(
     cpu_flood: float,
     cpu_per_reset: float,
     pages: dict[str, float],
+    flood_seconds: float,
 ) -> None:
     quiet_times = [seconds for ok, seconds in quiet if ok]
     flood_times = [seconds for ok, seconds in flooded if ok]
@@ -376,6 +388,7 @@ def report(
         print(f"| p95 under flood / quiet | {f95 / q95:.2f}x |")
     answered = dict(sorted(counts.items()))
     print(f"| flood requests answered | {sum(counts.values())} (by status: {answered}) |")
+    print(f"| flood rate (requests a second) | {sum(counts.values()) / flood_seconds:.0f} |")
     print(f"| one argon2 verify (CPU ms) | {verify * 1000:.2f} |")
     print(f"| server CPU per refused request, upper bound (ms) | {per_refusal * 1000:.3f} |")
     print(f"| ... as a share of one argon2 verify | {per_refusal / verify * 100:.1f}% |")
