@@ -25,7 +25,7 @@ from flask import Flask
 from flask_migrate import upgrade
 
 from selfservice import create_app
-from selfservice.admin.seeding import seed_audit
+from selfservice.admin.seeding import seed_audit, seed_flood
 from selfservice.audit.services import Origin
 from selfservice.directory import get_directory
 from selfservice.directory.builtin import NewAccount
@@ -37,6 +37,8 @@ POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SCRATCH = "selfservice_bench"
 ADMIN_PASSWORD = "Bench-Admin-Password-42"
 TARGET_MS = 100
+#: Refused requests of one flood, counted as the portal counts them (``--flood``).
+FLOOD = 1_000_000
 
 PAGES = [
     ("audit: first page", "/admin/audit"),
@@ -101,7 +103,9 @@ def prepare(app: Flask, events: int) -> None:
         )
         started = time.perf_counter()
         seed_audit(events, echo=print)
-        print(f"  seeded {events} events in {time.perf_counter() - started:.0f} s")
+        rows = seed_flood(FLOOD)
+        print(f"  seeded {events} events and a flood of {FLOOD} refusals ({rows} counted rows)")
+        print(f"  in {time.perf_counter() - started:.0f} s")
         lock_some(app)
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(sa.text("VACUUM ANALYZE" if db.engine.name == "postgresql" else "ANALYZE"))
@@ -177,12 +181,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--flood", type=int, default=FLOOD, help="refused requests of one flood")
     parser.add_argument("--database", choices=["sqlite", "postgres", "both"], default="both")
     options = parser.parse_args()
+    globals()["FLOOD"] = options.flood
     kinds = ["sqlite", "postgres"] if options.database == "both" else [options.database]
     for kind in kinds:
         results = run(kind, options.events, options.runs)
-        print(f"\n{kind}, {options.events:,} audit events, median and slowest of {options.runs} runs (ms)\n")
+        print(
+            f"\n{kind}, {options.events:,} audit events + {options.flood:,} refusals,"
+            f" median and slowest of {options.runs} runs (ms)\n"
+        )
         print("| page | median | slowest |")
         print("|---|---:|---:|")
         for name, median, slowest in results:

@@ -7,6 +7,7 @@ comma-separated list for lists, JSON for tables). Names say their unit.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
@@ -52,9 +53,18 @@ DEFAULTS: dict[str, Any] = {
     "RECOVERY_RATE_LIMIT": "10 per minute;50 per hour",
     "PASSWORD_RATE_LIMIT": "10 per minute;50 per hour",
     "GLOBAL_RATE_LIMIT": "600 per minute",
+    "SIGN_IN_ACCOUNT_RATE_LIMIT": "5 per minute;30 per hour",
+    "TRUSTED_NETWORKS": [],
+    "TRUSTED_SIGN_IN_RATE_LIMIT": "300 per minute;3000 per hour",
+    "TRUSTED_RECOVERY_RATE_LIMIT": "100 per minute;1000 per hour",
+    "TRUSTED_PASSWORD_RATE_LIMIT": "100 per minute;1000 per hour",
+    "ARGON2_MAX_CONCURRENT": 4,
+    "ARGON2_WAIT_SECONDS": 5,
     "LOCKOUT_MAX_FAILURES": 5,
     "LOCKOUT_WINDOW_MINUTES": 15,
     "LOCKOUT_MINUTES": 30,
+    "LOCKOUT_MAX_FAILURES_PER_DAY": 20,
+    "LOCKOUT_NOTICE_FAILURES_PER_DAY": 8,
     # Enrollment and recovery
     "ENROLL_QUESTION_COUNT": 5,
     "RECOVERY_QUESTION_COUNT": 3,
@@ -302,6 +312,7 @@ def validate(settings: Mapping[str, Any]) -> None:
     _validate_languages(settings)
     _check_choices(settings)
     _check_base_url(str(settings["BASE_URL"]))
+    _validate_limits(settings)
     if settings["DEMO"] or settings["DEBUG"] or settings["TESTING"]:
         return
     if len(settings["SECRET_KEY"]) < 32:
@@ -397,6 +408,25 @@ def _validate_languages(settings: Mapping[str, Any]) -> None:
             raise ConfigError(f"{key} must be a table of language code = text")
         if unknown := sorted(set(table) - set(settings["LANGUAGES"])):
             raise ConfigError(f"{key} names languages not in LANGUAGES: {', '.join(unknown)}")
+
+
+def _validate_limits(settings: Mapping[str, Any]) -> None:
+    """Every limit parses and every trusted network is a CIDR, or the portal does not start."""
+    from limits import parse_many
+
+    for key in DEFAULTS:
+        if key.endswith("_RATE_LIMIT"):
+            try:
+                parse_many(str(settings[key]))
+            except ValueError as exc:
+                raise ConfigError(f"{key}: cannot read {settings[key]!r} ({exc})") from exc
+    for network in settings["TRUSTED_NETWORKS"]:
+        try:
+            ipaddress.ip_network(str(network).strip(), strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"TRUSTED_NETWORKS: {network!r} is not a network ({exc})") from exc
+    if settings["ARGON2_MAX_CONCURRENT"] < 1:
+        raise ConfigError("ARGON2_MAX_CONCURRENT must be at least 1")
 
 
 def masked(settings: Mapping[str, Any]) -> dict[str, Any]:

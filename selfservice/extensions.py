@@ -1,13 +1,13 @@
 """The Flask extensions, created unbound and initialised by the app factory."""
 
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+from selfservice.limiter import Limiter
 
 # Named constraints so Alembic migrations are stable across SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -27,4 +27,4 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address)
+limiter = Limiter()

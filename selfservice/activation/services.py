@@ -32,8 +32,6 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from limits import parse_many
-from limits.strategies import RateLimiter
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -44,6 +42,7 @@ from selfservice.directory.interfaces import Account, AccountKind, Directory, Di
 from selfservice.extensions import db
 from selfservice.helpdesk.requests import names_match
 from selfservice.i18n import _
+from selfservice.limiter import Limiter
 from selfservice.mail.notices import compose
 from selfservice.mail.services import queue_mail
 from selfservice.portal.passwords import How, NewPassword, apply_new_password
@@ -90,26 +89,21 @@ class CodeOutcome(StrEnum):
 
 @dataclass(frozen=True)
 class Limits:
-    """The limiter storage and the two limits the service spends."""
+    """The limiter and the two limits the service spends."""
 
-    strategy: RateLimiter
+    limiter: Limiter
     per_account_number: str
     per_address: str
-    prefix: str = "selfservice"  # the limiter's key prefix: several portals may share one Redis
 
     @classmethod
-    def from_settings(cls, strategy: RateLimiter, settings: Mapping[str, Any]) -> Limits:
+    def from_settings(cls, limiter: Limiter, settings: Mapping[str, Any]) -> Limits:
         return cls(
-            strategy,
-            settings["ACTIVATION_ACCOUNT_RATE_LIMIT"],
-            settings["ACTIVATION_ADDRESS_RATE_LIMIT"],
-            settings["RATELIMIT_KEY_PREFIX"],
+            limiter, settings["ACTIVATION_ACCOUNT_RATE_LIMIT"], settings["ACTIVATION_ADDRESS_RATE_LIMIT"]
         )
 
     def spend(self, limit_text: str, scope: str, key: str) -> bool:
-        """Count one try against every limit in ``limit_text``; False when one is spent."""
-        spent = [self.strategy.hit(limit, self.prefix, scope, key) for limit in parse_many(limit_text)]
-        return all(spent)  # every limit counts the try, even after one is spent
+        """Count one try against every window of ``limit_text``; False when one is full (nothing spent)."""
+        return self.limiter.hit(self.limiter.parse(limit_text), scope, key) is None
 
 
 def start(

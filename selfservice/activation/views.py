@@ -50,7 +50,7 @@ def start() -> ResponseReturnValue:
         session.pop(STATE_KEY, None)
         details = services.Details(form.account_number.data, form.pin.data, form.parent_name.data)
         config = current_app.config
-        limits = services.Limits.from_settings(limiter.limiter, config)
+        limits = services.Limits.from_settings(limiter, config)
         started = services.start(get_directory(), get_security(), config, limits, details, current_origin())
         if started.outcome is services.Outcome.CODE_SENT and started.account_key:
             _remember(started.account_key, CODE)

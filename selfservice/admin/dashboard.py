@@ -7,6 +7,7 @@ and days are the district's days (TIME_ZONE), not UTC's.
 
 from __future__ import annotations
 
+import functools
 from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from selfservice.audit.models import AuditEvent
 from selfservice.audit.tags import Tag
 from selfservice.extensions import db
 from selfservice.portal.models import Enrollment
+from selfservice.security.models import RateLimitBreach
 
 HOURS_SHOWN = 48
 DAYS_SHOWN = 30
@@ -64,12 +66,15 @@ def count_by_bucket(
     starts = _buckets(since, until, zone, bucketing)
     edges = [start.astimezone(UTC).replace(tzinfo=None) for start in starts]
     counts = [0] * len(starts)
-    raw = moments.with_only_columns(type_coerce(moments.selected_columns[0], NullType()))
-    for (value,) in db.session.execute(raw.execution_options(yield_per=5_000)):
+    # A second selected column, when there is one, is a count per row (the breach aggregate).
+    raw = moments.with_only_columns(
+        type_coerce(moments.selected_columns[0], NullType()), *list(moments.selected_columns)[1:2]
+    )
+    for value, *weight in db.session.execute(raw.execution_options(yield_per=5_000)):
         moment = datetime.fromisoformat(value) if isinstance(value, str) else value
         index = bisect_right(edges, moment.replace(tzinfo=None)) - 1
         if index >= 0:
-            counts[index] += 1
+            counts[index] += weight[0] if weight else 1
     return list(zip(starts, counts, strict=True))
 
 
@@ -139,12 +144,21 @@ def resets_per_day(now: datetime, zone: tzinfo, days: int = DAYS_SHOWN) -> Reset
 def per_hour(tag: Tag, now: datetime, zone: tzinfo, hours: int = HOURS_SHOWN) -> list[tuple[datetime, int]]:
     until = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     since = until - timedelta(hours=hours)
-    return count_by_bucket(tag_moments(tag, since, until), since, until, zone, Bucketing.HOUR)
+    moments = breach_moments if tag is Tag.RATE_LIMIT_BREACH else functools.partial(tag_moments, tag)
+    return count_by_bucket(moments(since, until), since, until, zone, Bucketing.HOUR)
 
 
 def per_day(tag: Tag, now: datetime, zone: tzinfo, days: int = DAYS_SHOWN) -> list[tuple[datetime, int]]:
     since = _local_midnight(now, zone) - timedelta(days=days - 1)
-    return count_by_bucket(tag_moments(tag, since, now), since, now, zone, Bucketing.DAY)
+    moments = breach_moments if tag is Tag.RATE_LIMIT_BREACH else functools.partial(tag_moments, tag)
+    return count_by_bucket(moments(since, now), since, now, zone, Bucketing.DAY)
+
+
+def breach_moments(since: datetime, until: datetime) -> Select[Any]:
+    """Breaches are counts per minute (``RateLimitBreach``), not audit events: (minute, count) rows."""
+    return select(RateLimitBreach.minute, RateLimitBreach.count).where(
+        RateLimitBreach.minute >= since, RateLimitBreach.minute < until
+    )
 
 
 def _local_midnight(now: datetime, zone: tzinfo) -> datetime:

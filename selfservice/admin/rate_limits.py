@@ -1,7 +1,8 @@
-"""Rate-limit breaches over a time range: grouped by IP, endpoint and limit, and over time.
+"""Rate-limit breaches over a time range: grouped by address, endpoint and limit, and over time.
 
-Each breach is an audit event (tag RATE_LIMIT_BREACH) whose details hold the
-limit, the limiter key, the endpoint and the method; the IP is a column.
+Breaches are counts (``RateLimitBreach``: one row per address or account, limit,
+endpoint and minute), so the page reads at most one row per key and minute however
+large a flood was (invariant 14).
 """
 
 from __future__ import annotations
@@ -10,16 +11,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from selfservice.admin.audit_log import AuditQuery, Cursor, Page, page
+from selfservice.admin.audit_log import Cursor
 from selfservice.admin.dashboard import Bucketing, count_by_bucket
-from selfservice.audit.models import AuditEvent
-from selfservice.audit.tags import Tag
 from selfservice.extensions import db
+from selfservice.security.models import RateLimitBreach
 
 TOP = 10
+PAGE_SIZE = 50
 #: Up to this span the chart counts per hour; beyond it, per day.
 HOURLY_SPAN = timedelta(days=7)
 
@@ -33,6 +34,14 @@ class Offender:
 
 
 @dataclass(frozen=True)
+class BreachPage:
+    """Counted breaches, newest minute first (``events`` for the shared pager macro)."""
+
+    events: list[RateLimitBreach]
+    next_cursor: Cursor | None
+
+
+@dataclass(frozen=True)
 class BreachReport:
     total: int
     by_ip: list[Offender]
@@ -40,27 +49,47 @@ class BreachReport:
     by_limit: list[Offender]
     over_time: list[tuple[datetime, int]]
     bucketing: Bucketing
-    recent: Page
+    recent: BreachPage
 
 
 def breach_report(
     since: datetime, until: datetime, zone: tzinfo, *, ip: str | None = None, cursor: Cursor | None = None
 ) -> BreachReport:
-    """Everything the rate-limit page shows for breaches in [since, until), optionally from one IP."""
-    query = AuditQuery(tags=(str(Tag.RATE_LIMIT_BREACH),), ip=ip, since=since, until=until)
+    """Everything the rate-limit page shows for breaches in [since, until), optionally of one key."""
+    conditions = [RateLimitBreach.minute >= since, RateLimitBreach.minute < until]
+    if ip:
+        conditions.append(RateLimitBreach.key == ip)
     bucketing = Bucketing.HOUR if until - since <= HOURLY_SPAN else Bucketing.DAY
-    groups = _groups(query.conditions())
+    groups = _groups(conditions)
+    weighted = select(RateLimitBreach.minute, RateLimitBreach.count).where(*conditions)
     return BreachReport(
         total=sum(group.count for group in groups),
         by_ip=_top(groups, "ip"),
         by_endpoint=_top(groups, "endpoint"),
         by_limit=_top(groups, "limit"),
-        over_time=count_by_bucket(
-            select(AuditEvent.created_at).where(*query.conditions()), since, until, zone, bucketing
-        ),
+        over_time=count_by_bucket(weighted, since, until, zone, bucketing),
         bucketing=bucketing,
-        recent=page(query, cursor),
+        recent=_page(conditions, cursor),
     )
+
+
+def _page(conditions: list[ColumnElement[bool]], cursor: Cursor | None) -> BreachPage:
+    if cursor is not None:
+        conditions = [
+            *conditions,
+            RateLimitBreach.minute <= cursor.created_at,
+            or_(RateLimitBreach.minute < cursor.created_at, and_(RateLimitBreach.id < cursor.id)),
+        ]
+    rows = list(
+        db.session.scalars(
+            select(RateLimitBreach)
+            .where(*conditions)
+            .order_by(RateLimitBreach.minute.desc(), RateLimitBreach.id.desc())
+            .limit(PAGE_SIZE + 1)
+        )
+    )
+    last = rows[PAGE_SIZE - 1] if len(rows) > PAGE_SIZE else None
+    return BreachPage(rows[:PAGE_SIZE], Cursor(last.minute, last.id) if last else None)
 
 
 @dataclass(frozen=True)
@@ -74,24 +103,23 @@ class _Group:
 
 
 def _groups(conditions: list[ColumnElement[bool]]) -> list[_Group]:
-    """Breaches counted per (IP, endpoint, limit): one scan of the range serves all three tables."""
-    endpoint = AuditEvent.details["endpoint"].as_string()
-    limit = AuditEvent.details["limit"].as_string()
+    """Breaches summed per (key, endpoint, limit): one scan of the range serves all three tables."""
+    row = RateLimitBreach
     statement = (
         select(
-            AuditEvent.ip,
-            endpoint,
-            limit,
-            func.count(),
-            func.min(AuditEvent.created_at),
-            func.max(AuditEvent.created_at),
+            row.key,
+            row.endpoint,
+            row.limit_name,
+            func.sum(row.count),
+            func.min(row.minute),
+            func.max(row.minute),
         )
         .where(*conditions)
-        .group_by(AuditEvent.ip, endpoint, limit)
+        .group_by(row.key, row.endpoint, row.limit_name)
     )
     return [
-        _Group(ip or "?", where or "?", rule or "?", n, _aware(first), _aware(last))
-        for ip, where, rule, n, first, last in db.session.execute(statement)
+        _Group(key or "?", where or "?", rule or "?", int(n), _aware(first), _aware(last))
+        for key, where, rule, n, first, last in db.session.execute(statement)
     ]
 
 

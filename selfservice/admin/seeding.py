@@ -4,14 +4,18 @@ A district year in miniature: thousands of students and parents signing in, fail
 recovering, enrolling and getting locked out; a few dozen noisy addresses tripping
 the rate limits; staff opening requests and unlocking. Rows go in with Core
 executemany in batches of 10,000, oldest first, so ids grow with time as they do live.
+
+Breaches are not audit events: they are counted per (address, limit, endpoint, minute)
+in ``rate_limit_breach``, as the portal counts them; :func:`seed_flood` adds a flood.
 """
 
 from __future__ import annotations
 
 import random
 import uuid
+from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert
@@ -19,6 +23,7 @@ from sqlalchemy import insert
 from selfservice.audit.models import AuditEvent
 from selfservice.audit.tags import Tag
 from selfservice.extensions import db
+from selfservice.security.models import RateLimitBreach
 from selfservice.timeutil import utcnow
 
 BATCH = 10_000
@@ -41,7 +46,7 @@ ENDPOINTS = (
     ("portal.answer", "POST"),
     ("portal.password", "POST"),
 )
-LIMITS = ("10 per 1 minute", "50 per 1 hour", "600 per 1 minute")
+LIMITS = ("SIGN_IN_RATE_LIMIT: 10 per minute;50 per hour", "RECOVERY_RATE_LIMIT: 10 per minute;50 per hour")
 
 #: (tag, weight): how often each kind of event happens relative to the others.
 MIX: tuple[tuple[str, float], ...] = (
@@ -89,6 +94,7 @@ def seed_audit(
     span = timedelta(days=days) / count
     start = end - timedelta(days=days)
     table = AuditEvent.__table__
+    breaches: Counter[tuple[datetime, str, str, str]] = Counter()
     written = 0
     while written < count:
         size = min(BATCH, count - written)
@@ -98,12 +104,46 @@ def seed_audit(
             _row(kind, start + span * (written + offset), pools, rng)
             for kind, offset in zip(chosen, offsets, strict=True)
         ]
-        db.session.execute(insert(table), rows)
+        for row in rows:
+            if row["tag"] == Tag.RATE_LIMIT_BREACH.value:
+                minute = row["created_at"].replace(second=0, microsecond=0)
+                details = row["details"]
+                breaches[(minute, row["ip"], details["endpoint"], details["limit"])] += 1
+        rows = [row for row in rows if row["tag"] != Tag.RATE_LIMIT_BREACH.value]
+        if rows:
+            db.session.execute(insert(table), rows)
         db.session.commit()
         written += size
         if echo and written % 100_000 == 0:
             echo(f"  {written} events")
+    _write_breaches(breaches)
     return written
+
+
+def seed_flood(refusals: int, *, per_minute: int = 6_000, ip: str = "203.0.113.7") -> int:
+    """A flood of ``refusals`` refused requests from one address, ending now: the rows it leaves."""
+    end = utcnow().replace(second=0, microsecond=0)
+    counts: Counter[tuple[datetime, str, str, str]] = Counter()
+    minute = 0
+    left = refusals
+    while left > 0:
+        now = min(per_minute, left)
+        endpoint, _method = ENDPOINTS[minute % len(ENDPOINTS)]
+        counts[(end - timedelta(minutes=minute), ip, endpoint, LIMITS[minute % len(LIMITS)])] += now
+        left -= now
+        minute += 1
+    return _write_breaches(counts)
+
+
+def _write_breaches(counts: Counter[tuple[datetime, str, str, str]]) -> int:
+    rows = [
+        {"minute": m, "scope": "ip", "key": ip, "endpoint": e, "limit_name": li, "count": n}
+        for (m, ip, e, li), n in counts.items()
+    ]
+    for start in range(0, len(rows), BATCH):
+        db.session.execute(insert(RateLimitBreach.__table__), rows[start : start + BATCH])
+        db.session.commit()
+    return len(rows)
 
 
 def _row(kind: str, when: Any, pools: _Pools, rng: random.Random) -> dict[str, Any]:

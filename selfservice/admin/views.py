@@ -44,7 +44,7 @@ from selfservice.directory.interfaces import Role
 from selfservice.i18n import _
 from selfservice.portal.reconcile import unsettled
 from selfservice.portal.unlock import unlock_account
-from selfservice.security import get_security
+from selfservice.security import get_security, throttling
 from selfservice.timeutil import utcnow
 from selfservice.web import current_origin
 
@@ -209,6 +209,7 @@ def rate_limits_page() -> ResponseReturnValue:
     until = form.moment(form.until, end_of_day=True) or now
     since = form.moment(form.since, end_of_day=False) or until - RATE_LIMIT_DEFAULT_SPAN
     ip = (form.ip.data or "").strip() or None
+    throttling.flush_breaches()  # this worker's latest counts, so the page is current
     try:
         report = rate_limits.breach_report(since, until, zone, ip=ip, cursor=_cursor())
     except InvalidCursor:

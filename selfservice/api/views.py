@@ -7,14 +7,12 @@ audit event names the client, the operation and the answer's status.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
-from limits import parse_many
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -67,25 +65,10 @@ def needs(scope: Scope) -> Callable[[F], F]:
 def authenticate() -> None:
     if request.endpoint in PUBLIC:
         return
-    try:
-        _authenticate()
-    except _storage_errors() as exc:  # the limiter's storage (Redis) is away: no call goes unlimited
-        current_app.logger.warning("API: limiter storage unavailable: %s", exc)
-        raise ApiError(
-            503, "unavailable", _("The service is busy. Try again in a minute."), retry_after=60
-        ) from None
-
-
-def _storage_errors() -> tuple[type[BaseException], ...]:
-    errors = limiter.limiter.storage.base_exceptions
-    return errors if isinstance(errors, tuple) else (errors,)
-
-
-def _authenticate() -> None:
-    failures = parse_many(current_app.config["API_AUTH_FAILURE_RATE_LIMIT"])
-    address = request.remote_addr or "unknown"
-    key = (_prefix(), "api-auth-failure", address)
-    if not all(limiter.limiter.test(limit, *key) for limit in failures):
+    # The limiter never fails a call: with its storage (Redis) away it counts per process.
+    failures = limiter.parse(current_app.config["API_AUTH_FAILURE_RATE_LIMIT"])
+    key = ("api-auth-failure", request.remote_addr or "unknown")
+    if limiter.exhausted(failures, *key) is not None:
         # A flood of bad tokens is refused before any database work (invariant 14).
         raise ApiError(
             429, "rate_limited", _("Too many calls without a valid token. Try again later."), retry_after=60
@@ -93,8 +76,7 @@ def _authenticate() -> None:
     token = _bearer_token()
     client = clients.authenticate(token, utcnow()) if token else None
     if client is None:
-        for limit in failures:
-            limiter.limiter.hit(limit, *key)
+        limiter.hit(failures, *key)
         raise ApiError(401, "unauthorized", _("Send a valid API token: Authorization: Bearer <token>."))
     _spend_rate_limit(client)  # a refusal here is counted by the limiter, not audited row by row
     g.api_client = client
@@ -134,24 +116,12 @@ def _bearer_token() -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def _prefix() -> str:
-    """The limiter's key prefix, so several portals can share one Redis."""
-    return str(current_app.config["RATELIMIT_KEY_PREFIX"])
-
-
 def _spend_rate_limit(client: clients.ApiClient) -> None:
-    strategy = limiter.limiter
-    key = (_prefix(), "api-client", str(client.id))
-    for limit in parse_many(client.rate_limit):
-        if not strategy.hit(limit, *key):
-            reset_at, _remaining = strategy.get_window_stats(limit, *key)
-            wait = max(1, int(reset_at - time.time()))
-            raise ApiError(
-                429,
-                "rate_limited",
-                _("Too many calls for this API client. Try again later."),
-                retry_after=wait,
-            )
+    wait = limiter.hit(limiter.parse(client.rate_limit), "api-client", str(client.id))
+    if wait is not None:
+        raise ApiError(
+            429, "rate_limited", _("Too many calls for this API client. Try again later."), retry_after=wait
+        )
 
 
 def _json_body() -> dict[str, Any]:
@@ -255,27 +225,23 @@ def _idempotency_key() -> str | None:
 
 
 def _mismatch_limits() -> list[Any]:
-    return parse_many(current_app.config["HELPDESK_MISMATCH_RATE_LIMIT"])
+    return limiter.parse(current_app.config["HELPDESK_MISMATCH_RATE_LIMIT"])
 
 
 def _refuse_when_mismatches_spent() -> None:
     """Details that did not match the directory count per client, as they do per employee."""
-    strategy = limiter.limiter
-    key = (_prefix(), MISMATCH_SCOPE, str(g.api_client.id))
-    for limit in _mismatch_limits():
-        if not strategy.test(limit, *key):
-            reset_at, _remaining = strategy.get_window_stats(limit, *key)
-            raise ApiError(
-                429,
-                "rate_limited",
-                _("Too many requests whose details did not match. Try again later."),
-                retry_after=max(1, int(reset_at - time.time())),
-            )
+    wait = limiter.exhausted(_mismatch_limits(), MISMATCH_SCOPE, str(g.api_client.id))
+    if wait is not None:
+        raise ApiError(
+            429,
+            "rate_limited",
+            _("Too many requests whose details did not match. Try again later."),
+            retry_after=wait,
+        )
 
 
 def _count_mismatch() -> None:
-    for limit in _mismatch_limits():
-        limiter.limiter.hit(limit, _prefix(), MISMATCH_SCOPE, str(g.api_client.id))
+    limiter.hit(_mismatch_limits(), MISMATCH_SCOPE, str(g.api_client.id))
 
 
 @blueprint.get("/requests/<number>")

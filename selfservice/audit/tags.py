@@ -16,6 +16,7 @@ class Tag(StrEnum):
     SECOND_FACTOR_FAILED = "auth:second-factor:failed"
     SECOND_FACTOR_RECOVERY_CODE_USED = "auth:second-factor:recovery-code"
     SECOND_FACTOR_RESET = "admin:second-factor:reset"
+    SIGN_IN_THROTTLED = "auth:session:throttled"
     # Account holder's own actions
     PASSWORD_CHANGED = "account:password:change"
     PASSWORD_CHANGE_FAILED = "account:password:change-failed"

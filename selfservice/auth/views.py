@@ -32,7 +32,8 @@ PENDING_MAX_TRIES = 5
 def login() -> ResponseReturnValue:
     form = SignInForm(next=safe_next(request.args.get("next"), default=""))
     if form.validate_on_submit():
-        account = services.sign_in(get_directory(), form.login.data, form.password.data, current_origin())
+        config, origin = current_app.config, current_origin()
+        account = services.sign_in(get_directory(), config, form.login.data, form.password.data, origin)
         if account is not None:
             if _needs_second_factor(account):
                 return _hold(account, form.next.data)

@@ -138,6 +138,7 @@ class AdDirectory(LdapDirectory):
             return None
         account = self.find(login)
         if account is None:
+            self._dummy_bind(password)
             return None
         connection, refusal = self._user_bind(account.ref, password)
         if connection is not None:

@@ -6,6 +6,8 @@ small site with no directory server.
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,6 +17,7 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import joinedload
 
 from selfservice.directory.interfaces import (
     LOOKUP_FIELDS,
@@ -25,6 +28,7 @@ from selfservice.directory.interfaces import (
     OutcomeUnknown,
     PasswordRules,
     Role,
+    normalise_login,
 )
 from selfservice.directory.models import DirectoryAccount, DirectoryGroup
 from selfservice.extensions import db
@@ -67,12 +71,13 @@ class BuiltinDirectory:
         self.login_fields = [f for f in settings["LOGIN_FIELDS"] if f in LOOKUP_FIELDS]
         self.role_groups = {Role(role): group for role, group in settings["ROLE_GROUPS"].items()}
         self.hasher = password_hasher(settings)
+        self._dummy_hash: str | None = None
 
     # Lookups -----------------------------------------------------------------
 
     def find(self, login: str) -> Account | None:
-        rows = {row.id: row for f in self.login_fields for row in self._rows_by(f, login)}
-        return self._account(rows.popitem()[1]) if len(rows) == 1 else None
+        row = self._find_row(login)
+        return self._account(row) if row is not None else None
 
     def find_by(self, field: str, value: str) -> Account | None:
         if field not in LOOKUP_FIELDS:
@@ -81,14 +86,18 @@ class BuiltinDirectory:
         return self._account(rows[0]) if len(rows) == 1 else None
 
     def get(self, key: str) -> Account | None:
-        row = self._query(lambda: db.session.get(DirectoryAccount, key))
+        options = [joinedload(DirectoryAccount.groups)]  # one query, found or not (equal timing)
+        row = self._query(lambda: db.session.get(DirectoryAccount, key, options=options))
         return self._account(row) if row else None
 
     # Passwords ---------------------------------------------------------------
 
     def authenticate(self, login: str, password: str) -> Account | None:
         row = self._row_for_login(login)
-        if row is None or row.disabled or not password or not self._verify(row, password):
+        if row is None or row.disabled or not password:
+            self._dummy_verify(password)  # an unknown login costs what a wrong password does
+            return None
+        if not self._verify(row, password):
             return None
         return self._account(row)
 
@@ -164,17 +173,32 @@ class BuiltinDirectory:
             return []
         column = getattr(DirectoryAccount, field)
         condition = func.lower(column) == value.lower() if field in {"login", "email"} else column == value
-        return self._query(lambda: list(db.session.scalars(select(DirectoryAccount).where(condition))))
+        # Groups in the same query: a found and a missing login cost the same round trips (equal timing).
+        statement = select(DirectoryAccount).options(joinedload(DirectoryAccount.groups)).where(condition)
+        return self._query(lambda: list(db.session.scalars(statement).unique()))
+
+    def _find_row(self, login: str) -> DirectoryAccount | None:
+        """The one row whose login fields match the normalised ``login``; None when none or several."""
+        login = normalise_login(login)
+        rows = {row.id: row for f in self.login_fields for row in self._rows_by(f, login)}
+        return rows.popitem()[1] if len(rows) == 1 else None
 
     def _row_for_login(self, login: str) -> DirectoryAccount | None:
-        account = self.find(login)
-        return self._query(lambda: db.session.get(DirectoryAccount, account.key)) if account else None
+        # The row the lookup found, not a second query: found and missing logins cost the same.
+        return self._find_row(login)
 
     def _row(self, account: Account) -> DirectoryAccount:
         row = self._query(lambda: db.session.get(DirectoryAccount, account.key))
         if row is None:
             raise LookupError(f"no builtin account with key {account.key}")
         return row
+
+    def _dummy_verify(self, password: str) -> None:
+        """One argon2 verify against a hash of a secret nobody knows (equal timing, issue 14 item 5)."""
+        if self._dummy_hash is None:
+            self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(32))
+        with contextlib.suppress(VerificationError, InvalidHashError):
+            self.hasher.verify(self._dummy_hash, password or "-")
 
     def _verify(self, row: DirectoryAccount, password: str) -> bool:
         try:

@@ -6,10 +6,21 @@ see :class:`Account` values and the error types below, never ldap3 or SQL object
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
+
+
+def normalise_login(typed: str) -> str:
+    """The one form of a login (invariant 16): NFKC, case-folded, trimmed.
+
+    Every adapter looks logins up in this form, and the recovery challenge, the lockout
+    and the per-account limits are keyed by it, so a full-width or upper-case login with
+    spaces around it is the same login everywhere.
+    """
+    return unicodedata.normalize("NFKC", typed).casefold().strip()
 
 
 class AccountKind(StrEnum):

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import ssl
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ from selfservice.directory.interfaces import (
     PasswordRejected,
     PasswordRules,
     Role,
+    normalise_login,
 )
 from selfservice.i18n_markers import N_
 
@@ -95,6 +97,7 @@ class LdapDirectory:
 
     def find(self, login: str) -> Account | None:
         """The one account whose login fields match ``login``; None when none or several."""
+        login = normalise_login(login)
         if not login:
             return None
         fields = self._settings["LOGIN_FIELDS"]
@@ -120,6 +123,7 @@ class LdapDirectory:
             return None
         account = self.find(login)
         if account is None:
+            self._dummy_bind(password)
             return None
         connection = self._user_connection(account.ref, password)
         if connection is None:
@@ -392,6 +396,16 @@ class LdapDirectory:
         if self._connection is not None:
             _abandon(self._connection)
         self._connection = None
+
+    def _dummy_bind(self, password: str) -> None:
+        """An unknown login costs a bind too (issue 14, item 5): to a DN that does not exist.
+
+        Never the service account's DN (failed binds could lock it) and never a real one.
+        """
+        dn = f"{self._attribute('login')}=unknown-{uuid.uuid4().hex},{self._settings['LDAP_BASE_DN']}"
+        with contextlib.suppress(ldap_errors.LDAPException):
+            connection, _bound = self._bind(dn, password or "-")
+            _close(connection)
 
     def _user_connection(self, dn: str, password: str) -> ldap3.Connection | None:
         """A connection bound as ``dn``; None when the password is wrong."""

@@ -8,16 +8,14 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from werkzeug.wrappers import Response
 
 from selfservice.auth.sessions import role_required
 from selfservice.directory import get_directory
 from selfservice.directory.interfaces import DirectoryUnavailable, Role
-from selfservice.extensions import limiter
 from selfservice.helpdesk import links, notify, queues, requests, services
 from selfservice.helpdesk.forms import (
     ActionForm,
@@ -36,7 +34,7 @@ from selfservice.helpdesk.models import ContactMethod, ContactOutcome, HelpReque
 from selfservice.helpdesk.queues import NotAllowed, Staff
 from selfservice.i18n import _, remember_page_language
 from selfservice.portal.passwords import ChangeUnconfirmed, NewPassword, PolicyViolation
-from selfservice.security import get_security
+from selfservice.security import get_security, throttling
 from selfservice.security.throttling import throttle
 from selfservice.site.errors import password_not_changed, password_unconfirmed
 from selfservice.timeutil import utcnow
@@ -47,7 +45,7 @@ reset_blueprint = Blueprint("reset", __name__)
 
 STAFF = (Role.EMPLOYEE, Role.SUPPORT, Role.ITS, Role.ADMIN)
 WORKERS = (Role.SUPPORT, Role.ITS)
-MISMATCH_SCOPE = "helpdesk-mismatch"
+MISMATCH_SCOPE = "account"
 
 
 @blueprint.app_template_filter("mask_address")
@@ -71,25 +69,10 @@ def _staff() -> Staff:
 
 
 # Throttle: mismatches per employee ------------------------------------------------
+# Claimed before the directory is asked, given back when the details matched: a burst
+# of parallel requests gets at most the limit's number of checks (issue 14, item 9).
 
-
-def _employee_key() -> str:
-    return f"employee:{current_user.get_id() if current_user.is_authenticated else 'anonymous'}"
-
-
-def _was_mismatch(response: Response) -> bool:
-    """Only refusals for details that did not match the directory count towards the limit."""
-    return bool(g.get("helpdesk_mismatch"))
-
-
-#: Shared by both request forms, keyed by the employee, counting only mismatches.
-mismatch_limit = limiter.shared_limit(
-    lambda: current_app.config["HELPDESK_MISMATCH_RATE_LIMIT"],
-    scope=MISMATCH_SCOPE,
-    key_func=_employee_key,
-    methods=["POST"],
-    deduct_when=_was_mismatch,
-)
+MISMATCH_LIMIT = "HELPDESK_MISMATCH_RATE_LIMIT"
 
 
 # Where each role works ------------------------------------------------------------
@@ -138,7 +121,6 @@ def everything() -> ResponseReturnValue:
 
 
 @blueprint.route("/new/student", methods=["GET", "POST"])
-@mismatch_limit
 @role_required(Role.EMPLOYEE)
 def new_student() -> ResponseReturnValue:
     form = StudentRequestForm(form_key=secrets.token_urlsafe(16))
@@ -157,7 +139,6 @@ def new_student() -> ResponseReturnValue:
 
 
 @blueprint.route("/new/parent", methods=["GET", "POST"])
-@mismatch_limit
 @role_required(Role.EMPLOYEE)
 def new_parent() -> ResponseReturnValue:
     form = ParentRequestForm(form_key=secrets.token_urlsafe(16))
@@ -179,18 +160,24 @@ def _open(form: FlaskForm, opener: Callable[..., HelpRequest], details: Any) -> 
     template = (
         "helpdesk/new_student.html" if isinstance(form, StudentRequestForm) else "helpdesk/new_parent.html"
     )
+    staff, config = _staff(), current_app.config
+    throttling.claim(config, MISMATCH_LIMIT, MISMATCH_SCOPE, staff.key, request.endpoint or "helpdesk")
+    mismatch = False
     try:
         opened = opener(
             get_directory(),
-            _staff(),
+            staff,
             details,
             origin=current_origin(),
-            settings=current_app.config,
+            settings=config,
             form_key=form.form_key.data or None,
         )
     except requests.RequestRefused as refused:
-        g.helpdesk_mismatch = refused.mismatch
+        mismatch = refused.mismatch
         return _page(template, status=400, form=form, refusal=_(refused.message))
+    finally:
+        if not mismatch:  # only details that did not match the directory keep their claim
+            throttling.give_back(config, MISMATCH_LIMIT, MISMATCH_SCOPE, staff.key)
     flash(_("Request %(number)s received.", number=opened.number), "success")
     return redirect(url_for(".detail", number=opened.number), code=303)
 

@@ -31,6 +31,8 @@ class Notice(StrEnum):
     UNLOCKED = "unlocked"
     SECOND_FACTOR_ON = "second_factor_on"
     SECOND_FACTOR_RESET = "second_factor_reset"
+    SIGN_IN_THROTTLED = "sign_in_throttled"
+    REPEATED_FAILURES = "repeated_failures"
 
 
 def _subjects() -> dict[Notice, str]:
@@ -43,6 +45,8 @@ def _subjects() -> dict[Notice, str]:
         Notice.UNLOCKED: _("Password self-service is unlocked for your account"),
         Notice.SECOND_FACTOR_ON: _("A second factor was set up for your account"),
         Notice.SECOND_FACTOR_RESET: _("The second factor of your account was reset"),
+        Notice.SIGN_IN_THROTTLED: _("Many wrong passwords were tried for your account"),
+        Notice.REPEATED_FAILURES: _("Many wrong answers were tried for your account today"),
     }
 
 

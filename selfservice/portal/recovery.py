@@ -15,7 +15,6 @@ import functools
 import hashlib
 import hmac
 import secrets
-import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,12 @@ from sqlalchemy.exc import IntegrityError
 
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
-from selfservice.directory.interfaces import Account, AccountKind, Directory
+from selfservice.directory.interfaces import (
+    Account,
+    AccountKind,
+    Directory,
+    normalise_login,
+)
 from selfservice.extensions import db
 from selfservice.i18n import _
 from selfservice.mail.notices import Notice, compose, notify_account
@@ -40,6 +44,7 @@ from selfservice.security.answers import AnswerHasher
 from selfservice.security.lockout import Locked
 from selfservice.security.models import VerificationCode
 from selfservice.security.tokens import Purpose, TokenRefused
+from selfservice.security.work import Busy
 from selfservice.timeutil import utcnow
 
 #: No 0/O, 1/I/L: easy to read aloud and to type from a phone.
@@ -132,16 +137,16 @@ class Step:
 
 def start(directory: Directory, settings: Mapping[str, Any], login: str, origin: Origin) -> Attempt:
     """Pin the questions for ``login`` (real or decoy) and say nothing about whether it exists."""
-    typed = login.strip()
+    typed = normalise_login(login)
     account = directory.find(typed) if typed else None
     enrolled = _enrolled_question_ids(account.key, settings) if account else []
-    # Aliases (student ID, email, other case) share one challenge: no question shopping.
-    canonical = account.login if account else typed
+    # Aliases (student ID, email, other case or width) share one challenge: no question shopping.
+    canonical = normalise_login(account.login) if account else typed
     attempt = Attempt(
-        lookup=_hmac(settings, "recovery:" + _normalise_login(canonical)),
+        lookup=_hmac(settings, "recovery:" + canonical),
         subject=account.key if account else _decoy_key(settings, canonical),
     )
-    _pin(attempt.lookup, enrolled or _decoy_pool(settings, canonical), settings)
+    _pin(attempt.lookup, enrolled or _decoy_pool(settings, canonical), settings, real=bool(enrolled))
     record(
         Tag.RECOVERY_STARTED,
         outcome="started",
@@ -183,17 +188,22 @@ def _decoy_pool(settings: Mapping[str, Any], login: str) -> list[int]:
     expiries a decoy behaves like a real enrollment of K questions.
     """
     ids = db.session.scalars(select(Question.id).where(Question.active.is_(True))).all()
-    login = _normalise_login(login)
+    login = normalise_login(login)
     ranked = sorted(ids, key=lambda qid: _hmac(settings, f"recovery-decoy-question:{login}:{qid}"))
     return ranked[: settings["ENROLL_QUESTION_COUNT"]]
 
 
-def _pin(lookup: str, pool: list[int], settings: Mapping[str, Any]) -> None:
-    """Keep a live challenge whose questions are still in ``pool``; otherwise draw a new one."""
+def _pin(lookup: str, pool: list[int], settings: Mapping[str, Any], *, real: bool) -> None:
+    """Keep a live challenge whose questions are still in ``pool``; otherwise draw a new one.
+
+    A decoy (``real`` false) never replaces a live challenge: if one exists for its
+    lookup, a real account pinned it, and redrawing would reveal more of its questions.
+    """
     now = utcnow()
     expires_at = now + timedelta(minutes=settings["RECOVERY_CHALLENGE_MINUTES"])
     challenge = db.session.get(RecoveryChallenge, lookup, populate_existing=True)
-    if challenge is not None and challenge.expires_at > now and set(challenge.question_ids) <= set(pool):
+    live = challenge is not None and challenge.expires_at > now
+    if live and (not real or set(challenge.question_ids) <= set(pool)):  # type: ignore[union-attr]
         return
     chosen = secrets.SystemRandom().sample(pool, min(settings["RECOVERY_QUESTION_COUNT"], len(pool)))
     if challenge is not None:
@@ -231,24 +241,30 @@ def answer(
     if challenge is None or len(answers) != len(challenge.question_ids):
         return Step(Stage.START)
     account = directory.get(attempt.subject)
-    stored = _stored_hashes(account.key) if account else {}
-    if account is None or not stored:
-        _verify_all(security.hasher, [None] * len(answers), answers)  # same work as a real account
-        _record_failure(origin, None, attempt, "failure")
-        return Step(Stage.HELP, reason=HelpReason.NOT_VERIFIED)
-    try:
-        security.lockout.claim_attempt(account.key, account.login, origin)
-    except Locked as locked:
-        _record_failure(origin, account, attempt, "locked")
-        if locked.newly:
-            notify_account(account, Notice.LOCKED, until=locked.until)
-        return Step(Stage.HELP, reason=HelpReason.NOT_VERIFIED)
+    stored = _stored_hashes(account.key if account else attempt.subject)  # a decoy's query finds nothing
     rows = [stored.get(qid) for qid in challenge.question_ids]
-    if not _verify_all(security.hasher, rows, answers):
-        until = security.lockout.record_failure(account.key, account.login, origin)
+    hashes = [row.answer_hash if row else None for row in rows]  # read now: the claim's commit expires rows
+    # Unknown, unenrolled, enrolled and locked: the same claim, the same argon2 work (issue 14, item 5).
+    # A decoy is claimed under its decoy key with no login, so it locks like a real account.
+    key, login = (account.key, account.login) if account else (attempt.subject, "")
+    try:
+        security.lockout.claim_attempt(key, login, origin)
+    except Locked as locked:
+        with security.work.slot():  # no guess is checked, but the time is the same
+            security.hasher.pad(len(answers))
+        _record_failure(origin, account, attempt, "locked")
+        if locked.newly and account is not None:
+            notify_account(account, Notice.LOCKED, until=locked.until)
+        _notice_if_due(security, key, account)
+        return Step(Stage.HELP, reason=HelpReason.NOT_VERIFIED)
+    if account is None or not stored or not _checked(security, key, hashes, answers):
+        if account is None or not stored:
+            _checked(security, key, hashes, answers)  # a decoy: the same verifies, against a dummy hash
+        until = security.lockout.record_failure(key, login, origin)
         _record_failure(origin, account, attempt, "failure")
-        if until is not None:  # this request set the lock: tell the address on file, once
+        if account is not None and until is not None:  # this request set the lock: tell the holder once
             notify_account(account, Notice.LOCKED, until=until)
+        _notice_if_due(security, key, account)
         return Step(Stage.HELP, reason=HelpReason.NOT_VERIFIED)
     _rehash_if_needed(security.hasher, rows, answers)
     security.lockout.record_success(account.key)
@@ -258,18 +274,36 @@ def answer(
     return _second_factor(security, settings, account, origin)
 
 
+def _checked(security: Security, key: str, hashes: Sequence[str | None], answers: Sequence[str]) -> bool:
+    """The verifies, through the work gate; a busy portal gives the lock claim back (Busy)."""
+    try:
+        with security.work.slot():
+            return _verify_all(security.hasher, hashes, answers)
+    except Busy:
+        security.lockout.give_back(key)
+        raise
+
+
+def _notice_if_due(security: Security, key: str, account: Account | None) -> None:
+    """Slow guessing does not go unseen: past the day's threshold the holder is told, once a day.
+
+    Asked for decoys too (nobody is told), so every path does the same database work.
+    """
+    failures = security.lockout.notice_due(key)
+    if failures is not None and account is not None:
+        notify_account(account, Notice.REPEATED_FAILURES, failures=failures)
+
+
 def _stored_hashes(account_key: str) -> dict[int, EnrollmentAnswer]:
     enrollment = db.session.scalar(select(Enrollment).where(Enrollment.account_key == account_key))
     return {row.question_id: row for row in enrollment.answers} if enrollment else {}
 
 
-def _verify_all(
-    hasher: AnswerHasher, rows: Sequence[EnrollmentAnswer | None], answers: Sequence[str]
-) -> bool:
-    """Verify every answer (no early exit, for even timing); a missing row checks a dummy hash."""
+def _verify_all(hasher: AnswerHasher, hashes: Sequence[str | None], answers: Sequence[str]) -> bool:
+    """Verify every answer (no early exit, for even timing); a missing hash checks a dummy one."""
     results = [
-        hasher.verify(row.answer_hash if row else _dummy_hash(hasher), given) and row is not None
-        for row, given in zip(rows, answers, strict=True)
+        hasher.verify(stored or _dummy_hash(hasher), given) and stored is not None
+        for stored, given in zip(hashes, answers, strict=True)
     ]
     return all(results)
 
@@ -355,17 +389,28 @@ def check_code(
     """Spend one try of the live code atomically, then compare; a match is single use."""
     account = directory.get(attempt.subject)
     row = _live_code(attempt.subject)
-    if account is None or row is None or not _spend_try(row.id):
+    if account is None or row is None or not _claim_code(security, account, origin) or not _spend_try(row.id):
         if account is not None:
             _record_code(Tag.RECOVERY_CODE_FAILED, "refused", origin, account, reason="expired-or-used")
         return Step(Stage.HELP, kind=account.kind if account else None, reason=HelpReason.CODE_FAILED)
     if hmac.compare_digest(row.code_digest, _code_digest(settings, _normalise_code(typed))) and _use(row.id):
+        security.lockout.give_back_code(account.key)
         return Step(Stage.RESET, token=_issue_token(security, settings, account))
     tries_left = db.session.scalar(select(VerificationCode.tries_left).where(VerificationCode.id == row.id))
     _record_code(Tag.RECOVERY_CODE_FAILED, "failure", origin, account, reason="wrong", tries_left=tries_left)
+    _notice_if_due(security, account.key, account)
     if not tries_left:
         return Step(Stage.HELP, kind=account.kind, reason=HelpReason.CODE_FAILED)
     return Step(Stage.CODE, kind=account.kind, tries_left=tries_left)
+
+
+def _claim_code(security: Security, account: Account, origin: Origin) -> bool:
+    """Count this try against the account's daily cap before comparing; False past the cap."""
+    try:
+        security.lockout.claim_code(account.key, account.login, origin)
+    except Locked:
+        return False
+    return True
 
 
 def _live_code(account_key: str) -> VerificationCode | None:
@@ -468,10 +513,6 @@ def reset_password(
 # Small helpers --------------------------------------------------------------------
 
 
-def _normalise_login(login: str) -> str:
-    return unicodedata.normalize("NFKC", login.strip()).casefold()
-
-
 def _normalise_code(typed: str) -> str:
     return "".join(c for c in typed.upper() if c.isalnum())
 
@@ -487,5 +528,5 @@ def _code_digest(settings: Mapping[str, Any], code: str) -> str:
 
 def _decoy_key(settings: Mapping[str, Any], login: str) -> str:
     """A key shaped like a directory's unique id (a UUID), stable for the login."""
-    digest = bytes.fromhex(_hmac(settings, "recovery-decoy-key:" + _normalise_login(login)))
+    digest = bytes.fromhex(_hmac(settings, "recovery-decoy-key:" + normalise_login(login)))
     return str(uuid.UUID(bytes=digest[:16], version=4))

@@ -14,6 +14,7 @@ from selfservice.security.directory_rules import DirectoryRulesCache, rules_for_
 from selfservice.security.lockout import LockoutPolicy, LockoutService
 from selfservice.security.passwords import PasswordPolicy, policy_from_settings, raised_to
 from selfservice.security.tokens import TokenService
+from selfservice.security.work import WorkGate
 
 EXTENSION_KEY = "selfservice.security"
 
@@ -27,6 +28,7 @@ class Security:
     lockout: LockoutService
     password_policy: PasswordPolicy
     answer_rules: AnswerRules
+    work: WorkGate
     directory_rules: DirectoryRulesCache | None = None
 
     def current_password_policy(self) -> PasswordPolicy:
@@ -43,6 +45,8 @@ class Security:
 
 
 def init_app(app: Flask) -> None:
+    from selfservice.extensions import limiter
+
     settings = app.config
     app.extensions[EXTENSION_KEY] = Security(
         hasher=AnswerHasher(
@@ -55,6 +59,7 @@ def init_app(app: Flask) -> None:
         password_policy=policy_from_settings(settings),
         answer_rules=answer_rules_from_settings(settings),
         directory_rules=DirectoryRulesCache(app.extensions[DIRECTORY_KEY]),
+        work=WorkGate.from_settings(limiter, settings),
     )
     app.context_processor(lambda: {"password_rules": _LazyRules()})
 

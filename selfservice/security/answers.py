@@ -7,7 +7,9 @@ Answers are normalised before they are hashed or compared, so "FLUFFY " and
 
 from __future__ import annotations
 
+import contextlib
 import re
+import secrets
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,6 +64,21 @@ class AnswerHasher:
             type=Type.ID,
         )
         self.verify_count = 0
+        self.pad_count = 0
+        self._pad_hash: str | None = None
+
+    def pad(self, count: int) -> None:
+        """Spend the time of ``count`` verifies without checking anything (``pad_count``).
+
+        A locked account's answers are never checked (invariant 2), but the page takes
+        as long as a checked one (issue 14, item 5).
+        """
+        if self._pad_hash is None:
+            self._pad_hash = self._hasher.hash(secrets.token_urlsafe(32))
+        for _ in range(count):
+            self.pad_count += 1
+            with contextlib.suppress(VerificationError):
+                self._hasher.verify(self._pad_hash, "-")
 
     def hash(self, answer: str) -> str:
         """Return the encoded argon2id hash of the normalised answer."""

@@ -36,11 +36,18 @@ class Locked(Exception):
         self.newly = newly
 
 
+DAY = timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class LockoutPolicy:
     max_failures: int = 5
     window: timedelta = timedelta(minutes=15)
     duration: timedelta = timedelta(minutes=30)
+    #: The long-run cap: failed answer sets and codes per day, whatever the windows allow.
+    max_failures_per_day: int = 20
+    #: The holder is told once a day when failures reach this many, locked or not.
+    notice_failures_per_day: int = 8
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> LockoutPolicy:
@@ -48,6 +55,8 @@ class LockoutPolicy:
             max_failures=settings["LOCKOUT_MAX_FAILURES"],
             window=timedelta(minutes=settings["LOCKOUT_WINDOW_MINUTES"]),
             duration=timedelta(minutes=settings["LOCKOUT_MINUTES"]),
+            max_failures_per_day=settings["LOCKOUT_MAX_FAILURES_PER_DAY"],
+            notice_failures_per_day=settings["LOCKOUT_NOTICE_FAILURES_PER_DAY"],
         )
 
 
@@ -64,28 +73,82 @@ class LockoutService:
 
     def claim_attempt(self, account_key: str, login: str, origin: Origin) -> None:
         """Count one guess before it is checked; raise Locked when no guess is left."""
+        self._claim(account_key, login, origin, window=True)
+
+    def claim_code(self, account_key: str, login: str, origin: Origin) -> None:
+        """Count one code try against the daily cap before it is compared; Locked past the cap."""
+        self._claim(account_key, login, origin, window=False)
+
+    def _claim(self, account_key: str, login: str, origin: Origin, *, window: bool) -> None:
         self._ensure_row(account_key, login)
         now = utcnow()
         # A window is open while it is recent and no lock has ended since it began.
         window_open = and_(
             Lockout.window_started_at > now - self.policy.window, Lockout.locked_until.is_(None)
         )
+        day_open = and_(Lockout.day_started_at.is_not(None), Lockout.day_started_at > now - DAY)
         not_locked = or_(Lockout.locked_until.is_(None), Lockout.locked_until <= now)
+        under_cap = or_(~day_open, Lockout.day_failures < self.policy.max_failures_per_day)
+        values: dict[str, Any] = {
+            "day_failures": case((day_open, Lockout.day_failures + 1), else_=1),
+            "day_started_at": case((day_open, Lockout.day_started_at), else_=now),
+            "day_noticed": case((day_open, Lockout.day_noticed), else_=False),
+            "last_ip": origin.ip,
+        }
+        statement = update(Lockout).where(Lockout.account_key == account_key, not_locked, under_cap)
+        if window:
+            statement = statement.where(or_(~window_open, Lockout.failures < self.policy.max_failures))
+            values |= {
+                "failures": case((window_open, Lockout.failures + 1), else_=1),
+                "window_started_at": case((window_open, Lockout.window_started_at), else_=now),
+                "locked_until": None,
+            }
+        result = db.session.execute(statement.values(**values))
+        db.session.commit()
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            return
+        capped = self.capped_until(account_key)
+        if capped is not None:
+            raise Locked(capped)
+        until, newly = self._lock(account_key, login, origin)
+        raise Locked(until, newly=newly)
+
+    def capped_until(self, account_key: str) -> datetime | None:
+        """When the daily cap ends, or None when the account is under it."""
+        row = db.session.get(Lockout, account_key, populate_existing=True)
+        if row is None or row.day_started_at is None or row.day_started_at <= utcnow() - DAY:
+            return None
+        return row.day_started_at + DAY if row.day_failures >= self.policy.max_failures_per_day else None
+
+    def notice_due(self, account_key: str) -> int | None:
+        """The day's failure count for the one caller that crossed the notice threshold, else None."""
         result = db.session.execute(
             update(Lockout)
-            .where(Lockout.account_key == account_key, not_locked)
-            .where(or_(~window_open, Lockout.failures < self.policy.max_failures))
-            .values(
-                failures=case((window_open, Lockout.failures + 1), else_=1),
-                window_started_at=case((window_open, Lockout.window_started_at), else_=now),
-                locked_until=None,
-                last_ip=origin.ip,
+            .where(
+                Lockout.account_key == account_key,
+                Lockout.day_noticed.is_(False),
+                Lockout.day_failures >= self.policy.notice_failures_per_day,
+                Lockout.day_started_at > utcnow() - DAY,
             )
+            .values(day_noticed=True)
         )
         db.session.commit()
         if result.rowcount != 1:  # type: ignore[attr-defined]
-            until, newly = self._lock(account_key, login, origin)
-            raise Locked(until, newly=newly)
+            return None
+        return db.session.scalar(select(Lockout.day_failures).where(Lockout.account_key == account_key))
+
+    def give_back_code(self, account_key: str) -> None:
+        """A right code: its daily claim was not a failure."""
+        self._give_back_day(account_key)
+        db.session.commit()
+
+    @staticmethod
+    def _give_back_day(account_key: str) -> None:
+        db.session.execute(
+            update(Lockout)
+            .where(Lockout.account_key == account_key, Lockout.day_failures > 0)
+            .values(day_failures=Lockout.day_failures - 1)
+        )
 
     def record_failure(self, account_key: str, login: str, origin: Origin) -> datetime | None:
         """A claimed guess was wrong: lock when it was the last one allowed.
@@ -99,19 +162,40 @@ class LockoutService:
             return until if newly else None
         return None
 
+    def give_back(self, account_key: str) -> None:
+        """Return a claimed guess that was never checked (the portal was too busy)."""
+        db.session.execute(
+            update(Lockout)
+            .where(Lockout.account_key == account_key, Lockout.failures > 0)
+            .values(failures=Lockout.failures - 1)
+        )
+        self._give_back_day(account_key)
+        db.session.commit()
+
     def record_success(self, account_key: str) -> None:
-        """A correct answer: clear the count (the claimed guess is given back)."""
-        self.clear(account_key)
+        """A correct answer: clear the window's count; the day keeps its failures, not this claim."""
+        self.clear(account_key, day=False)
+        self._give_back_day(account_key)
         db.session.commit()
 
     @staticmethod
-    def clear(account_key: str) -> bool:
-        """Forget failures and any lock (unlock, password reset). True when a lock was lifted."""
+    def clear(account_key: str, *, day: bool = True) -> bool:
+        """Forget failures and any lock (unlock, password reset). True when a lock was lifted.
+
+        ``day`` also forgets the day's failures (the daily cap): an admin's unlock or a
+        password reset by the holder. A right answer keeps them (``day=False``).
+        """
         lifted = db.session.execute(
             update(Lockout)
             .where(Lockout.account_key == account_key, Lockout.locked_until > utcnow())
             .values(failures=0, locked_until=None)
         ).rowcount  # type: ignore[attr-defined]
+        if day:
+            db.session.execute(
+                update(Lockout)
+                .where(Lockout.account_key == account_key, Lockout.day_failures > 0)
+                .values(day_failures=0, day_noticed=False)
+            )
         db.session.execute(update(Lockout).where(Lockout.account_key == account_key).values(failures=0))
         return bool(lifted)
 
@@ -120,7 +204,9 @@ class LockoutService:
         now = utcnow()
         return list(
             db.session.scalars(
-                select(Lockout).where(Lockout.locked_until > now).order_by(Lockout.locked_until.desc())
+                select(Lockout)
+                .where(Lockout.locked_until > now, Lockout.login != "")  # decoys are nobody's
+                .order_by(Lockout.locked_until.desc())
             )
         )
 
@@ -138,6 +224,8 @@ class LockoutService:
             .values(locked_at=now, locked_until=until)
         )
         db.session.commit()
+        if result.rowcount == 1 and not login:  # a decoy (unknown login) locks silently
+            return until, True
         if result.rowcount == 1:  # type: ignore[attr-defined]
             record(
                 Tag.LOCKED,

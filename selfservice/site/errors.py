@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-import time
 
 from flask import Flask, current_app, render_template, request
 from flask.typing import ResponseReturnValue
-from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from limits.errors import StorageError
 from sqlalchemy.exc import DBAPIError, InterfaceError, InternalError, OperationalError
@@ -15,8 +13,10 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from selfservice.api.errors import json_error
 from selfservice.directory.interfaces import DirectoryUnavailable
-from selfservice.extensions import db, limiter
+from selfservice.extensions import db
 from selfservice.i18n import _
+from selfservice.limiter import RateLimited
+from selfservice.security.work import Busy
 from selfservice.site.redaction import redact
 
 RETRY_AFTER = {"Retry-After": "60"}
@@ -69,11 +69,22 @@ def csrf_failed(error: CSRFError) -> tuple[str, int]:
     return render_template("errors/http.html", code=400, title=_("Please try again"), message=message), 400
 
 
-def rate_limited(error: RateLimitExceeded) -> tuple[str, int]:
-    current = limiter.current_limit
-    wait_seconds = max(1, int(current.reset_at - time.time())) if current else 60
-    minutes = max(1, math.ceil(wait_seconds / 60))
-    return render_template("errors/rate_limited.html", minutes=minutes), 429
+def rate_limited(error: RateLimited) -> tuple[str, int, dict[str, str]]:
+    """A per-account limit (per-address ones are refused before Flask: security/throttling.py)."""
+    db.session.rollback()
+    minutes = max(1, math.ceil(error.resets_in / 60))
+    page = render_template("errors/rate_limited.html", minutes=minutes, per_account=error.scope == "account")
+    return page, 429, {"Retry-After": str(error.resets_in)}
+
+
+def busy(error: Busy) -> tuple[str, int, dict[str, str]]:
+    """Too many answer checks at once: the person tries again shortly, nothing was counted."""
+    db.session.rollback()
+    message = _(
+        "The portal is very busy right now. Nothing was counted against you: please try again in a minute."
+    )
+    page = render_template("errors/http.html", code=503, title=_("Please try again"), message=message)
+    return page, 503, {"Retry-After": str(error.retry_after)}
 
 
 def http_error(error: HTTPException) -> ResponseReturnValue:
@@ -113,7 +124,8 @@ def init_app(app: Flask) -> None:
     for storage_error in _limiter_storage_errors():
         app.register_error_handler(storage_error, limiter_unavailable)
     app.register_error_handler(CSRFError, csrf_failed)
-    app.register_error_handler(RateLimitExceeded, rate_limited)
+    app.register_error_handler(RateLimited, rate_limited)
+    app.register_error_handler(Busy, busy)
     app.register_error_handler(InternalServerError, server_error)
     app.register_error_handler(HTTPException, http_error)
 

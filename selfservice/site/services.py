@@ -33,13 +33,16 @@ def home_facts(account_key: str | None = None) -> dict[str, Any]:
 
 
 def health() -> dict[str, Any]:
-    """The state of each part the portal needs; ``status`` is ok only when all are.
+    """The state of each part the portal needs.
 
-    The database must accept a write, not only a read: a read-only SQLite file or a full
-    disk answers SELECT 1 and fails every change.
+    ``status`` is ok when all are; "degraded" when only the limiter storage is down (the
+    portal still serves, counting limits per process); else "unavailable". The database
+    must accept a write, not only a read: a read-only SQLite file or a full disk answers
+    SELECT 1 and fails every change.
     """
     checks = {"database": check_database(), "directory": check_directory(), "limiter": check_limiter()}
-    status = "ok" if all(state == "ok" for state in checks.values()) else "unavailable"
+    states = set(checks.values())
+    status = "ok" if states == {"ok"} else "degraded" if states == {"ok", "degraded"} else "unavailable"
     return {"status": status, "checks": checks}
 
 
@@ -71,12 +74,8 @@ def _write_probe() -> None:
 
 
 def check_limiter() -> str:
-    """The rate limiter's shared storage (memory always answers; Redis may not)."""
-    try:
-        healthy = limiter.storage.check()
-    except Exception:  # noqa: BLE001 - a storage backend may raise anything when down
-        healthy = False
-    return "ok" if healthy else "unavailable"
+    """The limiter's shared storage: "ok", or "degraded" while limits count in memory."""
+    return limiter.check()
 
 
 def check_directory() -> str:

@@ -27,7 +27,7 @@ def home() -> ResponseReturnValue:
 @blueprint.get("/healthz")
 def healthz() -> ResponseReturnValue:
     report = services.health()
-    return jsonify(report), 200 if report["status"] == "ok" else 503
+    return jsonify(report), 503 if report["status"] == "unavailable" else 200
 
 
 @blueprint.post("/language")

@@ -7,25 +7,27 @@ from datetime import timedelta
 from flask import Flask
 from flask.testing import FlaskClient
 
-from selfservice.audit.tags import Tag
+from selfservice.extensions import db
+from selfservice.security.models import RateLimitBreach
 from selfservice.timeutil import utcnow
-from tests.admin.conftest import add_event, table
+from tests.admin.conftest import table
 
 
-def breach(app: Flask, ip: str, endpoint: str, limit: str, hours_ago: float) -> None:
+def breach(app: Flask, ip: str, endpoint: str, limit: str, hours_ago: float, count: int = 1) -> None:
+    """``count`` refusals counted in one minute ``hours_ago`` hours ago (one aggregate row)."""
+    minute = (utcnow() - timedelta(hours=hours_ago)).replace(second=0, microsecond=0)
     with app.app_context():
-        add_event(
-            Tag.RATE_LIMIT_BREACH,
-            when=utcnow() - timedelta(hours=hours_ago),
-            outcome="refused",
-            ip=ip,
-            details={"limit": limit, "key": ip, "endpoint": endpoint, "method": "POST"},
+        db.session.add(
+            RateLimitBreach(
+                minute=minute, scope="ip", key=ip, limit_name=limit, endpoint=endpoint, count=count
+            )
         )
+        db.session.commit()
 
 
 def test_breaches_are_grouped_and_ranked(admin: FlaskClient, app: Flask) -> None:
-    for n in range(3):
-        breach(app, "203.0.113.5", "auth.login", "10 per 1 minute", hours_ago=n + 1)
+    breach(app, "203.0.113.5", "auth.login", "10 per 1 minute", hours_ago=1, count=2)
+    breach(app, "203.0.113.5", "auth.login", "10 per 1 minute", hours_ago=3)
     breach(app, "198.51.100.9", "portal.forgot", "50 per 1 hour", hours_ago=2)
     breach(app, "192.0.2.77", "auth.login", "10 per 1 minute", hours_ago=24 * 20)  # outside the 7 days
     text = admin.get("/admin/rate-limits").get_data(as_text=True)

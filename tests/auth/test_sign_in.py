@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from selfservice.audit.models import AuditEvent
 from selfservice.audit.tags import Tag
+from selfservice.directory import get_directory
 from selfservice.extensions import db
-from tests.conftest import AuthActions, person, post_form
+from tests.conftest import AppFactory, AuthActions, person, post_form
+from tests.portal.test_recovery import audit as audit_events
+from tests.portal.test_recovery import outbox
 
 
 def audit_tags(app: Flask) -> list[str]:
@@ -146,3 +150,62 @@ def test_an_account_that_must_change_its_password_is_sent_to_change_it(app: Flas
         directory.set_password(account, "Harbor-Lantern-Quill-42", must_change=True)
     response = auth.login("s1000002", "Harbor-Lantern-Quill-42")
     assert response.headers["Location"] == "/password"
+
+
+# Per-account limits (issue 14, item 1) ------------------------------------------------
+
+
+def test_guessing_one_account_from_many_addresses_is_limited_per_account(make_app: AppFactory) -> None:
+    app = make_app(SIGN_IN_ACCOUNT_RATE_LIMIT="5 per minute")
+    statuses = []
+    for n in range(12):
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = f"198.51.100.{n + 1}"
+        statuses.append(AuthActions(client).login("s1000001", f"guess-number-{n}").status_code)
+    assert statuses == [400] * 5 + [429] * 7
+    right = AuthActions(app.test_client()).login("s1000001")
+    assert right.status_code == 429  # no more checks this minute, even of the right password
+    assert int(right.headers["Retry-After"]) > 0
+    assert "paused attempts for this account" in right.get_data(as_text=True)
+    assert AuthActions(app.test_client()).login("s1000002").status_code == 303  # others unaffected
+    assert [m.to_address for m in outbox(app, "notice:sign_in_throttled")] == [person("s1000001").email]
+    assert len(audit_events(app, Tag.SIGN_IN_THROTTLED)) == 1
+
+
+def test_aliases_and_spellings_share_one_account_limit(make_app: AppFactory) -> None:
+    app = make_app(SIGN_IN_ACCOUNT_RATE_LIMIT="3 per minute")
+    auth = AuthActions(app.test_client())
+    email = person("s1000001").email or ""
+    statuses = [
+        auth.login(login, "wrong-guess-1").status_code for login in ["s1000001", "1000001", email.upper()]
+    ]
+    assert statuses == [400, 400, 400]
+    assert auth.login(" S1000001 ", "wrong-guess-2").status_code == 429
+
+
+def test_a_failed_sign_in_stores_a_keyed_hash_not_what_was_typed(app: Flask, auth: AuthActions) -> None:
+    typed = "MySecretPassw0rd!"  # typed into the login box by mistake
+    auth.login(typed, "whatever-password")
+    (event,) = audit_events(app, Tag.LOGIN_FAILURE)
+    assert typed.lower() not in repr((event.subject, event.details)).lower()
+    assert len(event.details["login_hash"]) == 32
+    auth.login(typed.upper(), "another-password")
+    assert len({e.details["login_hash"] for e in audit_events(app, Tag.LOGIN_FAILURE)}) == 1
+
+
+def test_an_unknown_login_costs_the_same_password_check_as_a_real_one(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with app.app_context():
+        hasher = get_directory().hasher  # type: ignore[attr-defined]
+    checks: list[str] = []
+    verify = type(hasher).verify
+
+    def counted(self: object, stored: str, given: str) -> bool:
+        checks.append(given)
+        return verify(self, stored, given)
+
+    monkeypatch.setattr(type(hasher), "verify", counted)
+    for login in ["s1000001", "nobody-here"]:
+        AuthActions(app.test_client()).login(login, "wrong-password-9")
+    assert checks == ["wrong-password-9", "wrong-password-9"]  # one argon2 verify each

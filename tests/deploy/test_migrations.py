@@ -66,3 +66,36 @@ def test_models_and_migrations_agree(empty_app: Flask) -> None:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             differences = compare_metadata(context, db.metadata)
         assert differences == [], "models and migrations differ: write a migration"
+
+
+def test_breach_events_become_counts_per_minute(empty_app: Flask) -> None:
+    """0006_limits turns one audit row per refused request into one counted row per key and minute."""
+    with empty_app.app_context():
+        upgrade(revision="0005")
+        insert = sa.text(
+            "INSERT INTO audit_event (created_at, tag, outcome, ip, details)"
+            " VALUES (:at, 'ratelimit:request:breach', 'refused', :ip, :details)"
+        )
+        details = '{"limit": "10 per 1 minute", "endpoint": "auth.login", "key": "x", "method": "POST"}'
+        for at, ip in [
+            ("2026-11-01 08:05:10", "203.0.113.5"),
+            ("2026-11-01 08:05:50", "203.0.113.5"),
+            ("2026-11-01 08:06:01", "203.0.113.5"),
+            ("2026-11-01 08:05:30", "198.51.100.9"),
+        ]:
+            db.session.execute(insert, {"at": at, "ip": ip, "details": details})
+        db.session.commit()
+        upgrade()
+        rows = db.session.execute(
+            sa.text(
+                "SELECT minute, key, limit_name, endpoint, count FROM rate_limit_breach ORDER BY key, minute"
+            )
+        ).all()
+        left = db.session.execute(sa.text("SELECT count(*) FROM audit_event")).scalar_one()
+    assert [(str(m)[:16], k, n) for m, k, _limit, _endpoint, n in rows] == [
+        ("2026-11-01 08:05", "198.51.100.9", 1),
+        ("2026-11-01 08:05", "203.0.113.5", 2),
+        ("2026-11-01 08:06", "203.0.113.5", 1),
+    ]
+    assert {(limit, endpoint) for _m, _k, limit, endpoint, _n in rows} == {("10 per 1 minute", "auth.login")}
+    assert left == 0

@@ -693,10 +693,16 @@ def test_answers_passwords_and_codes_never_reach_logs_audit_or_other_mail(
 
 
 def test_unenrolled_real_account_hashes_nothing_about_itself(make_app: AppFactory) -> None:
-    """A decoy challenge for a real but unenrolled account never creates a lockout row."""
+    """A decoy challenge for a real but unenrolled account stores no answer, and is counted like any.
+
+    The claim is the same database work as an enrolled account's (issue 14, item 5).
+    """
     app = make_app(**FAST_HASHING)
     client = app.test_client()
     begin(client, "s1000002")
     answer(client, app, right=False)
     with app.app_context():
-        assert db.session.scalar(select(Lockout)) is None
+        assert db.session.scalar(select(Enrollment)) is None
+        assert db.session.scalar(select(EnrollmentAnswer)) is None
+        (row,) = db.session.scalars(select(Lockout))
+        assert (row.login, row.failures) == ("s1000002", 1)

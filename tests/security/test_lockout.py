@@ -17,7 +17,8 @@ from selfservice.security import get_security
 from selfservice.security.lockout import Locked, LockoutService
 from selfservice.security.models import Lockout
 from selfservice.timeutil import utcnow
-from tests.conftest import AppFactory
+from tests.conftest import AppFactory, person
+from tests.portal.test_recovery import answer, begin, enroll, outbox
 
 KEY, LOGIN = "account-1", "s1000001"
 ORIGIN = Origin(ip="198.51.100.4", user_agent="pytest")
@@ -122,3 +123,50 @@ def test_accounts_are_counted_apart(lockout: LockoutService) -> None:
     fail(lockout, 3)
     lockout.claim_attempt("account-2", "s1000002", ORIGIN)
     assert db.session.get(Lockout, "account-2").failures == 1  # type: ignore[union-attr]
+
+
+# The long-run cap (issue 14, item 10) ---------------------------------------------------
+
+
+def test_slow_guessing_stops_at_the_daily_cap_and_tells_the_holder_once(make_app: AppFactory) -> None:
+    # Windows that never lock: only the daily cap can stop four-per-window guessing.
+    app = make_app(
+        LOCKOUT_MAX_FAILURES=100, LOCKOUT_MAX_FAILURES_PER_DAY=6, LOCKOUT_NOTICE_FAILURES_PER_DAY=3
+    )
+    enroll(app, "s1000001")
+    client = app.test_client()
+    begin(client, "s1000001")
+    for _ in range(6):
+        assert answer(client, app, right=False).headers["Location"] == "/forgot/help"
+    with app.app_context():
+        before = get_security().hasher.verify_count
+    refused = answer(client, app, "s1000001")  # even the right answers, for the rest of the day
+    assert refused.headers["Location"] == "/forgot/help"
+    with app.app_context():
+        assert get_security().hasher.verify_count == before  # capped before any argon2 work
+    notices = outbox(app, "notice:repeated_failures")
+    assert [m.to_address for m in notices] == [person("s1000001").email]
+    assert "3 wrong tries" in notices[0].body_text
+
+
+def test_code_tries_count_towards_the_daily_cap(lockout: LockoutService) -> None:
+    cap = lockout.policy.max_failures_per_day
+    for _ in range(cap):
+        lockout.claim_code(KEY, LOGIN, ORIGIN)
+    with pytest.raises(Locked) as refused:
+        lockout.claim_code(KEY, LOGIN, ORIGIN)
+    assert refused.value.until > utcnow() + timedelta(hours=23)
+    with pytest.raises(Locked):
+        lockout.claim_attempt(KEY, LOGIN, ORIGIN)  # and answer sets with them
+
+
+def test_a_right_answer_gives_its_daily_claim_back_and_an_unlock_clears_the_day(
+    lockout: LockoutService,
+) -> None:
+    fail(lockout, 2)
+    lockout.claim_attempt(KEY, LOGIN, ORIGIN)
+    lockout.record_success(KEY)
+    assert row().day_failures == 2
+    lockout.clear(KEY)
+    db.session.commit()
+    assert row().day_failures == 0

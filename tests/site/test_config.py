@@ -82,6 +82,9 @@ def test_broken_config_file_is_reported_with_its_path(tmp_path: Path) -> None:
         ({"BASE_URL": ""}, "BASE_URL"),
         ({"BASE_URL": "password.school.test"}, "BASE_URL"),
         ({"BASE_URL": "javascript:alert(1)"}, "BASE_URL"),
+        ({"TRUSTED_NETWORKS": ["10.0.0.0/33"]}, "TRUSTED_NETWORKS"),
+        ({"SIGN_IN_ACCOUNT_RATE_LIMIT": "five a minute"}, "SIGN_IN_ACCOUNT_RATE_LIMIT"),
+        ({"ARGON2_MAX_CONCURRENT": 0}, "ARGON2_MAX_CONCURRENT"),
     ],
 )
 def test_production_refuses_insecure_or_malformed_settings(

@@ -1,0 +1,229 @@
+"""A flood hurts only its sender (invariant 14), on the real limiter storage (memory and Redis)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event, select
+
+from selfservice.audit.models import AuditEvent
+from selfservice.extensions import db
+from selfservice.security import get_security
+from selfservice.security.models import Lockout, RateLimitBreach
+from selfservice.security.throttling import flush_breaches
+from tests.conftest import AppFactory, csrf_token
+from tests.portal.test_recovery import WRONG, answer, begin, enroll
+
+FLOOD = 30
+STORAGES = ["memory://", "redis://127.0.0.1:6379"]
+
+
+def from_address(app: Flask, ip: str) -> FlaskClient:
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = ip
+    return client
+
+
+def limited_app(make_app: AppFactory, storage: str, **settings: Any) -> Flask:
+    prefix = f"test-{uuid.uuid4().hex[:8]}"  # Redis is shared with other suites
+    return make_app(RATELIMIT_STORAGE_URI=storage, RATELIMIT_KEY_PREFIX=prefix, **settings)
+
+
+def flood(client: FlaskClient, path: str, data: dict[str, str], times: int = FLOOD) -> list[int]:
+    token = csrf_token(client, path)
+    return [client.post(path, data={"csrf_token": token, **data}).status_code for _ in range(times)]
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_a_flood_from_one_address_never_gives_another_address_a_429(
+    make_app: AppFactory, storage: str
+) -> None:
+    # A small shared budget: refusals must not spend it, only answer checks that ran.
+    app = limited_app(make_app, storage, RECOVERY_RATE_LIMIT="5 per minute", GLOBAL_RATE_LIMIT="8 per minute")
+    enroll(app, "s1000001")
+    attacker = from_address(app, "127.0.0.2")
+    begin(attacker, "s1000002")
+    statuses = flood(attacker, "/forgot/questions", {f"answer_{n}": WRONG for n in range(1, 4)})
+    assert statuses == [303] * 5 + [429] * (FLOOD - 5)
+
+    student = from_address(app, "127.0.0.3")
+    assert begin(student, "s1000001").status_code == 303
+    response = answer(student, app, "s1000001")
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith("/forgot/reset/")
+
+
+def test_a_refused_request_touches_no_session_database_or_template(make_app: AppFactory) -> None:
+    app = make_app(SIGN_IN_RATE_LIMIT="1 per minute")
+    client = from_address(app, "127.0.0.2")
+    token = csrf_token(client, "/login")
+    client.post("/login", data={"csrf_token": token, "login": "s1000001", "password": "wrong-one-1"})
+    statements: list[str] = []
+    rendered: list[str] = []
+    with app.app_context():
+        engine = db.engine
+    listen = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listen)
+    from flask import template_rendered
+
+    template_rendered.connect(lambda sender, template, context, **_: rendered.append(template.name), app)
+    client.post(
+        "/login", data={"csrf_token": token, "login": "s1000001", "password": "wrong-one-2"}
+    )  # page cached
+    statements.clear()
+    rendered.clear()
+    try:
+        refused = client.post("/login", data={"csrf_token": token, "login": "s1000001", "password": "x"})
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    assert "Too many attempts" in refused.get_data(as_text=True)
+    assert refused.headers["Content-Security-Policy"]
+    assert "Set-Cookie" not in refused.headers  # no session was opened or saved
+    assert statements == []
+    assert rendered == []
+    with app.app_context():
+        assert (
+            db.session.scalars(select(AuditEvent).where(AuditEvent.tag == "ratelimit:request:breach")).all()
+            == []
+        )
+        assert flush_breaches() == 1
+        (row,) = db.session.scalars(select(RateLimitBreach))
+        assert (row.key, row.endpoint, row.count) == ("127.0.0.2", "auth.login", 2)
+
+
+def test_the_refusal_page_speaks_the_persons_language(make_app: AppFactory) -> None:
+    app = make_app(SIGN_IN_RATE_LIMIT="1 per minute")
+    client = from_address(app, "127.0.0.2")
+    token = csrf_token(client, "/login")
+    client.post("/login", data={"csrf_token": token, "login": "x", "password": "y"})
+    spanish = client.post("/login", data={"csrf_token": token}, headers={"Accept-Language": "es"}).get_data(
+        as_text=True
+    )
+    client.set_cookie("lang", "ht")
+    creole = client.post("/login", data={"csrf_token": token}).get_data(as_text=True)
+    assert 'lang="es"' in spanish
+    assert "Too many attempts" not in spanish
+    assert 'lang="ht"' in creole
+    assert "Too many attempts" not in creole
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_trusted_networks_get_their_own_limits_and_others_do_not(make_app: AppFactory, storage: str) -> None:
+    app = limited_app(
+        make_app,
+        storage,
+        TRUSTED_NETWORKS=["10.20.0.0/16"],
+        SIGN_IN_RATE_LIMIT="2 per minute",
+        TRUSTED_SIGN_IN_RATE_LIMIT="6 per minute",
+        SIGN_IN_ACCOUNT_RATE_LIMIT="100 per minute",
+    )
+    wrong = {"login": "s1000001", "password": "not-the-password"}
+    school = flood(from_address(app, "10.20.3.4"), "/login", wrong, times=7)
+    outside = flood(from_address(app, "10.21.0.1"), "/login", wrong, times=3)
+    assert school == [400] * 6 + [429]
+    assert outside == [400, 400, 429]
+
+
+class Proxy:
+    """A TCP relay in front of Redis that a test can stop and start (the shared Redis stays up)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.up = threading.Event()
+        self.up.set()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up.is_set():
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                end.close()
+
+    def stop(self) -> None:
+        self.up.clear()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self.sockets.clear()
+
+    def start(self) -> None:
+        self.up.set()
+
+    def close(self) -> None:
+        self.stop()
+        self.listener.close()
+
+
+@pytest.fixture
+def redis_proxy() -> Iterator[Proxy]:
+    proxy = Proxy(("127.0.0.1", 6379))
+    yield proxy
+    proxy.close()
+
+
+def test_redis_stopped_mid_flood_gives_no_500_and_recovers(make_app: AppFactory, redis_proxy: Proxy) -> None:
+    app = limited_app(make_app, f"redis://127.0.0.1:{redis_proxy.port}", SIGN_IN_RATE_LIMIT="3 per minute")
+    client = from_address(app, "127.0.0.2")
+    wrong = {"login": "s1000001", "password": "not-the-password"}
+    assert flood(client, "/login", wrong, times=2) == [400, 400]
+    assert client.get("/healthz").json["checks"]["limiter"] == "ok"
+
+    redis_proxy.stop()
+    down = flood(client, "/login", wrong, times=5)
+    assert 500 not in down
+    assert down == [400, 400, 400, 429, 429]  # counted per process in memory meanwhile
+    health = client.get("/healthz")
+    assert (health.status_code, health.json["status"]) == (200, "degraded")
+
+    redis_proxy.start()
+    assert client.get("/healthz").json["checks"]["limiter"] == "ok"
+    assert flood(client, "/login", wrong, times=2) == [400, 429]  # Redis still held the first two
+
+
+def test_answer_checks_wait_for_a_free_argon2_slot_then_get_a_503(make_app: AppFactory) -> None:
+    app = make_app(ARGON2_MAX_CONCURRENT=1, ARGON2_WAIT_SECONDS=0)
+    enroll(app, "s1000001")
+    client = app.test_client()
+    begin(client, "s1000001")
+    with app.app_context():
+        gate = get_security().work
+    with gate.slot():  # another request holds the only slot
+        busy = answer(client, app, right=False)
+    assert busy.status_code == 503
+    assert busy.headers["Retry-After"]
+    with app.app_context():
+        assert db.session.scalar(select(Lockout.failures)) == 0  # the unchecked guess was given back
+    assert answer(client, app, right=False).status_code == 303
