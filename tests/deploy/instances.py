@@ -125,7 +125,16 @@ def start_gunicorn(environment: dict[str, str], count: int) -> Iterator[list[str
     ports = [free_port() for _ in range(count)]
     processes = [
         subprocess.Popen(
-            [GUNICORN, "--workers", "1", "--bind", f"127.0.0.1:{port}", "selfservice.wsgi:app"],
+            # --no-control-socket: gunicorn 27 shares one control socket per user otherwise.
+            [
+                GUNICORN,
+                "--workers",
+                "1",
+                "--no-control-socket",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "selfservice.wsgi:app",
+            ],
             env=environment,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
