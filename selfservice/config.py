@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,6 +75,9 @@ DEFAULTS: dict[str, Any] = {
     "REAUTH_MINUTES": 10,
     "RECOVERY_CHALLENGE_MINUTES": 30,
     "RECOVERY_TOKEN_MINUTES": 10,
+    # An unknown login that fully matches a regex is keyed as the template's login (a made-up
+    # student ID shares its decoy with "s" + the ID, as a real student's ID shares its challenge).
+    "RECOVERY_ALIAS_PATTERNS": [["([0-9]+)", "s\\1"]],
     # Second factor by account kind: required, if-available or off
     "SECOND_FACTOR": {"student": "off", "parent": "if-available", "staff": "if-available"},
     # Staff sign-in second factor (TOTP, RFC 6238) by role: required or off
@@ -313,6 +317,7 @@ def validate(settings: Mapping[str, Any]) -> None:
     _check_choices(settings)
     _check_base_url(str(settings["BASE_URL"]))
     _validate_limits(settings)
+    _validate_alias_patterns(settings["RECOVERY_ALIAS_PATTERNS"])
     if settings["DEMO"] or settings["DEBUG"] or settings["TESTING"]:
         return
     if len(settings["SECRET_KEY"]) < 32:
@@ -390,6 +395,19 @@ def _validate_tables(settings: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"SECOND_FACTOR.{kind} must be one of {', '.join(SECOND_FACTOR_MODES)}, got {mode!r}"
             )
+
+
+def _validate_alias_patterns(pairs: Any) -> None:
+    """RECOVERY_ALIAS_PATTERNS: a list of [regex, template] pairs of text; each regex compiles."""
+    if not isinstance(pairs, list):
+        raise ConfigError(f"RECOVERY_ALIAS_PATTERNS must be a list of [regex, template] pairs, got {pairs!r}")
+    for pair in pairs:
+        if not (isinstance(pair, list | tuple) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
+            raise ConfigError(f"RECOVERY_ALIAS_PATTERNS: each item must be [regex, template], got {pair!r}")
+        try:
+            re.compile(pair[0])
+        except re.error as exc:
+            raise ConfigError(f"RECOVERY_ALIAS_PATTERNS: {pair[0]!r} is not a regex ({exc})") from exc
 
 
 #: The languages the portal ships complete catalogs for.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
@@ -141,7 +142,7 @@ def start(directory: Directory, settings: Mapping[str, Any], login: str, origin:
     account = directory.find(typed) if typed else None
     enrolled = _enrolled_question_ids(account.key, settings) if account else []
     # Aliases (student ID, email, other case or width) share one challenge: no question shopping.
-    canonical = normalise_login(account.login) if account else typed
+    canonical = normalise_login(account.login) if account else alias_of(settings, typed)
     attempt = Attempt(
         lookup=_hmac(settings, "recovery:" + canonical),
         subject=account.key if account else _decoy_key(settings, canonical),
@@ -166,6 +167,19 @@ def pinned_questions(attempt: Attempt) -> list[Question] | None:
     ids = list(challenge.question_ids)
     found = {q.id: q for q in db.session.scalars(select(Question).where(Question.id.in_(ids)))}
     return [found[qid] for qid in ids if qid in found]
+
+
+def alias_of(settings: Mapping[str, Any], typed: str) -> str:
+    """The login an unknown ``typed`` login stands for, by ``RECOVERY_ALIAS_PATTERNS``.
+
+    A made-up student ID and its "s" + ID login then share one decoy challenge, as a
+    real student's ID and login share the account's (invariant 4). No pattern: as typed.
+    """
+    for pattern, template in settings["RECOVERY_ALIAS_PATTERNS"]:
+        match = re.fullmatch(pattern, typed)
+        if match:
+            return normalise_login(match.expand(template))
+    return typed
 
 
 def _enrolled_question_ids(account_key: str, settings: Mapping[str, Any]) -> list[int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from selfservice.directory import get_directory
 from tests.conftest import AppFactory
@@ -60,3 +61,34 @@ def test_a_decoy_never_replaces_the_live_challenge_of_a_real_account(
     for _ in range(5):
         begin(client, FULL_WIDTH)
         assert pinned_ids(client, app) == real
+
+
+def lookup_of(client: FlaskClient) -> str:
+    with client.session_transaction() as state:
+        return str(state["recovery"]["lookup"])
+
+
+def challenge_for(app: Flask, typed: str) -> tuple[str, list[int]]:
+    client = app.test_client()
+    assert begin(client, typed).status_code == 303
+    return lookup_of(client), pinned_ids(client, app)
+
+
+def test_an_unknown_student_id_and_its_login_share_one_decoy_like_a_real_account(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+    enroll(app, "s1000001")
+    # A real student: the ID and the login key one challenge (the account's canonical login).
+    assert challenge_for(app, "1000001") == challenge_for(app, "s1000001")
+    # A made-up student: the same holds, so comparing the two does not tell it apart.
+    assert challenge_for(app, "9999999") == challenge_for(app, "s9999999")
+    assert challenge_for(app, "\uff19" * 7) == challenge_for(app, "S9999999")  # full-width digits
+    # An email's local part is not mapped: it keys its own decoy.
+    assert challenge_for(app, "9999999@district.example")[0] != challenge_for(app, "s9999999")[0]
+
+
+def test_alias_patterns_follow_the_setting(make_app: AppFactory) -> None:
+    app = make_app(RECOVERY_ALIAS_PATTERNS=[["([0-9]{6})", "stu\\1"]])
+    assert challenge_for(app, "999999") == challenge_for(app, "stu999999")
+    assert challenge_for(app, "9999999")[0] != challenge_for(app, "s9999999")[0]

@@ -57,3 +57,19 @@ def test_a_wrong_key_or_value_in_a_table_is_refused_naming_it(
     (tmp_path / "config.toml").write_text(f"{table} = {text}\n")
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
         validate(load_settings(tmp_path, SECURE))
+
+
+@pytest.mark.parametrize("pairs", ['[["(", "s\\\\1"]]', '[["([0-9]+)"]]', '["([0-9]+)"]'])
+def test_a_malformed_alias_pattern_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pairs: str
+) -> None:
+    monkeypatch.setenv("SELFSERVICE_RECOVERY_ALIAS_PATTERNS", pairs)
+    with pytest.raises(ConfigError, match="RECOVERY_ALIAS_PATTERNS"):
+        validate(load_settings(tmp_path, SECURE))
+
+
+def test_alias_patterns_read_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SELFSERVICE_RECOVERY_ALIAS_PATTERNS", '[["([0-9]{6})", "stu\\\\1"]]')
+    settings = load_settings(tmp_path, SECURE)
+    validate(settings)
+    assert settings["RECOVERY_ALIAS_PATTERNS"] == [["([0-9]{6})", "stu\\1"]]
