@@ -1,9 +1,9 @@
 """Retention: delete what the portal no longer needs to keep, in batches, and say how much.
 
-Audit events, delivered or abandoned mail and webhooks, and closed or resolved help requests
-older than the configured number of days go; queued mail and open requests stay
-whatever their age. The purge itself is audited after the deletes, so it is never
-deleted by itself.
+Audit events, delivered or abandoned mail and webhooks, settled password sync writes, and
+closed or resolved help requests older than the configured number of days go; queued mail,
+pending sync writes and open requests stay whatever their age. The purge itself is audited
+after the deletes, so it is never deleted by itself.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def purge(retention: Retention, *, now: datetime, actor: str, origin: Origin) ->
         "webhooks": _purge_webhook_deliveries(now - timedelta(days=retention.mail_days)),
         "help_requests": _purge_help_requests(now - timedelta(days=retention.requests_days)),
         "expired_sessions": purge_expired_sessions(now),
+        "sync_writes": _purge_sync_writes(now - timedelta(days=retention.mail_days)),
     }
     record(
         Tag.RETENTION_PURGED,
@@ -98,6 +99,18 @@ def _purge_webhook_deliveries(cutoff: datetime) -> int:
         WebhookDelivery.__table__,
         WebhookDelivery.status.in_([DeliveryStatus.SENT.value, DeliveryStatus.FAILED.value]),
         WebhookDelivery.created_at < cutoff,
+    )
+
+
+def _purge_sync_writes(cutoff: datetime) -> int:
+    """Sync writes settled (done, refused, given up...) before ``cutoff``: as old as mail that went."""
+    from selfservice.sync.models import SyncStatus, SyncWrite
+
+    return _delete_in_batches(
+        SyncWrite.__table__,
+        SyncWrite.status != SyncStatus.QUEUED.value,
+        SyncWrite.settled_at.is_not(None),
+        SyncWrite.settled_at < cutoff,
     )
 
 

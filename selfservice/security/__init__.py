@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 
 from selfservice.directory import EXTENSION_KEY as DIRECTORY_KEY
 from selfservice.directory.interfaces import PasswordRules
@@ -32,16 +32,26 @@ class Security:
     directory_rules: DirectoryRulesCache | None = None
 
     def current_password_policy(self) -> PasswordPolicy:
-        """The PASSWORD_* policy, its minimum raised to the directory's own where that is higher."""
+        """The PASSWORD_* policy, its minimum raised to the directories' own where that is higher."""
         if self.directory_rules is None:
             return self.password_policy
-        return raised_to(self.password_policy, self.directory_rules.current())
+        return raised_to(self.password_policy, self.directory_password_rules())
+
+    def directory_password_rules(self) -> PasswordRules:
+        """The strictest of the primary directory's rules and every sync target's (each cached)."""
+        primary = self.directory_rules.current() if self.directory_rules else PasswordRules()
+        from selfservice.sync import EXTENSION_KEY as SYNC_KEY  # sync builds on this package
+        from selfservice.sync.policy import strictest
+
+        sync = current_app.extensions.get(SYNC_KEY) if has_app_context() else None
+        if sync is None or not sync.targets:
+            return primary
+        return strictest([primary, sync.rules.strictest(sync.targets, sync.config)])
 
     def password_rules_for_pages(self) -> dict[str, Any]:
         """The rules the password pages state (``password_rules`` in templates)."""
-        rules = self.directory_rules.current() if self.directory_rules else None
-        policy = self.current_password_policy()
-        return rules_for_pages(rules or PasswordRules(), policy.min_length)
+        rules = self.directory_password_rules()
+        return rules_for_pages(rules, raised_to(self.password_policy, rules).min_length)
 
 
 def init_app(app: Flask) -> None:

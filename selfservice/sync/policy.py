@@ -1,13 +1,11 @@
 """One policy: a new password must also meet the rules of every sync target.
 
-Read from each target (AD: the domain's ``minPwdLength`` and complexity bit of
-``pwdProperties``; OpenLDAP: the ``pwdMinLength`` of its ppolicy entries) and kept for
+Each target's rules are what its adapter's ``password_rules()`` reads (AD: the domain's
+policy; OpenLDAP: its ppolicy entries; builtin: none beyond the portal's own), kept for
 RULES_CACHE_SECONDS, so a password the primary accepts is not refused by a target for
-its length or complexity. History and minimum age cannot be checked ahead: a target
-that refuses for them is reported as ``refused``.
-
-Kept apart on purpose: when the directory adapters offer ``password_rules()``, this
-module's ``read_rules`` becomes a call to it.
+its length or complexity. The password pages state the strictest of the primary's and
+every target's rules (``Security.password_rules_for_pages``). History and minimum age
+cannot be checked ahead: a target that refuses for them is reported as ``refused``.
 """
 
 from __future__ import annotations
@@ -16,16 +14,12 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-import ldap3
 from ldap3.core.exceptions import LDAPException
-from ldap3.utils.dn import parse_dn
 
 from selfservice.directory import build_directory
-from selfservice.directory.interfaces import Account, Directory, DirectoryError
-from selfservice.directory.ldap import LdapDirectory, _entries, _first
+from selfservice.directory.interfaces import Account, Directory, DirectoryError, PasswordRules
 from selfservice.i18n_markers import N_
 from selfservice.security.passwords import CONTAINS_LOGIN, TOO_SHORT
 from selfservice.sync.targets import Target, target_settings
@@ -33,29 +27,23 @@ from selfservice.sync.targets import Target, target_settings
 log = logging.getLogger(__name__)
 
 RULES_CACHE_SECONDS = 600
-#: AD's pwdProperties bit DOMAIN_PASSWORD_COMPLEX.
-DOMAIN_PASSWORD_COMPLEX = 0x1
 NEEDS_THREE_KINDS = N_("Use at least three of these: capital letters, lowercase letters, digits and symbols.")
 
 
-@dataclass(frozen=True)
-class TargetRules:
-    """The part of a target's password rules that can be checked before writing."""
-
-    min_length: int = 0
-    complexity: bool = False
-
-
-def strictest(rules: Iterable[TargetRules]) -> TargetRules:
-    """The rules that satisfy every one of ``rules``."""
+def strictest(rules: Iterable[PasswordRules]) -> PasswordRules:
+    """The rules that satisfy every one of ``rules`` (longest minimum and history, any complexity)."""
     found = list(rules)
-    return TargetRules(
+    return PasswordRules(
         min_length=max((rule.min_length for rule in found), default=0),
+        history=max((rule.history for rule in found), default=0),
         complexity=any(rule.complexity for rule in found),
+        min_age_seconds=max((rule.min_age_seconds for rule in found), default=0),
+        quality_check=any(rule.quality_check for rule in found),
+        source="; ".join(rule.source for rule in found if rule.source),
     )
 
 
-def problems(password: str, rules: TargetRules, account: Account) -> list[str]:
+def problems(password: str, rules: PasswordRules, account: Account) -> list[str]:
     """What ``password`` lacks to meet ``rules`` (user-facing messages, as N_ ids)."""
     found = []
     if len(password) < rules.min_length:
@@ -74,39 +62,10 @@ def problems(password: str, rules: TargetRules, account: Account) -> list[str]:
     return found
 
 
-def read_rules(target: Target, directory: Directory) -> TargetRules:
-    """The target's rules as its service account can read them."""
-    if target.kind == "builtin" or not isinstance(directory, LdapDirectory):
-        return TargetRules()  # the portal's own policy is the builtin directory's
-    settings: Mapping[str, Any] = directory._settings
-    if target.kind == "ad":
-        return directory._as_service(lambda connection: _ad_rules(connection, settings["LDAP_BASE_DN"]))
-    return directory._as_service(lambda connection: _ppolicy_rules(connection, settings["LDAP_BASE_DN"]))
-
-
-def _ad_rules(connection: ldap3.Connection, base_dn: str) -> TargetRules:
-    domain = ",".join(f"{name}={value}" for name, value, _ in parse_dn(base_dn) if name.lower() == "dc")
-    connection.search(domain, "(objectClass=*)", ldap3.BASE, attributes=["minPwdLength", "pwdProperties"])
-    entries = _entries(connection)
-    if not entries:
-        return TargetRules()
-    return TargetRules(
-        min_length=_number(_first(entries[0], "minPwdLength")),
-        complexity=bool(_number(_first(entries[0], "pwdProperties")) & DOMAIN_PASSWORD_COMPLEX),
-    )
-
-
-def _ppolicy_rules(connection: ldap3.Connection, base_dn: str) -> TargetRules:
-    connection.search(base_dn, "(objectClass=pwdPolicy)", ldap3.SUBTREE, attributes=["pwdMinLength"])
-    lengths = [_number(_first(entry, "pwdMinLength")) for entry in _entries(connection)]
-    return TargetRules(min_length=max(lengths, default=0))
-
-
-def _number(value: str | None) -> int:
-    try:
-        return int(value or 0)
-    except ValueError:
-        return 0
+def read_rules(target: Target, directory: Directory) -> PasswordRules:
+    """The target's rules as its adapter reads them (the builtin directory has none of its own)."""
+    del target  # each adapter knows its own kind of policy
+    return directory.password_rules()
 
 
 class RulesCache:
@@ -114,23 +73,23 @@ class RulesCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._rules: dict[str, tuple[float, TargetRules]] = {}
+        self._rules: dict[str, tuple[float, PasswordRules]] = {}
 
-    def strictest(self, targets: Iterable[Target], config: Mapping[str, Any]) -> TargetRules:
+    def strictest(self, targets: Iterable[Target], config: Mapping[str, Any]) -> PasswordRules:
         return strictest(self._get(target, config) for target in targets)
 
-    def _get(self, target: Target, config: Mapping[str, Any]) -> TargetRules:
+    def _get(self, target: Target, config: Mapping[str, Any]) -> PasswordRules:
         with self._lock:
             cached = self._rules.get(target.name)
         if cached and cached[0] > time.monotonic():
             return cached[1]
-        rules = self._read(target, config, cached[1] if cached else TargetRules())
+        rules = self._read(target, config, cached[1] if cached else PasswordRules())
         with self._lock:
             self._rules[target.name] = (time.monotonic() + RULES_CACHE_SECONDS, rules)
         return rules
 
     @staticmethod
-    def _read(target: Target, config: Mapping[str, Any], fallback: TargetRules) -> TargetRules:
+    def _read(target: Target, config: Mapping[str, Any], fallback: PasswordRules) -> PasswordRules:
         # Read while a person waits for the page: never longer than a few seconds.
         directory = build_directory(
             {

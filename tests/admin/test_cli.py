@@ -15,6 +15,7 @@ from selfservice.audit.tags import Tag
 from selfservice.extensions import db
 from selfservice.helpdesk.models import HelpRequest, RequestEvent
 from selfservice.mail.models import OutboxMessage
+from selfservice.sync.models import SyncWrite
 from selfservice.timeutil import utcnow
 from tests.admin.conftest import add_event
 
@@ -66,6 +67,19 @@ def test_purge_deletes_only_what_is_past_retention(app: Flask, runner: Any) -> N
             db.session.add(request)
             db.session.flush()
             db.session.add(RequestEvent(request_id=request.id, actor="its1", action="opened", created_at=old))
+        for status, settled in [("done", old), ("refused", old), ("done", recent), ("queued", None)]:
+            db.session.add(
+                SyncWrite(
+                    change_id=status[:8] + "x" * 24,
+                    target="ad",
+                    account_key="k-1000001",
+                    account_login="s1000001",
+                    how="change",
+                    status=status,
+                    created_at=old,
+                    settled_at=settled,
+                )
+            )
         db.session.commit()
 
     result = runner.invoke(args=["purge", "--older-than", "30"])
@@ -82,11 +96,14 @@ def test_purge_deletes_only_what_is_past_retention(app: Flask, runner: Any) -> N
             "webhooks": 0,
             "help_requests": 2,
             "expired_sessions": 0,
+            "sync_writes": 2,
         }
         assert purge_event.actor == "cli"
         assert sorted(m.status for m in db.session.query(OutboxMessage)) == ["queued", "sent"]
         assert [r.status for r in db.session.query(HelpRequest)] == ["open"]
         assert db.session.query(RequestEvent).count() == 1  # the open request's timeline stays
+        # A write settled lately and one still pending stay, however old the change.
+        assert sorted(w.status for w in db.session.query(SyncWrite)) == ["done", "queued"]
 
 
 def test_purge_defaults_come_from_the_retention_settings(make_app: Any) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import ldap3
 import pytest
 from flask import Flask
 
 from selfservice.directory.builtin import BuiltinDirectory
 from tests.conftest import seed_builtin
+from tests.samba import BASE_DN as AD_BASE_DN
 from tests.sync.proxy import FaultProxy
 
 BUILTIN_TARGET = {"name": "library", "label": "Library catalog", "kind": "builtin", "match": ["login"]}
@@ -37,6 +39,18 @@ def ad_proxy(samba_ad: Any) -> Iterator[FaultProxy]:
     proxy.start()
     yield proxy
     proxy.stop()
+
+
+@pytest.fixture
+def ad_min_length_16(samba_ad: Any) -> Iterator[None]:
+    """The DC's domain asks for 16 characters (longer than the primary's 8) for one test."""
+    connection = samba_ad.admin_connection()
+    assert connection.search(AD_BASE_DN, "(objectClass=*)", ldap3.BASE, attributes=["minPwdLength"])
+    old = str(connection.entries[0].minPwdLength.value)
+    connection.modify(AD_BASE_DN, {"minPwdLength": [(ldap3.MODIFY_REPLACE, ["16"])]})
+    yield
+    connection.modify(AD_BASE_DN, {"minPwdLength": [(ldap3.MODIFY_REPLACE, [old])]})
+    connection.unbind()
 
 
 SyncAppFactory = Callable[..., Flask]

@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from selfservice.directory import get_directory
+from selfservice.extensions import db
 from selfservice.sync import get_sync
-from selfservice.sync.policy import TargetRules, read_rules, strictest
+from selfservice.sync.models import SyncWrite
+from selfservice.sync.policy import read_rules, strictest
 from selfservice.sync.targets import build_adapter
 from tests.conftest import AuthActions, person, post_form
 from tests.sync.conftest import BUILTIN_TARGET, ad_target
@@ -27,10 +30,15 @@ def test_each_targets_rules_are_read_from_the_target(make_sync_app: Any, samba_a
             found[target.name] = read_rules(target, directory)
             getattr(directory, "close", lambda: None)()
 
-    assert found["ad"] == TargetRules(min_length=7, complexity=True)  # Samba's defaults
-    assert found["ldap"] == TargetRules(min_length=8)  # tests/ldap/base.ldif's ppolicy
-    assert found["library"] == TargetRules()
-    assert strictest(found.values()) == TargetRules(min_length=8, complexity=True)
+    def checked(rules: Any) -> tuple[int, bool]:
+        return rules.min_length, rules.complexity
+
+    assert checked(found["ad"]) == (7, True)  # Samba's defaults
+    assert found["ad"].history == 24
+    assert checked(found["ldap"]) == (8, False)  # tests/ldap/base.ldif's ppolicy
+    assert checked(found["library"]) == (0, False)
+    both = strictest(found.values())
+    assert (both.min_length, both.history, both.complexity) == (8, 24, True)
 
 
 def test_a_password_a_target_would_refuse_is_refused_before_any_write(
@@ -49,3 +57,28 @@ def test_a_password_a_target_would_refuse_is_refused_before_any_write(
     with app.app_context():
         assert get_directory().authenticate("p2000001", person("p2000001").password) is not None
         assert get_sync().password_problems(get_directory().find("p2000001"), "Lantern-Orchard-58") == []
+
+
+def test_a_targets_longer_minimum_is_shown_and_enforced_before_any_write(
+    make_sync_app: Any, ad_min_length_16: None
+) -> None:
+    app = make_sync_app()
+    client = app.test_client()
+    AuthActions(client).login("p2000001")
+
+    page = client.get("/password").get_data(as_text=True)
+
+    assert 'data-min-length="16"' in page
+    assert "At least 16 characters." in page
+    assert "It cannot be one of the last 24 passwords used." in page  # AD's history, not slapd's 3
+    assert "Use characters of at least three kinds" in page  # AD's complexity
+
+    fifteen = "Lantern-Orch-58"  # meets the primary's 8 and AD's complexity, not AD's 16
+    form = {"current_password": person("p2000001").password, "new_password": fifteen, "confirm": fifteen}
+    response = post_form(client, "/password", form)
+
+    assert response.status_code == 400
+    assert "This password is too short." in response.get_data(as_text=True)
+    with app.app_context():
+        assert get_directory().authenticate("p2000001", person("p2000001").password) is not None
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(SyncWrite)) == 0
