@@ -254,7 +254,7 @@ def set_password(
     Raises PolicyViolation (nothing written) like every other password path. ``attribute``
     names the directory attribute that records the activation too (empty: the portal only).
     """
-    apply_new_password(directory, security, account, new, how=How.RECOVERY, origin=origin)
+    apply_new_password(directory, security, account, new, how=How.ACTIVATION, origin=origin)
     try:
         db.session.add(ParentActivation(account_key=account.key, login=account.login, activated_at=utcnow()))
         _audit(Tag.ACTIVATION_COMPLETED, "success", origin, account, commit=False)

@@ -20,7 +20,7 @@ from selfservice.activation.forms import ActivationForm
 from selfservice.directory import get_directory
 from selfservice.directory.interfaces import Account
 from selfservice.extensions import limiter
-from selfservice.i18n import _
+from selfservice.i18n import _, remember_page_language
 from selfservice.portal import change, enrollment
 from selfservice.portal.forms import RecoveryPasswordForm, VerificationCodeForm, enrollment_form
 from selfservice.portal.passwords import NewPassword, PolicyViolation
@@ -81,6 +81,7 @@ def code() -> ResponseReturnValue:
             current_app.config, account, form.code.data, current_origin()
         )
         if outcome is services.CodeOutcome.RIGHT:
+            remember_page_language(account.key)  # the activation notice goes out in this language
             _remember(account.key, PASSWORD)
             return redirect(url_for(".password"), code=303)
         if outcome is services.CodeOutcome.SPENT:

@@ -207,8 +207,8 @@ def account_status(directory: Directory, security: Security, login: str) -> Acco
 
 
 def _last_change(account_key: str) -> datetime | None:
-    """When the portal last changed or reset this account's password (the audit log's word)."""
-    changed = (str(Tag.PASSWORD_CHANGED), str(Tag.PASSWORD_RESET))
+    """When the portal last changed, reset or activated this account's password (the audit log's word)."""
+    changed = (str(Tag.PASSWORD_CHANGED), str(Tag.PASSWORD_RESET), str(Tag.PASSWORD_ACTIVATED))
     return db.session.scalar(
         select(AuditEvent.created_at)
         .where(AuditEvent.subject_key == account_key, AuditEvent.tag.in_(changed))

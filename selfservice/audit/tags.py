@@ -21,6 +21,7 @@ class Tag(StrEnum):
     PASSWORD_CHANGED = "account:password:change"
     PASSWORD_CHANGE_FAILED = "account:password:change-failed"
     PASSWORD_RESET = "account:password:reset"
+    PASSWORD_ACTIVATED = "account:password:activation"  # a parent's first password, set by activation
     PASSWORD_CHANGE_UNCONFIRMED = "account:password:change-unconfirmed"
     ENROLLMENT_SAVED = "account:enrollment:save"
     ENROLLMENT_CLEARED = "account:enrollment:clear"

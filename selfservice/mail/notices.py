@@ -25,6 +25,7 @@ from selfservice.timeutil import utcnow
 class Notice(StrEnum):
     PASSWORD_CHANGED = "password_changed"
     PASSWORD_RESET = "password_reset"
+    ACCOUNT_ACTIVATED = "account_activated"
     ENROLLMENT_SAVED = "enrollment_saved"
     ENROLLMENT_CLEARED = "enrollment_cleared"
     LOCKED = "locked"
@@ -39,6 +40,7 @@ def _subjects() -> dict[Notice, str]:
     return {
         Notice.PASSWORD_CHANGED: _("Your password was changed"),
         Notice.PASSWORD_RESET: _("Your password was reset"),
+        Notice.ACCOUNT_ACTIVATED: _("Your Parent Portal account is active"),
         Notice.ENROLLMENT_SAVED: _("Your security questions were updated"),
         Notice.ENROLLMENT_CLEARED: _("Your security questions were cleared"),
         Notice.LOCKED: _("Password self-service is locked for your account"),

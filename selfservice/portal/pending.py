@@ -45,6 +45,12 @@ class How(StrEnum):
     CHANGE = "change"  # the account holder, knowing the current password
     RECOVERY = "recovery"  # after answering the challenge questions
     ASSISTED = "assisted"  # through a help-desk reset link
+    ACTIVATION = "activation"  # a parent's first password, from the activation letter
+
+
+#: The audit tag and the notice of a settled write, by how it was asked (else a reset's).
+_TAGS = {How.CHANGE: Tag.PASSWORD_CHANGED, How.ACTIVATION: Tag.PASSWORD_ACTIVATED}
+_NOTICES = {How.CHANGE: Notice.PASSWORD_CHANGED, How.ACTIVATION: Notice.ACCOUNT_ACTIVATED}
 
 
 class Outcome(StrEnum):
@@ -221,7 +227,7 @@ def _complete(
 
         queue_sync(get_sync(), account, sync_password, how=how, must_change=intent.must_change, origin=origin)
     record(
-        Tag.PASSWORD_CHANGED if how is How.CHANGE else Tag.PASSWORD_RESET,
+        _TAGS.get(how, Tag.PASSWORD_RESET),
         origin=origin,
         actor=account.login,
         subject=account.login,
@@ -230,9 +236,7 @@ def _complete(
         details={"how": how.value} if settled_by == "write" else {"how": how.value, "settled_by": settled_by},
         commit=False,
     )
-    notify_account(
-        account, Notice.PASSWORD_CHANGED if how is How.CHANGE else Notice.PASSWORD_RESET, commit=False
-    )
+    notify_account(account, _NOTICES.get(how, Notice.PASSWORD_RESET), commit=False)
     if how is How.ASSISTED and intent.token_nonce:
         from selfservice.helpdesk.links import resolve_by_link  # the help desk builds on this module
 

@@ -26,6 +26,7 @@ from tests.activation.helpers import (
     mailed_code,
     submit_letter,
 )
+from tests.api.helpers import Api, issue
 from tests.conftest import post_form
 from tests.fixtures.directories import ALL_DIRECTORIES
 
@@ -235,3 +236,37 @@ def test_a_disabled_account_cannot_be_activated(app: Flask, client: FlaskClient)
     response = submit_letter(client)
     assert response.status_code == 400
     assert "do not match our records" in response.get_data(as_text=True)
+
+
+def test_an_activation_is_audited_and_mailed_as_an_activation(app: Flask, client: FlaskClient) -> None:
+    activate(app, client)
+    with app.app_context():
+        events = db.session.scalars(select(AuditEvent).where(AuditEvent.tag.like("account:password:%"))).all()
+        mails = db.session.scalars(select(OutboxMessage).where(OutboxMessage.purpose.like("notice:%"))).all()
+    written = [(event.tag, event.details["how"]) for event in events]
+    assert written == [("account:password:activation", "activation")]
+    assert "notice:password_reset" not in [mail.purpose for mail in mails]
+    mails = [mail for mail in mails if mail.purpose == "notice:account_activated"]
+    assert len(mails) == 1
+    assert mails[0].subject == "Your Parent Portal account is active"
+    assert mails[0].to_address == "maria.lopez@example.test"
+    assert "p2000001" in mails[0].body_text
+    assert "If this was not you" in mails[0].body_text
+    assert "reset" not in mails[0].body_text
+
+
+def test_the_activation_notice_speaks_the_language_the_parent_used(app: Flask, client: FlaskClient) -> None:
+    client.set_cookie("lang", "es")
+    activate(app, client)
+    with app.app_context():
+        mail = db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.purpose == "notice:account_activated")
+        ).one()
+    assert mail.subject == "Su cuenta del Portal para Familias está activa"
+
+
+def test_the_api_reports_the_activation_as_the_last_password_change(app: Flask, client: FlaskClient) -> None:
+    api = Api(app.test_client(), issue(app))
+    assert api.get("/accounts/p2000001/status").json["last_password_change"] is None
+    activate(app, client)
+    assert api.get("/accounts/p2000001/status").json["last_password_change"] is not None
