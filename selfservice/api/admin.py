@@ -69,7 +69,7 @@ def index() -> ResponseReturnValue:
     ), status
 
 
-@blueprint.post("/<id:client_id>/revoke")
+@blueprint.post("/<id(maximum=2147483647):client_id>/revoke")  # an INTEGER column
 @role_required(Role.ADMIN)
 def revoke(client_id: int) -> ResponseReturnValue:
     client = db.session.get(ApiClient, client_id) or abort(404)
