@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from selfservice.accounts.imports import ImportRefused, import_accounts, read_rows
 from selfservice.audit.services import SYSTEM, record
 from selfservice.audit.tags import Tag
+from selfservice.auth.store import end_sessions
 from selfservice.directory.models import DirectoryAccount
 from selfservice.extensions import db
 
@@ -62,9 +63,11 @@ def import_command(csv_file: Path, dry_run: bool) -> None:
 @click.option("--enable", is_flag=True, help="Enable the account again instead.")
 @with_appcontext
 def disable_command(login: str, enable: bool) -> None:
-    """Disable an account: it can no longer sign in or reset its password."""
+    """Disable an account: it can no longer sign in or reset its password, and is signed out now."""
     account = _account(login)
     account.disabled = not enable
+    if account.disabled:  # not at the next session recheck: a disabled account is out at once
+        end_sessions(account.id, commit=False)
     record(
         Tag.ACCOUNT_DISABLED,
         origin=SYSTEM,

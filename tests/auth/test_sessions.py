@@ -277,3 +277,20 @@ def test_a_forged_anonymous_cookie_cannot_claim_a_signed_in_account(app: Flask) 
         forged = signer.dumps({"account": {"key": "x", "login": "admin1", "kind": "staff"}, "_user_id": "x"})
     thief = replay(app, forged)
     assert not is_signed_in(thief)
+
+
+def test_disabling_an_account_from_the_command_line_ends_its_sessions_at_once(app: Flask) -> None:
+    # SESSION_RECHECK_SECONDS (60 by default) would otherwise let the session live on a minute.
+    from selfservice.cli import main
+
+    browser = signed_in(app, "s1000001")
+    result = app.test_cli_runner().invoke(main, ["accounts", "disable", "s1000001"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert (
+            db.session.scalar(
+                select(func.count()).select_from(WebSession).where(WebSession.account_key.is_not(None))
+            )
+            == 0
+        )
+    assert not is_signed_in(browser)
