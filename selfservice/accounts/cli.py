@@ -64,19 +64,7 @@ def import_command(csv_file: Path, dry_run: bool) -> None:
 @with_appcontext
 def disable_command(login: str, enable: bool) -> None:
     """Disable an account: it can no longer sign in or reset its password, and is signed out now."""
-    account = _account(login)
-    account.disabled = not enable
-    if account.disabled:  # not at the next session recheck: a disabled account is out at once
-        end_sessions(account.id, commit=False)
-    record(
-        Tag.ACCOUNT_DISABLED,
-        origin=SYSTEM,
-        subject=account.login,
-        subject_key=account.id,
-        details={"disabled": account.disabled},
-        commit=False,
-    )
-    db.session.commit()
+    account = _set_flag(login, "disabled", not enable, Tag.ACCOUNT_DISABLED)
     click.echo(f"{account.login}: {'disabled' if account.disabled else 'enabled'}")
 
 
@@ -86,20 +74,23 @@ def disable_command(login: str, enable: bool) -> None:
 @with_appcontext
 def must_change_command(login: str, clear: bool) -> None:
     """Make an account change its password at its next sign-in."""
-    account = _account(login)
-    account.must_change = not clear
-    record(
-        Tag.MUST_CHANGE_SET,
-        origin=SYSTEM,
-        subject=account.login,
-        subject_key=account.id,
-        details={"must_change": account.must_change},
-        commit=False,
-    )
-    db.session.commit()
+    account = _set_flag(login, "must_change", not clear, Tag.MUST_CHANGE_SET)
     click.echo(
         f"{account.login}: {'must change the password' if account.must_change else 'no change required'}"
     )
+
+
+def _set_flag(login: str, flag: str, value: bool, tag: Tag) -> DirectoryAccount:
+    """Set one of the account's flags, audited, in one transaction; disabling also signs it out."""
+    account = _account(login)
+    setattr(account, flag, value)
+    if flag == "disabled" and value:  # not at the next session recheck: out at once
+        end_sessions(account.id, commit=False)
+    record(
+        tag, origin=SYSTEM, subject=account.login, subject_key=account.id, details={flag: value}, commit=False
+    )
+    db.session.commit()
+    return account
 
 
 def _require_builtin() -> None:
