@@ -176,8 +176,10 @@ DEFAULTS: dict[str, Any] = {
     # Password synchronization (selfservice/sync): targets besides the primary DIRECTORY
     "SYNC_TARGETS": [],
     "SYNC_PRIMARY_LABEL": "",
+    "SYNC_PRIMARY_LABEL_BY_LANGUAGE": {},
     "SYNC_ENCRYPTION_KEY": "",
     "SYNC_PROMISE_MINUTES": 15,
+    "SYNC_HOLD_HOURS": 72,
     "SYNC_MAX_ATTEMPTS": 20,
     "SYNC_RETRY_BASE_SECONDS": 30,
     "SYNC_RETRY_MAX_SECONDS": 900,
@@ -420,7 +422,11 @@ def _validate_languages(settings: Mapping[str, Any]) -> None:
         raise ConfigError(f"LANGUAGES must be some of {', '.join(SHIPPED_LANGUAGES)}, got {unknown or '[]'}")
     if settings["DEFAULT_LANGUAGE"] not in settings["LANGUAGES"]:
         raise ConfigError(f"DEFAULT_LANGUAGE must be one of LANGUAGES, got {settings['DEFAULT_LANGUAGE']!r}")
-    for key in ("DISTRICT_NAME_BY_LANGUAGE", "SUPPORT_HOURS_NOTE_BY_LANGUAGE"):
+    for key in (
+        "DISTRICT_NAME_BY_LANGUAGE",
+        "SUPPORT_HOURS_NOTE_BY_LANGUAGE",
+        "SYNC_PRIMARY_LABEL_BY_LANGUAGE",
+    ):
         table = settings[key]
         if not isinstance(table, dict) or not all(isinstance(text, str) for text in table.values()):
             raise ConfigError(f"{key} must be a table of language code = text")

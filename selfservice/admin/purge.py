@@ -1,8 +1,9 @@
 """Retention: delete what the portal no longer needs to keep, in batches, and say how much.
 
-Audit events, delivered or abandoned mail and webhooks, settled password sync writes, and
-closed or resolved help requests older than the configured number of days go; queued mail,
-pending sync writes and open requests stay whatever their age. The purge itself is audited
+Audit events, delivered or abandoned mail and webhooks, settled password sync writes,
+settled password-change intents, and closed or resolved help requests older than the
+configured number of days go; queued mail, pending or held sync writes, open intents and
+open requests stay whatever their age. The purge itself is audited
 after the deletes, so it is never deleted by itself.
 """
 
@@ -57,6 +58,7 @@ def purge(retention: Retention, *, now: datetime, actor: str, origin: Origin) ->
         "help_requests": _purge_help_requests(now - timedelta(days=retention.requests_days)),
         "expired_sessions": purge_expired_sessions(now),
         "sync_writes": _purge_sync_writes(now - timedelta(days=retention.mail_days)),
+        "pending_changes": _purge_pending_changes(now - timedelta(days=retention.mail_days)),
     }
     record(
         Tag.RETENTION_PURGED,
@@ -108,9 +110,24 @@ def _purge_sync_writes(cutoff: datetime) -> int:
 
     return _delete_in_batches(
         SyncWrite.__table__,
-        SyncWrite.status != SyncStatus.QUEUED.value,
+        SyncWrite.status.not_in([SyncStatus.QUEUED.value, SyncStatus.HELD.value]),
         SyncWrite.settled_at.is_not(None),
         SyncWrite.settled_at < cutoff,
+    )
+
+
+def _purge_pending_changes(cutoff: datetime) -> int:
+    """Password-change intents settled before ``cutoff`` (their audit event keeps what happened).
+
+    Open intents stay whatever their age: the sweeper or staff still have to settle them.
+    """
+    from selfservice.portal.models import PendingChange
+
+    return _delete_in_batches(
+        PendingChange.__table__,
+        PendingChange.state.in_(["changed", "not-changed"]),
+        PendingChange.settled_at.is_not(None),
+        PendingChange.settled_at < cutoff,
     )
 
 

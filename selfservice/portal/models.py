@@ -85,7 +85,9 @@ class PendingChange(db.Model):
     Committed before the write and settled after it, from the directory's answer or, when
     that answer was lost, from the directory's own record of the password's last change
     (``previous_stamp`` is that record as read before the write). It holds no secret:
-    ``token_nonce`` is only the server-side half of the token or link the change spends.
+    ``token_nonce`` is only the server-side half of the token or link the change spends;
+    with sync targets the new password waits, encrypted, in held ``sync_write`` rows tied
+    to it (``SyncWrite.pending_change_id``) until it is settled.
     """
 
     __tablename__ = "pending_change"

@@ -5,8 +5,9 @@ directory, then the consequences in one transaction: every token of the account 
 (invariant 6), self-service failures cleared, an audit event (invariant 12) and a notice
 to the address on file (invariant 11). A token or link is claimed with the intent and
 spent only when the change is known to have happened (invariant 15). The password
-itself goes only to the directory: never to the database, a log, an audit row or a mail
-(invariant 7).
+itself goes only to the directory, and, with sync targets, to the database encrypted with
+the settings' key (held with the intent for the targets): never in plain text to the
+database, a log, an audit row or a mail (invariant 7).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def apply_new_password(
     TokenRefused when ``spend`` is no longer live.
     """
     ensure_acceptable(security, account, new)
-    intent_id = _open(directory, security, account, how, origin, must_change, spend)
+    intent_id = _open(directory, security, account, how, origin, must_change, spend, new.password)
     try:
         _write(directory, account, new.password, how, current_password, must_change)
     except (PasswordRejected, InvalidCredentials, DirectoryUnavailable) as exc:
@@ -101,7 +102,7 @@ def apply_new_password(
     except OutcomeUnknown as exc:
         _settle_unanswered(directory, security, account, how, origin, intent_id, new.password, exc)
         return
-    _complete_after_write(directory, security, account, intent_id, new.password)
+    _complete_after_write(directory, security, account, intent_id)
 
 
 def _open(
@@ -112,8 +113,12 @@ def _open(
     origin: Origin,
     must_change: bool,
     spend: Spend | None,
+    password: str,
 ) -> int:
-    """Claim the token and commit the intent in one transaction, before anything is sent."""
+    """Claim the token and commit the intent in one transaction, before anything is sent.
+
+    With sync targets the password is held with it, encrypted, until the change is settled.
+    """
     intent = pending.open_intent(
         directory,
         account,
@@ -121,6 +126,7 @@ def _open(
         origin=origin,
         must_change=must_change,
         request_id=spend.request_id if spend else None,
+        sync_password=password if get_sync().targets else None,
     )
     if spend is not None:  # atomic: of two racing submits exactly one claims it
         intent.token_nonce = security.tokens.consume(spend.token, spend.purpose, commit=False).nonce
@@ -149,7 +155,6 @@ def _settle_unanswered(
             security,
             intent,
             settled_by="write",
-            sync_password=password,
             new_password_works=lambda holder: directory.authenticate(holder.login, password) is not None,
         )
     except SQLAlchemyError as exc:  # the database went too: the sweeper settles it later
@@ -173,12 +178,10 @@ def _settle_unanswered(
     raise ChangeUnconfirmed(str(error)) from error
 
 
-def _complete_after_write(
-    directory: Directory, security: Security, account: Account, intent_id: int, password: str
-) -> None:
+def _complete_after_write(directory: Directory, security: Security, account: Account, intent_id: int) -> None:
     """The directory said yes: that is what the person is told, even if recording it must wait."""
     try:
-        pending.complete(directory, security, intent_id, account, settled_by="write", sync_password=password)
+        pending.complete(directory, security, intent_id, account, settled_by="write")
     except SQLAlchemyError as exc:
         db.session.rollback()
         log.error(

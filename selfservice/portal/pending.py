@@ -6,14 +6,20 @@ only then is the write sent. Whatever happens next, one of three things settles 
 
 * the directory answered yes: :func:`complete`, one transaction with every consequence
   (audit event, notice in the outbox, tokens void, lockout cleared, link used, request
-  resolved);
-* the directory answered no, or was never reached: :func:`abandon`, the token given back;
+  resolved, the held sync writes released to the sync worker);
+* the directory answered no, or was never reached: :func:`abandon`, the token given back
+  and the held sync writes deleted;
 * no answer (reply lost, timeout, worker killed): the directory's record is read again,
   now or by the sweeper (:mod:`selfservice.portal.reconcile`); a change since the intent
   completes it, none abandons it.
 
 A settle is one conditional UPDATE of the intent's state, so a live request and the
 sweeper never both settle the same intent.
+
+With sync targets, the new password is held with the intent, encrypted, in one held
+sync write per target (:func:`selfservice.sync.services.queue_sync` with ``held_for``),
+committed with the intent: the sweeper never has the password, yet a change it settles
+reaches every target, and one the live request settles is queued exactly once.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from selfservice.mail.notices import Notice, notify_account
 from selfservice.portal.models import PendingChange
 from selfservice.security import Security
 from selfservice.security.models import TokenNonce
+from selfservice.sync import get_sync
+from selfservice.sync.services import drop_held, queue_sync, release_held
 from selfservice.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -68,10 +76,13 @@ def open_intent(
     must_change: bool = False,
     token_nonce: str | None = None,
     request_id: int | None = None,
+    sync_password: str | None = None,
 ) -> PendingChange:
     """Read the directory's record of the last change, then add the intent (the caller commits).
 
-    Raises DirectoryUnavailable when the record cannot be read: nothing is sent then.
+    ``sync_password``: the new password, held encrypted for the sync targets until the
+    intent is settled. Raises DirectoryUnavailable when the record cannot be read: nothing
+    is sent then.
     """
     previous = directory.password_stamp(account)
     intent = PendingChange(
@@ -88,6 +99,17 @@ def open_intent(
         user_agent=(origin.user_agent or "")[:300] or None,
     )
     db.session.add(intent)
+    if sync_password is not None:
+        db.session.flush()  # the intent's id ties the held writes to it
+        queue_sync(
+            get_sync(),
+            account,
+            sync_password,
+            how=how.value,
+            must_change=must_change,
+            origin=origin,
+            held_for=intent.id,
+        )
     return intent
 
 
@@ -103,14 +125,13 @@ def complete(
     account: Account,
     *,
     settled_by: str,
-    sync_password: str | None = None,
 ) -> bool:
     """The change happened: every consequence in one transaction. False when already settled.
 
-    ``sync_password`` (only the live request has it) queues the change for the sync targets in
-    that same transaction; a change the sweeper settles reaches no target (it never has the password).
+    The sync writes held with the intent are released in that same transaction, whoever
+    settles it (the live request or the sweeper).
     """
-    return _retrying(lambda: _complete(directory, security, intent_id, account, settled_by, sync_password))
+    return _retrying(lambda: _complete(directory, security, intent_id, account, settled_by))
 
 
 def abandon(intent_id: int, *, reason: str, settled_by: str) -> bool:
@@ -125,7 +146,6 @@ def settle_from_directory(
     *,
     settled_by: str,
     new_password_works: Callable[[Account], bool] | None = None,
-    sync_password: str | None = None,
 ) -> Outcome:
     """Settle an open intent from the directory's own record; UNKNOWN when it cannot tell.
 
@@ -143,14 +163,14 @@ def settle_from_directory(
         abandon(intent.id, reason="account-gone", settled_by=settled_by)
         return Outcome.NOT_CHANGED
     if now is not None and now != intent.previous_stamp:
-        return _settle_changed(directory, security, intent, account, settled_by, sync_password)
+        return _settle_changed(directory, security, intent, account, settled_by)
     if new_password_works is not None:  # the record shows nothing (or keeps none): ask the password
         try:
             works = new_password_works(account)
         except DirectoryError:
             return Outcome.UNKNOWN
         if works:
-            return _settle_changed(directory, security, intent, account, settled_by, sync_password)
+            return _settle_changed(directory, security, intent, account, settled_by)
     elif now is None:
         return Outcome.UNKNOWN  # no record for the account: the admin page lists it for staff
     abandon(intent.id, reason="not-applied", settled_by=settled_by)
@@ -163,10 +183,9 @@ def _settle_changed(
     intent: PendingChange,
     account: Account,
     settled_by: str,
-    sync_password: str | None,
 ) -> Outcome:
     _finish_must_change(directory, account, intent.must_change)
-    complete(directory, security, intent.id, account, settled_by=settled_by, sync_password=sync_password)
+    complete(directory, security, intent.id, account, settled_by=settled_by)
     return Outcome.CHANGED
 
 
@@ -208,7 +227,6 @@ def _complete(
     intent_id: int,
     account: Account,
     settled_by: str,
-    sync_password: str | None,
 ) -> bool:
     if not _set_state(intent_id, "changed"):
         db.session.rollback()
@@ -221,11 +239,7 @@ def _complete(
     security.tokens.void_all(account.key)  # invariant 6: every token of the account, this one too
     security.lockout.clear(account.key)
     end_sessions(account.key, commit=False)  # every signed-in browser of the account (invariant 17)
-    if sync_password is not None:  # the other directories follow through their queue
-        from selfservice.sync import get_sync  # sync builds on this module
-        from selfservice.sync.services import queue_sync
-
-        queue_sync(get_sync(), account, sync_password, how=how, must_change=intent.must_change, origin=origin)
+    release_held(intent_id, origin=origin)  # the other directories follow through their queue
     record(
         _TAGS.get(how, Tag.PASSWORD_RESET),
         origin=origin,
@@ -254,6 +268,7 @@ def _abandon(intent_id: int, reason: str, settled_by: str) -> bool:
     intent.settled_by = settled_by
     if intent.token_nonce:
         _give_back(intent.token_nonce)
+    drop_held(intent_id)  # the password held for the sync targets goes with the change
     db.session.commit()
     return True
 

@@ -5,7 +5,9 @@ could not settle it at once, or when the worker died mid-write. Once older than
 ``RECONCILE_AFTER_MINUTES`` (longer than any write can still be in flight), the
 directory's own record of the password's last change settles it: changed means the
 full consequences now (audit, notice to the holder, link used, request resolved);
-unchanged gives the token or link back. Run by ``selfservice reconcile`` and by every
+unchanged gives the token or link back. The new password, held encrypted with the intent
+for the sync targets, is released to the sync worker or deleted with it; one held past
+``SYNC_HOLD_HOURS`` is given up and forgotten. Run by ``selfservice reconcile`` and by every
 pass of the ``deliver-mail`` worker, so the notice goes out in the same pass.
 """
 
@@ -23,6 +25,8 @@ from selfservice.extensions import db
 from selfservice.portal.models import PendingChange
 from selfservice.portal.pending import OPEN_STATES, Outcome, settle_from_directory
 from selfservice.security import Security, get_security
+from selfservice.sync import get_sync
+from selfservice.sync.services import expire_held
 from selfservice.timeutil import utcnow
 
 BATCH = 100
@@ -50,6 +54,8 @@ def reconcile(
         except DirectoryError:
             outcome = Outcome.UNKNOWN  # the directory is away: the next sweep tries again
         sweep.counts[outcome] += 1
+    hold = timedelta(hours=get_sync().config["SYNC_HOLD_HOURS"])
+    expire_held((now or utcnow()) - hold)  # a password waits no longer for a release
     return sweep
 
 

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
+from flask_babel import get_locale
 
 from selfservice.directory.interfaces import Account
+from selfservice.i18n import _, ngettext
 from selfservice.sync.crypto import SyncCipher
 from selfservice.sync.policy import RulesCache, problems
 from selfservice.sync.targets import Target, parse_targets
@@ -56,12 +58,45 @@ def get_sync() -> Sync:
 
 
 def sync_promise() -> dict[str, Any] | None:
-    """What a person is told after a change: where the password works now, and what follows."""
+    """What a person is told after a change: where the password works now, and what follows.
+
+    Only the primary has the new password when the page is shown (the targets are written
+    by the sync worker after it), so that is what ``now`` says; ``later`` names the targets
+    and the promised delay; ``unconfirmed`` is for a change not known to be made yet.
+    """
     sync = get_sync()
     if not sync.targets:
         return None
+    config = current_app.config
+    language = str(get_locale())
+    primary = (
+        config["SYNC_PRIMARY_LABEL_BY_LANGUAGE"].get(language)
+        or config["SYNC_PRIMARY_LABEL"]
+        or _("the Student and Parent Portals")
+    )
+    labels = [target.label_in(language) for target in sync.targets]
+    targets = spoken_list(labels)
+    minutes = ngettext("%(num)d minute", "%(num)d minutes", config["SYNC_PROMISE_MINUTES"])
+    later = ngettext(
+        "%(systems)s follows within %(minutes)s.",
+        "%(systems)s follow within %(minutes)s.",
+        len(labels),
+        systems=targets,
+        minutes=minutes,
+    )
     return {
-        "primary": current_app.config["SYNC_PRIMARY_LABEL"],
-        "targets": [target.label for target in sync.targets],
-        "minutes": current_app.config["SYNC_PROMISE_MINUTES"],
+        "now": _("Your new password works now for %(systems)s.", systems=primary),
+        "later": later[:1].upper() + later[1:],
+        "unconfirmed": _(
+            "If the change went through, the new password also reaches %(systems)s once we have confirmed it.",  # noqa: E501
+            systems=targets,
+        ),
+        "targets": labels,
     }
+
+
+def spoken_list(names: list[str]) -> str:
+    """``["A", "B", "C"]`` -> "A, B and C", with the page's word for "and"."""
+    if len(names) < 2:
+        return "".join(names)
+    return _("%(first)s and %(last)s", first=", ".join(names[:-1]), last=names[-1])

@@ -22,10 +22,11 @@ class SyncStatus(StrEnum):
     FAILED = "failed"  # the target stayed unreachable through every attempt
     GIVEN_UP = "given-up"  # an operator gave up on it
     SUPERSEDED = "superseded"  # a newer change of the same account replaced it
+    HELD = "held"  # waiting for the primary change to be settled: never applied while held
 
     @property
     def settled(self) -> bool:
-        return self is not SyncStatus.QUEUED
+        return self not in (SyncStatus.QUEUED, SyncStatus.HELD)
 
 
 class SyncWrite(db.Model):
@@ -33,6 +34,8 @@ class SyncWrite(db.Model):
 
     ``secret`` is the new password encrypted (selfservice/sync/crypto.py); it is set to
     NULL in the same update that settles the row, so no password outlives its delivery.
+    A row ``held`` for a change whose outcome is not known yet (``pending_change_id``, the
+    intent) is released to ``queued`` when the change is settled as made, deleted when not.
     """
 
     __tablename__ = "sync_write"
@@ -44,6 +47,7 @@ class SyncWrite(db.Model):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     change_id: Mapped[str] = mapped_column(String(32), index=True)
+    pending_change_id: Mapped[int | None] = mapped_column(BigId, index=True)
     target: Mapped[str] = mapped_column(String(32))
     account_key: Mapped[str] = mapped_column(String(64))
     account_login: Mapped[str] = mapped_column(String(256))

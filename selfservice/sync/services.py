@@ -30,22 +30,34 @@ PROBLEMS = (SyncStatus.MISSING, SyncStatus.REFUSED, SyncStatus.FAILED, SyncStatu
 
 
 def queue_sync(
-    sync: Sync, account: Account, new_password: str, *, how: str, must_change: bool, origin: Origin
+    sync: Sync,
+    account: Account,
+    new_password: str,
+    *,
+    how: str,
+    must_change: bool,
+    origin: Origin,
+    held_for: int | None = None,
 ) -> list[SyncWrite]:
     """Queue ``new_password`` for every target; the caller commits with the primary's change.
 
     Older queued writes of the same account are superseded: a slow target must never
-    end up with an older password than the one the person set last.
+    end up with an older password than the one the person set last. With ``held_for``
+    (the intent of a change not made yet) the rows are held instead, untouched by the
+    worker, until :func:`release_held` or :func:`drop_held` settles them with the intent.
     """
     if not sync.targets:
         return []
     change_id = uuid.uuid4().hex
     now = utcnow()
+    status = SyncStatus.QUEUED if held_for is None else SyncStatus.HELD
     rows = []
     for target in sync.targets:
-        _supersede(account.key, target.name, now)
+        if held_for is None:
+            _supersede(account.key, target.name, now)
         row = SyncWrite(
             change_id=change_id,
+            pending_change_id=held_for,
             target=target.name,
             account_key=account.key,
             account_login=account.login,
@@ -53,22 +65,101 @@ def queue_sync(
             how=str(how),
             must_change=target.wants_must_change(must_change),
             secret=sync.cipher.encrypt(new_password),
-            status=SyncStatus.QUEUED.value,
+            status=status.value,
             attempts=0,
             next_attempt_at=now,
         )
         db.session.add(row)
         rows.append(row)
+    if held_for is None:
+        _record_queued(
+            account.login, account.key, change_id, [target.name for target in sync.targets], origin
+        )
+    return rows
+
+
+def release_held(intent_id: int, *, origin: Origin) -> int:
+    """The change of ``intent_id`` was made: its held writes become due (the caller commits).
+
+    Called only by whoever won the intent's settle (one conditional UPDATE), and itself a
+    conditional UPDATE on ``held``: two sweepers or a sweeper and the live request never
+    release a change twice. How many writes were released.
+    """
+    held = db.session.execute(
+        sa.select(SyncWrite.change_id, SyncWrite.target, SyncWrite.account_login, SyncWrite.account_key)
+        .where(SyncWrite.pending_change_id == intent_id, SyncWrite.status == SyncStatus.HELD.value)
+        .order_by(SyncWrite.id)
+    ).all()
+    if not held:
+        return 0
+    # Older queued writes of the account are superseded by the worker (a newer row exists);
+    # a newer change already queued supersedes these in turn.
+    released = db.session.execute(
+        sa.update(SyncWrite)
+        .where(SyncWrite.pending_change_id == intent_id, SyncWrite.status == SyncStatus.HELD.value)
+        .values(status=SyncStatus.QUEUED.value, next_attempt_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    change_id, _, login, key = held[0]
+    _record_queued(login, key, change_id, [row.target for row in held], origin)
+    return int(released)
+
+
+def drop_held(intent_id: int) -> int:
+    """The change of ``intent_id`` was not made: its held writes and their password go (caller commits)."""
+    result = db.session.execute(
+        sa.delete(SyncWrite)
+        .where(SyncWrite.pending_change_id == intent_id, SyncWrite.status == SyncStatus.HELD.value)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def expire_held(before: datetime, *, actor: str = "reconcile") -> int:
+    """Give up held writes created before ``before`` (SYNC_HOLD_HOURS): their password is forgotten.
+
+    A change still unsettled that long is for staff (the admin page lists it); a password
+    must not wait in the database for a release that may never come.
+    """
+    old = db.session.scalars(
+        sa.select(SyncWrite).where(SyncWrite.status == SyncStatus.HELD.value, SyncWrite.created_at < before)
+    ).all()
+    now = utcnow()
+    for row in old:
+        gone = db.session.execute(
+            sa.update(SyncWrite)
+            .where(SyncWrite.id == row.id, SyncWrite.status == SyncStatus.HELD.value)
+            .values(
+                status=SyncStatus.GIVEN_UP.value,
+                secret=None,
+                settled_at=now,
+                last_error="held past SYNC_HOLD_HOURS: the primary change was never confirmed",
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        if gone:
+            record(
+                Tag.SYNC_GIVEN_UP,
+                actor=actor,
+                subject=row.account_login,
+                subject_key=row.account_key,
+                details={"target": row.target, "write": row.id, "reason": "held-too-long"},
+                commit=False,
+            )
+    db.session.commit()
+    return len(old)
+
+
+def _record_queued(login: str, key: str, change_id: str, targets: list[str], origin: Origin) -> None:
     record(
         Tag.SYNC_QUEUED,
         origin=origin,
-        actor=account.login,
-        subject=account.login,
-        subject_key=account.key,
-        details={"change": change_id, "targets": [target.name for target in sync.targets]},
+        actor=login,
+        subject=login,
+        subject_key=key,
+        details={"change": change_id, "targets": targets},
         commit=False,
     )
-    return rows
 
 
 def _supersede(account_key: str, target: str, now: datetime) -> None:

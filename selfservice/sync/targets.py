@@ -4,7 +4,8 @@ Each target is one table of the SYNC_TARGETS setting::
 
     [[sync_targets]]
     name = "ad"                                  # short id: queue rows, audit events, commands
-    label = "Windows and Chromebook sign-in"     # what the account holder is told
+    label = "Windows and Chromebook sign-in"     # what the account holder is told (default: from name)
+    label_by_language = { es = "Inicio de sesión de Windows y Chromebook" }
     kind = "ad"                                  # openldap, ad or builtin
     match = ["student_id", "login"]              # primary fields that find the account there
     must_change = "follow"                       # follow the primary write, "never" or "always"
@@ -32,7 +33,9 @@ MUST_CHANGE_RULES = ("follow", "never", "always")
 #: Connection and schema settings a target never inherits from the primary.
 OWN_SETTINGS = tuple(key for key in DEFAULTS if key.startswith(("LDAP_", "AD_")))
 ATTRIBUTE_TABLES = ("LDAP_ATTRIBUTES", "AD_ATTRIBUTES")
-KNOWN_KEYS = frozenset({"name", "label", "kind", "match", "must_change", "unlock", "settings"})
+KNOWN_KEYS = frozenset(
+    {"name", "label", "label_by_language", "kind", "match", "must_change", "unlock", "settings"}
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,11 @@ class Target:
     must_change: str = "follow"
     unlock: bool = True
     settings: Mapping[str, Any] = field(default_factory=dict)
+    label_by_language: Mapping[str, str] = field(default_factory=dict)
+
+    def label_in(self, language: str) -> str:
+        """What the account holder is told this target is, in ``language`` when the settings say."""
+        return self.label_by_language.get(language) or self.label
 
     def wants_must_change(self, primary_must_change: bool) -> bool:
         """Whether the target's copy of the password must be changed at next sign-in."""
@@ -93,8 +101,19 @@ def _target(index: int, table: Any) -> Target:
     settings = table.get("settings", {})
     if not isinstance(unlock, bool) or not isinstance(settings, Mapping):
         raise ConfigError(f"{where}: unlock must be true or false and settings a table")
-    label = str(table.get("label") or name)
-    return Target(name, label, kind, tuple(match), must_change, unlock, dict(settings))
+    label = str(table.get("label") or default_label(name))
+    by_language = table.get("label_by_language", {})
+    if not isinstance(by_language, Mapping) or not all(
+        isinstance(text, str) for text in by_language.values()
+    ):
+        raise ConfigError(f"{where}.label_by_language must be a table of language code = text")
+    return Target(name, label, kind, tuple(match), must_change, unlock, dict(settings), dict(by_language))
+
+
+def default_label(name: str) -> str:
+    """A label from a target's short name: ``ad`` -> "AD", ``google_workspace`` -> "Google workspace"."""
+    words = name.replace("_", " ").replace("-", " ").strip()
+    return words.upper() if len(words) <= 3 else words[:1].upper() + words[1:]
 
 
 def target_settings(target: Target, config: Mapping[str, Any]) -> dict[str, Any]:

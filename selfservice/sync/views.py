@@ -35,7 +35,7 @@ def _helpers() -> dict[str, Any]:
         SyncStatus.MISSING.value: _("No such account there"),
         SyncStatus.REFUSED.value: _("Refused by its password rules"),
         SyncStatus.FAILED.value: _("Unreachable: gave up"),
-        SyncStatus.GIVEN_UP.value: _("Given up by an admin"),
+        SyncStatus.GIVEN_UP.value: _("Given up"),  # by an admin, or held unconfirmed too long
     }
     return {"local_time": local_time, "time_zone": zone.key, "outcome_names": outcome_names}
 

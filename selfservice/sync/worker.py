@@ -300,6 +300,8 @@ def _superseded(write: Claimed) -> bool:
             SyncWrite.account_key == write.account_key,
             SyncWrite.target == write.target,
             SyncWrite.id > write.id,
+            # A held write is a change not known to be made: it may still be dropped.
+            SyncWrite.status != SyncStatus.HELD.value,
         )
     )
     db.session.commit()

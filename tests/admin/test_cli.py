@@ -15,6 +15,7 @@ from selfservice.audit.tags import Tag
 from selfservice.extensions import db
 from selfservice.helpdesk.models import HelpRequest, RequestEvent
 from selfservice.mail.models import OutboxMessage
+from selfservice.portal.models import PendingChange
 from selfservice.sync.models import SyncWrite
 from selfservice.timeutil import utcnow
 from tests.admin.conftest import add_event
@@ -97,6 +98,7 @@ def test_purge_deletes_only_what_is_past_retention(app: Flask, runner: Any) -> N
             "help_requests": 2,
             "expired_sessions": 0,
             "sync_writes": 2,
+            "pending_changes": 0,
         }
         assert purge_event.actor == "cli"
         assert sorted(m.status for m in db.session.query(OutboxMessage)) == ["queued", "sent"]
@@ -104,6 +106,39 @@ def test_purge_deletes_only_what_is_past_retention(app: Flask, runner: Any) -> N
         assert db.session.query(RequestEvent).count() == 1  # the open request's timeline stays
         # A write settled lately and one still pending stay, however old the change.
         assert sorted(w.status for w in db.session.query(SyncWrite)) == ["done", "queued"]
+
+
+def test_purge_deletes_settled_password_change_intents_past_retention(app: Flask, runner: Any) -> None:
+    now = utcnow()
+    old, recent = now - timedelta(days=100), now - timedelta(days=5)
+    with app.app_context():
+        for state, settled in [
+            ("changed", old),
+            ("not-changed", old),
+            ("changed", recent),
+            ("unknown", None),
+        ]:
+            db.session.add(
+                PendingChange(
+                    account_key="k-1000001",
+                    login="s1000001",
+                    how="recovery",
+                    state=state,
+                    started_at=old,
+                    settled_at=settled,
+                )
+            )
+        db.session.commit()
+
+    result = runner.invoke(args=["purge", "--older-than", "30"])
+
+    assert result.exit_code == 0, result.output
+    assert "2 settled password-change intents (30 days)" in result.output
+    with app.app_context():
+        # Settled lately, or still open for the sweeper however old: kept.
+        assert sorted(intent.state for intent in db.session.query(PendingChange)) == ["changed", "unknown"]
+        purge_event = db.session.query(AuditEvent).filter_by(tag=str(Tag.RETENTION_PURGED)).one()
+        assert purge_event.details["deleted"]["pending_changes"] == 2
 
 
 def test_purge_defaults_come_from_the_retention_settings(make_app: Any) -> None:

@@ -190,6 +190,7 @@ def test_check_covers_every_target_and_masks_their_secrets(make_app: Any) -> Non
         ([{"name": "x", "kind": "ad", "passwd": "x"}], "SYNC_TARGETS[0]: unknown keys"),
         ([LIBRARY, LIBRARY], "its own name"),
         ([{"kind": "ad"}], "SYNC_TARGETS[0].name"),
+        ([{**LIBRARY, "label_by_language": {"es": 7}}], "SYNC_TARGETS[0].label_by_language"),
         ("ad", "SYNC_TARGETS must be a list"),
     ],
 )
@@ -217,9 +218,8 @@ def test_the_person_is_told_where_the_password_works_and_what_follows(make_app: 
 
     page = client.get("/password/done").get_data(as_text=True)
 
-    assert "The new password works now in the Student Portal." in page
-    assert "It reaches these systems within 10 minutes:" in page
-    assert "<li>Library catalog</li>" in page
+    assert "Your new password works now for the Student Portal." in page
+    assert "Library catalog follows within 10 minutes." in page
 
 
 def test_without_targets_the_done_page_promises_nothing(client: FlaskClient, auth: AuthActions) -> None:
@@ -227,7 +227,7 @@ def test_without_targets_the_done_page_promises_nothing(client: FlaskClient, aut
     new = "Harvest-Lantern-Sync-77"
     form = {"current_password": person("p2000001").password, "new_password": new, "confirm": new}
     post_form(client, "/password", form)
-    assert "reaches these systems" not in client.get("/password/done").get_data(as_text=True)
+    assert "follows within" not in client.get("/password/done").get_data(as_text=True)
 
 
 def test_sync_status_fails_when_a_write_is_later_than_promised(make_app: Any) -> None:
