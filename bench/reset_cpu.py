@@ -35,6 +35,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -111,8 +112,6 @@ def slapd() -> Iterator[Any]:
     if binary is None:
         raise SystemExit("slapd is not installed (apt-get install slapd ldap-utils)")
     with tempfile.TemporaryDirectory(prefix="selfservice-bench-slapd-") as folder:
-        from pathlib import Path
-
         instance = _launch(binary, Path(folder))
         try:
             _load(instance)

@@ -11,10 +11,10 @@ each benchmark one after the other with the .venv's Python:
     two_instances       P6 two instances / one; P5 RSS under concurrent resets
 
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust), Redis on 127.0.0.1:6379 and
-slapd (scripts/test installs it). The full profile takes about 25 minutes on 2 cores,
-most of it seeding a million audit events twice; ``--events 200000`` shortens that part,
-``--quick`` is a smoke run of every script in about two minutes (its figures are not
-worth quoting). Prints a summary table (figure, target, measured) and writes it, with
+slapd (scripts/test installs it). The full profile takes about 7 minutes on 2 cores
+(longer on a loaded machine), a third of it seeding a million audit events twice;
+``--events 200000`` shortens that part, ``--quick`` is a smoke run of every script in
+about 70 s (its figures are not worth quoting). Prints a summary table (figure, target, measured) and writes it, with
 every script's own output, to --output (bench/results/latest.md, git-ignored).
 Exits non-zero when a script fails, not when a target is missed.
 """
