@@ -14,8 +14,9 @@ Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust), Redis on 127.0.0.1:63
 slapd (scripts/test installs it). The full profile takes about 7 minutes on 2 cores
 (longer on a loaded machine), a third of it seeding a million audit events twice;
 ``--events 200000`` shortens that part, ``--quick`` is a smoke run of every script in
-about 70 s (its figures are not worth quoting). Prints a summary table (figure, target, measured) and writes it, with
-every script's own output, to --output (bench/results/latest.md, git-ignored).
+about 70 s (its figures are not worth quoting). Prints a summary table (figure, target,
+measured) and writes it, with every script's own output, to --output
+(bench/results/latest.md, git-ignored).
 Exits non-zero when a script fails, not when a target is missed.
 """
 
