@@ -12,6 +12,7 @@ then --runs times. Prints the median and the slowest run per page, in millisecon
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -34,7 +35,8 @@ from selfservice.extensions import db
 from selfservice.security import get_security
 
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-SCRATCH = "selfservice_bench"
+#: Unique per run, so two people benchmarking on one server never drop each other's database.
+SCRATCH = f"selfservice_bench_{os.getpid()}"
 ADMIN_PASSWORD = "Bench-Admin-Password-42"
 TARGET_MS = 100
 #: Refused requests of one flood, counted as the portal counts them (``--flood``).
