@@ -46,7 +46,7 @@ def count_by_bucket(
     starts = _buckets(since, until, zone, bucketing)
     edges = [start.astimezone(UTC).replace(tzinfo=None) for start in starts]
     counts = [0] * len(starts)
-    # A second selected column, when there is one, is a count per row (the breach aggregate).
+    # A second selected column, when there is one, is a count per row (audit_count, rate_limit_breach).
     raw = moments.with_only_columns(
         type_coerce(moments.selected_columns[0], NullType()), *list(moments.selected_columns)[1:2]
     )
