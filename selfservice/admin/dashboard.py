@@ -1,13 +1,15 @@
 """The dashboard's numbers: resets (self-service vs assisted), lockouts, breaches, coverage, help desk.
 
-Counting by hour or day happens here, in Python, over the event times that one
-indexed range query returns: it keeps the SQL the same on SQLite and PostgreSQL,
-and days are the district's days (TIME_ZONE), not UTC's.
+Nothing here counts raw audit events: the writer keeps counts per quarter hour
+(``audit_count``) and each account's last activity (``account_activity``,
+``staff_activity``) in the transaction that writes each event (selfservice.audit.counts).
+The dashboard reads at most 30 days of quarter hours per series and one row per account
+seen, whatever the size of the audit log. Days are the district's days (TIME_ZONE), not
+UTC's: quarter hours add up to local days exactly in every zone in use today.
 """
 
 from __future__ import annotations
 
-import functools
 from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
@@ -18,37 +20,14 @@ from typing import Any
 from sqlalchemy import Select, func, inspect, select, type_coerce
 from sqlalchemy.types import NullType
 
-from selfservice.audit.models import AuditEvent
+from selfservice.audit.models import AccountActivity, AuditCount, StaffActivity
 from selfservice.audit.tags import Tag
 from selfservice.extensions import db
 from selfservice.portal.models import Enrollment
-from selfservice.security.models import RateLimitBreach
 
 HOURS_SHOWN = 48
 DAYS_SHOWN = 30
 COVERAGE_DAYS = 30
-
-#: Events that only an account holder's own sign-in or self-service produces.
-HOLDER_TAGS = (
-    Tag.LOGIN_SUCCESS,
-    Tag.PASSWORD_CHANGED,
-    Tag.PASSWORD_RESET,
-    Tag.PASSWORD_ACTIVATED,
-    Tag.ENROLLMENT_SAVED,
-    Tag.RECOVERY_STARTED,
-    Tag.RECOVERY_VERIFIED,
-    Tag.LOCKED,
-)
-#: Events only staff act in: whoever acted in one is staff, not an account holder.
-STAFF_TAGS = (
-    Tag.HELP_REQUEST_OPENED,
-    Tag.HELP_REQUEST_UPDATED,
-    Tag.RESET_LINK_ISSUED,
-    Tag.HELP_REQUEST_ESCALATED,
-    Tag.HELP_REQUEST_RESOLVED,
-    Tag.QUESTION_CHANGED,
-    Tag.UNLOCKED,
-)
 
 
 class Bucketing(StrEnum):
@@ -67,7 +46,7 @@ def count_by_bucket(
     starts = _buckets(since, until, zone, bucketing)
     edges = [start.astimezone(UTC).replace(tzinfo=None) for start in starts]
     counts = [0] * len(starts)
-    # A second selected column, when there is one, is a count per row (the breach aggregate).
+    # A second selected column, when there is one, is a count per row (audit_count, rate_limit_breach).
     raw = moments.with_only_columns(
         type_coerce(moments.selected_columns[0], NullType()), *list(moments.selected_columns)[1:2]
     )
@@ -94,9 +73,10 @@ def _buckets(since: datetime, until: datetime, zone: tzinfo, bucketing: Bucketin
     ]
 
 
-def tag_moments(tag: Tag, since: datetime, until: datetime) -> Select[Any]:
-    return select(AuditEvent.created_at).where(
-        AuditEvent.tag == str(tag), AuditEvent.created_at >= since, AuditEvent.created_at < until
+def tag_counts(tag: Tag, since: datetime, until: datetime) -> Select[Any]:
+    """(quarter hour, count) rows of ``tag`` in [since, until), as count_by_bucket takes them."""
+    return select(AuditCount.bucket, AuditCount.count).where(
+        AuditCount.tag == str(tag), AuditCount.bucket >= since, AuditCount.bucket < until
     )
 
 
@@ -129,15 +109,14 @@ class Resets:
 def resets_per_day(now: datetime, zone: tzinfo, days: int = DAYS_SHOWN) -> Resets:
     """Password resets per local day: through the questions (self-service) or a help-desk link."""
     since = _local_midnight(now, zone) - timedelta(days=days - 1)
-    how = AuditEvent.details["how"].as_string()
     rows = db.session.execute(
-        select(AuditEvent.created_at, how).where(
-            AuditEvent.tag == str(Tag.PASSWORD_RESET), AuditEvent.created_at >= since
+        select(AuditCount.bucket, AuditCount.kind, AuditCount.count).where(
+            AuditCount.tag == str(Tag.PASSWORD_RESET), AuditCount.bucket >= since
         )
     )
     counts: Counter[tuple[date, str]] = Counter()
-    for moment, kind in rows:
-        counts[(moment.astimezone(zone).date(), kind)] += 1
+    for bucket, kind, count in rows:
+        counts[(bucket.astimezone(zone).date(), kind)] += count
     day_list = [since.astimezone(zone).date() + timedelta(days=n) for n in range(days)]
     return Resets([ResetDay(d, counts[(d, "recovery")], counts[(d, "assisted")]) for d in day_list])
 
@@ -145,21 +124,12 @@ def resets_per_day(now: datetime, zone: tzinfo, days: int = DAYS_SHOWN) -> Reset
 def per_hour(tag: Tag, now: datetime, zone: tzinfo, hours: int = HOURS_SHOWN) -> list[tuple[datetime, int]]:
     until = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     since = until - timedelta(hours=hours)
-    moments = breach_moments if tag is Tag.RATE_LIMIT_BREACH else functools.partial(tag_moments, tag)
-    return count_by_bucket(moments(since, until), since, until, zone, Bucketing.HOUR)
+    return count_by_bucket(tag_counts(tag, since, until), since, until, zone, Bucketing.HOUR)
 
 
 def per_day(tag: Tag, now: datetime, zone: tzinfo, days: int = DAYS_SHOWN) -> list[tuple[datetime, int]]:
     since = _local_midnight(now, zone) - timedelta(days=days - 1)
-    moments = breach_moments if tag is Tag.RATE_LIMIT_BREACH else functools.partial(tag_moments, tag)
-    return count_by_bucket(moments(since, now), since, now, zone, Bucketing.DAY)
-
-
-def breach_moments(since: datetime, until: datetime) -> Select[Any]:
-    """Breaches are counts per minute (``RateLimitBreach``), not audit events: (minute, count) rows."""
-    return select(RateLimitBreach.minute, RateLimitBreach.count).where(
-        RateLimitBreach.minute >= since, RateLimitBreach.minute < until
-    )
+    return count_by_bucket(tag_counts(tag, since, now), since, now, zone, Bucketing.DAY)
 
 
 def _local_midnight(now: datetime, zone: tzinfo) -> datetime:
@@ -184,28 +154,16 @@ def enrollment_coverage(now: datetime, days: int = COVERAGE_DAYS) -> Coverage:
     "Seen": the distinct account keys that were the subject of an account holder's
     own sign-in, password, enrollment, recovery or lock event in the window, less
     the logins that acted as staff in the window (the audit log has no account kind).
+    Both come from the last-activity tables the audit writer keeps: one row per
+    (account key, login) and one per staff login.
     """
     since = now - timedelta(days=days)
-    # A short list (staff who acted lately), fetched first: as a subquery it costs a scan per row.
-    staff = list(
-        db.session.scalars(
-            select(AuditEvent.actor)
-            .where(
-                AuditEvent.tag.in_([str(t) for t in STAFF_TAGS]),
-                AuditEvent.created_at >= since,
-                AuditEvent.actor.is_not(None),
-            )
-            .distinct()
-        )
-    )
-    conditions = [
-        AuditEvent.tag.in_([str(t) for t in HOLDER_TAGS]),
-        AuditEvent.created_at >= since,
-        AuditEvent.subject_key.is_not(None),
-    ]
+    staff = list(db.session.scalars(select(StaffActivity.actor).where(StaffActivity.last_acted_at >= since)))
+    conditions = [AccountActivity.last_seen_at >= since]
     if staff:
-        conditions.append(AuditEvent.subject.not_in(staff))
-    seen = select(AuditEvent.subject_key).where(*conditions).distinct().subquery()
+        # "" stands for an event with no login; the raw query's NOT IN left those out too.
+        conditions += [AccountActivity.subject != "", AccountActivity.subject.not_in(staff)]
+    seen = select(AccountActivity.subject_key).where(*conditions).distinct().subquery()
     # One pass: every key seen, and those of them with an enrollment row.
     seen_count, enrolled = db.session.execute(
         select(func.count(), func.count(Enrollment.id)).select_from(

@@ -4,7 +4,8 @@ Audit events, delivered or abandoned mail and webhooks, settled password sync wr
 settled password-change intents, and closed or resolved help requests older than the
 configured number of days go; queued mail, pending or held sync writes, open intents and
 open requests stay whatever their age. The purge itself is audited
-after the deletes, so it is never deleted by itself.
+after the deletes, so it is never deleted by itself. The dashboard's counts of audit events
+outlive the events (see selfservice.audit.counts).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Table, delete, func, inspect, select
 
-from selfservice.audit.models import AuditEvent
+from selfservice.audit.models import AccountActivity, AuditEvent, StaffActivity
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
 from selfservice.auth.store import purge_expired as purge_expired_sessions
@@ -46,9 +47,7 @@ class Retention:
 def purge(retention: Retention, *, now: datetime, actor: str, origin: Origin) -> dict[str, int]:
     """Delete what is older than ``retention``; returns the number of rows deleted per kind."""
     counts = {
-        "audit_events": _delete_in_batches(
-            AuditEvent.__table__, AuditEvent.created_at < now - timedelta(days=retention.audit_days)
-        ),
+        "audit_events": _purge_audit(now - timedelta(days=retention.audit_days)),
         "mail": _delete_in_batches(
             OutboxMessage.__table__,
             OutboxMessage.status.in_([MailStatus.SENT.value, MailStatus.FAILED.value]),
@@ -91,6 +90,20 @@ def _delete_in_batches(
         db.session.execute(delete(table).where(key.in_(ids)))
         db.session.commit()
         total += len(ids)
+
+
+def _purge_audit(cutoff: datetime) -> int:
+    """Events before ``cutoff``, and the last-activity rows they alone account for.
+
+    The quarter-hour counts stay (they name no one; the dashboard outlives the raw log).
+    An (account, login) pair last seen before the cutoff has no event left after it, so
+    coverage read from the activity tables still agrees with the events that remain.
+    """
+    deleted = _delete_in_batches(AuditEvent.__table__, AuditEvent.created_at < cutoff)
+    db.session.execute(delete(AccountActivity).where(AccountActivity.last_seen_at < cutoff))
+    db.session.execute(delete(StaffActivity).where(StaffActivity.last_acted_at < cutoff))
+    db.session.commit()
+    return deleted
 
 
 def _purge_webhook_deliveries(cutoff: datetime) -> int:

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from selfservice.audit.counts import count_breaches, count_events
 from selfservice.audit.models import AuditEvent
 from selfservice.audit.tags import Tag
 from selfservice.extensions import db
@@ -112,6 +113,7 @@ def seed_audit(
         rows = [row for row in rows if row["tag"] != Tag.RATE_LIMIT_BREACH.value]
         if rows:
             db.session.execute(insert(table), rows)
+            count_events(db.session.connection(), rows)
         db.session.commit()
         written += size
         if echo and written % 100_000 == 0:
@@ -141,7 +143,9 @@ def _write_breaches(counts: Counter[tuple[datetime, str, str, str]]) -> int:
         for (m, ip, e, li), n in counts.items()
     ]
     for start in range(0, len(rows), BATCH):
-        db.session.execute(insert(RateLimitBreach.__table__), rows[start : start + BATCH])
+        batch = rows[start : start + BATCH]
+        db.session.execute(insert(RateLimitBreach.__table__), batch)
+        count_breaches(db.session.connection(), ((row["minute"], row["count"]) for row in batch))
         db.session.commit()
     return len(rows)
 

@@ -34,6 +34,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_accept_header, parse_cookie
 from werkzeug.routing import RequestRedirect
 
+from selfservice.audit.counts import count_breaches
 from selfservice.extensions import db, limiter
 from selfservice.i18n import LANGUAGE_COOKIE
 from selfservice.limiter import RateLimited
@@ -229,6 +230,7 @@ class BreachCounter:
         ]
         try:
             db.session.execute(_upsert(), rows)
+            count_breaches(db.session.connection(), ((row["minute"], row["count"]) for row in rows))
             db.session.commit()
         except Exception:
             db.session.rollback()

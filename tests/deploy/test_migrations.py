@@ -99,3 +99,35 @@ def test_breach_events_become_counts_per_minute(empty_app: Flask) -> None:
     ]
     assert {(limit, endpoint) for _m, _k, limit, endpoint, _n in rows} == {("10 per 1 minute", "auth.login")}
     assert left == 0
+
+
+def counted_rows() -> dict[str, list[tuple[object, ...]]]:
+    from selfservice.audit.models import AccountActivity, AuditCount, StaffActivity
+
+    return {
+        model.__tablename__: sorted(
+            tuple(row) for row in db.session.execute(sa.select(*model.__table__.columns)).all()
+        )
+        for model in (AuditCount, AccountActivity, StaffActivity)
+    }
+
+
+def test_counts_backfill_gives_what_the_writer_keeps(empty_app: Flask) -> None:
+    """0008_counts fills the dashboard's counts from the events already there, as the writer would have."""
+    from selfservice.admin.seeding import seed_audit, seed_flood
+    from selfservice.audit.services import record
+    from selfservice.audit.tags import Tag
+
+    with empty_app.app_context():
+        upgrade()
+        seed_audit(4_000, days=40)
+        seed_flood(9_000, per_minute=2_000)
+        record(Tag.PASSWORD_RESET, subject="s1", subject_key="k1", details={"how": None})
+        record(Tag.LOGIN_SUCCESS, subject=None, subject_key="k2")
+        written = counted_rows()
+        assert all(written.values())
+        db.session.remove()  # no open read transaction to hold up the DROP on PostgreSQL
+        downgrade(revision="0006_limits")
+        assert {"audit_count", "account_activity", "staff_activity"}.isdisjoint(table_names())
+        upgrade()
+        assert counted_rows() == written
