@@ -4,7 +4,8 @@ Every audit event adds one to its row of ``audit_count`` (tag, quarter hour, kin
 the transaction that writes the event, whichever way it is written:
 
 - through the ORM (``record``, and anything else that adds an ``AuditEvent`` to a
-  session): a ``before_flush`` hook counts the session's new events;
+  session): a ``before_flush`` hook notes the session's new events and a
+  ``before_commit`` hook counts them, so a count's row lock lasts only the commit;
 - in bulk through Core (``seed_audit``): the writer calls :func:`count_events`;
 - rate-limit breaches are not audit events but counts per minute (``rate_limit_breach``):
   whoever writes those calls :func:`count_breaches` in the same transaction.
@@ -15,8 +16,9 @@ subject of its holder's own event, and ``staff_activity`` when each login last a
 as staff. Both are one row per account, so coverage reads a few thousand rows at most.
 
 Each write is an INSERT ... ON CONFLICT DO UPDATE (same statement on SQLite and
-PostgreSQL): atomic, so two instances writing at once never lose a count. Rows go in
-key order, so two transactions lock shared rows in the same order.
+PostgreSQL): atomic, so two instances writing at once never lose a count. A transaction
+writes its counts once, at commit, in key order: two transactions lock shared rows in the
+same order and hold them only for the commit.
 
 Retention (``selfservice purge``) deletes raw events but not ``audit_count``: counts name
 no one, and a dashboard is expected to outlive the raw log. The activity tables do
@@ -30,9 +32,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from selfservice.audit.models import AccountActivity, AuditCount, AuditEvent, StaffActivity
 from selfservice.audit.tags import Tag
@@ -137,25 +139,52 @@ def _insert(connection: Connection, model: type[Any]) -> Any:
     return (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(model)
 
 
+#: Where a session keeps the events it has flushed but not yet counted.
+_UNCOUNTED = "selfservice.audit.uncounted"
+
+
 @event.listens_for(Session, "before_flush")
-def _count_new_events(session: Session, flush_context: object, instances: object) -> None:
+def _note_new_events(session: Session, flush_context: object, instances: object) -> None:
     new = [obj for obj in session.new if isinstance(obj, AuditEvent)]
-    if not new:
-        return
     for audit in new:
         if audit.created_at is None:  # the column default, fixed now so the count and the row agree
             audit.created_at = utcnow()
-    count_events(
-        session.connection(),
-        (
-            {
-                "tag": audit.tag,
-                "created_at": audit.created_at,
-                "details": audit.details,
-                "subject": audit.subject,
-                "subject_key": audit.subject_key,
-                "actor": audit.actor,
-            }
-            for audit in new
-        ),
-    )
+    if new:
+        session.info.setdefault(_UNCOUNTED, []).extend(new)
+
+
+@event.listens_for(Session, "before_commit")
+def _count_at_commit(session: Session) -> None:
+    """Count the transaction's events at its commit, not at its flushes.
+
+    A row lock on a count lasts from the upsert to the commit: taken at a flush, it would
+    make every other request counting the same tag in the same quarter hour wait while
+    this one does its slow work (argon2, a directory write) before committing. At commit,
+    in key order, it lasts only the commit, and no two transactions lock rows in
+    different orders.
+    """
+    session.flush()  # events added since the last flush are this transaction's too
+    uncounted = session.info.pop(_UNCOUNTED, None)
+    # An event a rolled-back savepoint took back is no longer persistent: it is not counted.
+    events = [audit for audit in uncounted or () if inspect(audit).persistent]
+    if events:
+        count_events(
+            session.connection(),
+            (
+                {
+                    "tag": audit.tag,
+                    "created_at": audit.created_at,
+                    "details": audit.details,
+                    "subject": audit.subject,
+                    "subject_key": audit.subject_key,
+                    "actor": audit.actor,
+                }
+                for audit in events
+            ),
+        )
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_uncounted(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the whole transaction ended (rolled back, or counted above)
+        session.info.pop(_UNCOUNTED, None)

@@ -148,6 +148,19 @@ def test_a_rolled_back_event_is_not_counted(app: Flask) -> None:
         assert db.session.scalars(select(AccountActivity.subject_key)).all() == ["k2"]
 
 
+def test_an_event_a_rolled_back_savepoint_took_back_is_not_counted(app: Flask) -> None:
+    with app.app_context():
+        record(Tag.LOCKED, subject="s1000001", subject_key="k1", commit=False)
+        with db.session.begin_nested() as savepoint:
+            record(Tag.UNLOCKED, actor="staff001", commit=False)
+            db.session.flush()
+            savepoint.rollback()
+        db.session.commit()
+        counted = db.session.execute(select(AuditCount.tag, AuditCount.count)).all()
+        assert counted == [(str(Tag.LOCKED), 1)]
+        assert db.session.scalars(select(StaffActivity.actor)).all() == []
+
+
 def test_purged_events_keep_their_counts_and_coverage_follows_the_events_left(app: Flask) -> None:
     now = utcnow()
     with app.app_context():
@@ -166,3 +179,51 @@ def test_purged_events_keep_their_counts_and_coverage_follows_the_events_left(ap
         assert (before.coverage.seen, after.coverage.seen) == (2, 1)
         assert db.session.scalars(select(AccountActivity.subject_key)).all() == ["k2"]
         assert db.session.scalars(select(StaffActivity.actor)).all() == []
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_transaction_still_open_holds_no_count_row(tmp_path: Any) -> None:
+    """A request that has written its event but not committed (say, busy with argon2) must not
+    make every other request counting the same tag in the same quarter hour wait for it:
+    the counts are added at commit, so the row lock lasts only as long as the commit."""
+    from flask_migrate import upgrade
+    from sqlalchemy import text
+
+    from selfservice import create_app
+    from tests.conftest import FAST_HASHING
+    from tests.deploy.instances import scratch_postgres
+
+    for url in scratch_postgres():
+        app = create_app(
+            {"TESTING": True, "DATABASE_URL": url, "INSTANCE_PATH": str(tmp_path), **FAST_HASHING}
+        )
+        with app.app_context():
+            upgrade()
+        outcome: list[BaseException | None] = []
+
+        def other_request() -> None:
+            with app.app_context():
+                try:
+                    db.session.execute(text("SET lock_timeout = '2s'"))
+                    record(Tag.RECOVERY_STARTED, origin=Origin(ip="198.51.100.2"), subject="s1000002")
+                    outcome.append(None)
+                except BaseException as error:  # noqa: BLE001 - reported in the main thread
+                    outcome.append(error)
+                finally:
+                    db.session.remove()
+
+        with app.app_context():
+            record(Tag.RECOVERY_STARTED, origin=Origin(ip="198.51.100.1"), subject="s1000001", commit=False)
+            db.session.flush()  # the event is written; the transaction stays open
+            other = threading.Thread(target=other_request)
+            other.start()
+            other.join()
+            db.session.commit()
+            assert outcome == [None]
+            counted = db.session.scalar(
+                select(func.sum(AuditCount.count)).where(AuditCount.tag == str(Tag.RECOVERY_STARTED))
+            )
+            assert counted == 2
+            db.session.remove()
+            db.engine.dispose()
