@@ -85,7 +85,10 @@ def build(folder: str) -> Flask:
                 email="ana.lopez@students.school.test",
             )
         )
-        rows = [EnrollmentAnswer(question_id=q, answer_hash=hasher.hash(a)) for q, a in zip(ids, ANSWERS)]
+        rows = [
+            EnrollmentAnswer(question_id=q, answer_hash=hasher.hash(a))
+            for q, a in zip(ids, ANSWERS, strict=False)
+        ]
         db.session.add(Enrollment(account_key=account.key, login="s1000001", answers=rows))
         db.session.commit()
     return app
@@ -132,7 +135,7 @@ def reset(app: Flask, n: int, steps: Counter[str] | None = None) -> None:
                 db.session.scalars(select(Question.id).where(Question.active.is_(True)).order_by(Question.id))
             )
             db.session.remove()
-        known = dict(zip(order, ANSWERS))
+        known = dict(zip(order, ANSWERS, strict=False))
         data = {f"answer_{i}": known[q] for i, q in enumerate(pinned, start=1)}
         step[0] = "POST /forgot/questions"
         answered = client.post("/forgot/questions", data={"csrf_token": token, **data})
@@ -142,7 +145,9 @@ def reset(app: Flask, n: int, steps: Counter[str] | None = None) -> None:
         token = csrf(client, location)
         password = NEW_PASSWORDS[n % 2].format(n)
         step[0] = "POST /forgot/reset"
-        done = client.post(location, data={"csrf_token": token, "new_password": password, "confirm": password})
+        done = client.post(
+            location, data={"csrf_token": token, "new_password": password, "confirm": password}
+        )
         assert done.status_code == 303, done.get_data(as_text=True)[:2000]
     finally:
         if steps is not None:
@@ -247,7 +252,8 @@ def rss(what: str, count: int) -> None:
             client = app.test_client()
             for _ in range(count):
                 client.get("/forgot")
-        print(f"peak RSS after {count} {what}: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MB")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak RSS after {count} {what}: {peak:.1f} MB")
 
 
 def main() -> None:
@@ -256,7 +262,9 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=2000)
     parser.add_argument("--profile", choices=["reset", "forgot"])
     parser.add_argument("--rss", choices=["pages", "resets"])
-    parser.add_argument("--import-only", action="store_true", help="peak RSS of importing and building the app")
+    parser.add_argument(
+        "--import-only", action="store_true", help="peak RSS of importing and building the app"
+    )
     args = parser.parse_args()
     if args.profile:
         profile(args.profile, args.resets if args.profile == "reset" else args.pages)

@@ -240,7 +240,7 @@ def forgot_reset(token: str) -> ResponseReturnValue:
         if form.validate_on_submit():
             new = NewPassword(form.new_password.data, form.confirm.data)
             remember_page_language(account.key)  # the reset notice goes out in this language
-            recovery.reset_password(directory, security, token, new, origin)
+            recovery.reset_password(directory, security, account, token, new, origin)
             return redirect(url_for("portal.forgot_done"), code=303)
     except TokenRefused:
         return render_template("portal/forgot_link_refused.html"), 410
