@@ -13,7 +13,8 @@ directory, the default argon2 parameters m=19 MiB t=2, limits lifted) and prints
   plus the directory's own CPU (the builtin directory's verify of the old password is
   not part of a reset: the floor is the four argon2 operations);
 - CPU per GET /forgot against a bare Flask page in this same process;
-- with ``--rss``: the peak RSS (ru_maxrss) of a fresh process serving only pages, or resets.
+- with ``--rss``: the peak RSS (VmHWM) of a fresh process (the app built on a ready
+  database) serving only pages, or doing resets.
 
 The full suite with gunicorn, PostgreSQL and slapd lives beside this script (bench/).
 """
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -43,11 +45,28 @@ CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 NEW_PASSWORDS = ["Lantern-Orchard-Velvet-{}", "Quartz-Meadow-Pelican-{}"]
 
 
+SETTINGS = {
+    "SECRET_KEY": "profile-bench-secret-key-0123456789abcdef",
+    "BASE_URL": "https://portal.example.test",
+    "SESSION_COOKIE_SECURE": True,
+    "DEBUG": False,
+    **dict.fromkeys(("SIGN_IN_RATE_LIMIT", "RECOVERY_RATE_LIMIT", "GLOBAL_RATE_LIMIT"), UNLIMITED),
+    "LOCKOUT_MAX_FAILURES_PER_DAY": 10_000_000,
+    "SECOND_FACTOR": {"student": "off", "parent": "off", "staff": "off"},
+}
+
+
+def app_on(folder: str) -> Flask:
+    """The portal on the scratch database in ``folder`` (built by :func:`build`)."""
+    from selfservice import create_app
+
+    return create_app({**SETTINGS, "DATABASE_URL": f"sqlite:///{folder}/profile.sqlite", "INSTANCE_PATH": folder})
+
+
 def build(folder: str) -> Flask:
     from flask_migrate import upgrade
     from sqlalchemy import select
 
-    from selfservice import create_app
     from selfservice.directory import get_directory
     from selfservice.directory.builtin import NewAccount
     from selfservice.directory.interfaces import AccountKind
@@ -56,19 +75,7 @@ def build(folder: str) -> Flask:
     from selfservice.portal.question_bank import seed_question_bank
     from selfservice.security import get_security
 
-    app = create_app(
-        {
-            "SECRET_KEY": "profile-bench-secret-key-0123456789abcdef",
-            "DATABASE_URL": f"sqlite:///{folder}/profile.sqlite",
-            "INSTANCE_PATH": folder,
-            "BASE_URL": "https://portal.example.test",
-            "SESSION_COOKIE_SECURE": True,
-            "DEBUG": False,
-            **dict.fromkeys(("SIGN_IN_RATE_LIMIT", "RECOVERY_RATE_LIMIT", "GLOBAL_RATE_LIMIT"), UNLIMITED),
-            "LOCKOUT_MAX_FAILURES_PER_DAY": 10_000_000,
-            "SECOND_FACTOR": {"student": "off", "parent": "off", "staff": "off"},
-        }
-    )
+    app = app_on(folder)
     with app.app_context():
         upgrade()
         seed_question_bank(db.session)
@@ -241,19 +248,27 @@ def profile(what: str, count: int) -> None:
         pstats.Stats(profiler).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(45)
 
 
-def rss(what: str, count: int) -> None:
-    """Peak RSS of this process after serving pages or doing resets, in MB."""
-    with tempfile.TemporaryDirectory() as folder:
-        app = build(folder)
-        if what == "resets":
-            for n in range(count):
-                reset(app, n)
-        else:
-            client = app.test_client()
-            for _ in range(count):
-                client.get("/forgot")
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"peak RSS after {count} {what}: {peak:.1f} MB")
+def rss(folder: str, what: str, count: int) -> None:
+    """Peak RSS of this fresh process: the app built on a ready database, then pages or resets."""
+
+    def peak() -> float:
+        # ru_maxrss survives fork and exec (it would report the parent's peak): VmHWM is this process's.
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    app = app_on(folder)
+    print(f"peak RSS after create_app: {peak():.1f} MB; modules loaded: {len(sys.modules)}")
+    if what == "resets":
+        for n in range(count):
+            reset(app, n)
+    else:
+        client = app.test_client()
+        for _ in range(count):
+            client.get("/forgot")
+    heavy = sorted(name for name in ("zxcvbn", "alembic", "flask_migrate", "hypothesis") if name in sys.modules)
+    print(f"peak RSS after {count} {what}: {peak():.1f} MB; heavy modules loaded: {heavy}")
 
 
 def main() -> None:
@@ -269,15 +284,17 @@ def main() -> None:
     if args.profile:
         profile(args.profile, args.resets if args.profile == "reset" else args.pages)
     elif args.rss:
-        # A fresh process, so nothing measured before counts in its peak.
-        command = [sys.executable, __file__, "--rss-child", args.rss, str(args.resets)]
-        subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+        # The database is built here; a fresh process serves, so nothing before counts in its peak.
+        with tempfile.TemporaryDirectory() as folder:
+            build(folder)
+            command = [sys.executable, __file__, "--rss-child", folder, args.rss, str(args.resets)]
+            subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
     else:
         figures(args.resets, args.pages)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--rss-child":
-        rss(sys.argv[2], int(sys.argv[3]))
+    if len(sys.argv) == 5 and sys.argv[1] == "--rss-child":
+        rss(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
         main()

@@ -16,7 +16,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from zxcvbn import zxcvbn
 
 from selfservice.directory.interfaces import PasswordRules
 from selfservice.i18n_markers import N_
@@ -129,6 +128,8 @@ def _composition_problems(password: str, policy: PasswordPolicy) -> list[str]:
 
 def _guessability_problems(password: str, policy: PasswordPolicy, user_inputs: list[str]) -> list[str]:
     """zxcvbn's verdict: the too-easy message, then its own (English) warning and suggestions."""
+    from zxcvbn import zxcvbn  # its dictionaries (about 14 MB) load with the first password checked
+
     with _zxcvbn_lock:
         result = zxcvbn(
             password[:ZXCVBN_MAX_CHARS],
