@@ -60,7 +60,8 @@ def app_on(folder: str) -> Flask:
     """The portal on the scratch database in ``folder`` (built by :func:`build`)."""
     from selfservice import create_app
 
-    return create_app({**SETTINGS, "DATABASE_URL": f"sqlite:///{folder}/profile.sqlite", "INSTANCE_PATH": folder})
+    database = f"sqlite:///{folder}/profile.sqlite"
+    return create_app({**SETTINGS, "DATABASE_URL": database, "INSTANCE_PATH": folder})
 
 
 def build(folder: str) -> Flask:
@@ -267,7 +268,8 @@ def rss(folder: str, what: str, count: int) -> None:
         client = app.test_client()
         for _ in range(count):
             client.get("/forgot")
-    heavy = sorted(name for name in ("zxcvbn", "alembic", "flask_migrate", "hypothesis") if name in sys.modules)
+    optional = ("zxcvbn", "alembic", "flask_migrate", "cryptography", "ldap3", "redis")
+    heavy = sorted(name for name in optional if name in sys.modules)
     print(f"peak RSS after {count} {what}: {peak():.1f} MB; heavy modules loaded: {heavy}")
 
 

@@ -16,7 +16,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-
 from selfservice.directory.interfaces import PasswordRules
 from selfservice.i18n_markers import N_
 

@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-
 from selfservice.directory import build_directory
 from selfservice.directory.interfaces import Account, Directory, DirectoryError, PasswordRules
 from selfservice.i18n_markers import N_
