@@ -125,10 +125,15 @@ def _composition_problems(password: str, policy: PasswordPolicy) -> list[str]:
     return [message for required, message, test in rules if required and not any(map(test, password))]
 
 
+def zxcvbn(password: str, *, user_inputs: list[str], max_length: int) -> dict[str, Any]:
+    """zxcvbn's verdict; its dictionaries (about 14 MB) load with the first password checked, not at start."""
+    from zxcvbn import zxcvbn as score
+
+    return score(password, user_inputs=user_inputs, max_length=max_length)  # type: ignore[no-any-return]
+
+
 def _guessability_problems(password: str, policy: PasswordPolicy, user_inputs: list[str]) -> list[str]:
     """zxcvbn's verdict: the too-easy message, then its own (English) warning and suggestions."""
-    from zxcvbn import zxcvbn  # its dictionaries (about 14 MB) load with the first password checked
-
     with _zxcvbn_lock:
         result = zxcvbn(
             password[:ZXCVBN_MAX_CHARS],
