@@ -439,9 +439,8 @@ def check_code(
     """Spend one try of the live code atomically, then compare; a match is single use."""
     account = directory.get(attempt.subject)
     row = _live_code(attempt.subject)
-    code_id, stored = (
-        (row.id, row.code_digest) if row else (0, "")
-    )  # read now: the claim's commit expires rows
+    # Read now: the claim's commit expires the row, and reading it again is a query.
+    code_id, stored = (row.id, row.code_digest) if row else (0, "")
     if (
         account is None
         or row is None
