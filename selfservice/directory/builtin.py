@@ -10,12 +10,12 @@ import contextlib
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, text
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import joinedload
 
@@ -102,13 +102,21 @@ class BuiltinDirectory:
         return self._account(row)
 
     def set_password(self, account: Account, new_password: str, *, must_change: bool = False) -> None:
-        row = self._row(account)
-        row.password_hash = self.hasher.hash(new_password)
-        row.must_change = must_change
-        row.password_changed_at = utcnow()
-        # One commit: the hash and its timestamp land together, or neither does. A commit
-        # that fails may still have landed (the connection lost with the answer in flight):
-        # only the timestamp, read again, can tell.
+        password_hash = self.hasher.hash(new_password)
+        # One UPDATE and one commit: the hash and its timestamp land together, or neither
+        # does. A commit that fails may still have landed (the connection lost with the
+        # answer in flight): only the timestamp, read again, can tell.
+        statement = (
+            update(DirectoryAccount)
+            .where(DirectoryAccount.id == account.key)
+            .values(password_hash=password_hash, must_change=must_change, password_changed_at=utcnow())
+        )
+        written = self._query(
+            lambda: db.session.execute(statement, execution_options={"synchronize_session": False})
+        )
+        if written.rowcount != 1:  # type: ignore[attr-defined]
+            db.session.rollback()
+            raise LookupError(f"no builtin account with key {account.key}")
         try:
             db.session.commit()
         except SQLAlchemyError as exc:
@@ -128,8 +136,9 @@ class BuiltinDirectory:
 
     def password_stamp(self, account: Account) -> str | None:
         """The row's own timestamp (to the microsecond), written in the same commit as the hash."""
-        row = self._query(lambda: db.session.get(DirectoryAccount, account.key, populate_existing=True))
-        return row.password_changed_at.isoformat() if row else None
+        statement = select(DirectoryAccount.password_changed_at).where(DirectoryAccount.id == account.key)
+        stamp = self._query(lambda: db.session.execute(statement).first())
+        return _aware(stamp[0]).isoformat() if stamp else None
 
     def unlock(self, account: Account) -> None:
         """The builtin directory has no lockout of its own: self-service locks live elsewhere."""
@@ -169,19 +178,28 @@ class BuiltinDirectory:
     # Internals ---------------------------------------------------------------
 
     def _rows_by(self, field: str, value: str) -> list[DirectoryAccount]:
-        if not value or "\x00" in value:  # no account holds a NUL (and PostgreSQL refuses one)
+        return self._rows_matching([field], value)
+
+    def _rows_matching(self, fields: list[str], value: str) -> list[DirectoryAccount]:
+        """Rows where any of ``fields`` holds ``value``, in one query."""
+        if not value or "\x00" in value or not fields:  # no account holds a NUL (PostgreSQL refuses one)
             return []
-        column = getattr(DirectoryAccount, field)
-        condition = func.lower(column) == value.lower() if field in {"login", "email"} else column == value
+        conditions = [
+            func.lower(getattr(DirectoryAccount, f)) == value.lower()
+            if f in {"login", "email"}
+            else getattr(DirectoryAccount, f) == value
+            for f in fields
+        ]
         # Groups in the same query: a found and a missing login cost the same round trips (equal timing).
-        statement = select(DirectoryAccount).options(joinedload(DirectoryAccount.groups)).where(condition)
+        statement = (
+            select(DirectoryAccount).options(joinedload(DirectoryAccount.groups)).where(or_(*conditions))
+        )
         return self._query(lambda: list(db.session.scalars(statement).unique()))
 
     def _find_row(self, login: str) -> DirectoryAccount | None:
         """The one row whose login fields match the normalised ``login``; None when none or several."""
-        login = normalise_login(login)
-        rows = {row.id: row for f in self.login_fields for row in self._rows_by(f, login)}
-        return rows.popitem()[1] if len(rows) == 1 else None
+        rows = self._rows_matching(self.login_fields, normalise_login(login))
+        return rows[0] if len(rows) == 1 else None
 
     def _row_for_login(self, login: str) -> DirectoryAccount | None:
         # The row the lookup found, not a second query: found and missing logins cost the same.
@@ -243,3 +261,8 @@ class BuiltinDirectory:
         except SQLAlchemyError as exc:
             db.session.rollback()
             raise DirectoryUnavailable("the portal database did not answer") from exc
+
+
+def _aware(moment: datetime) -> datetime:
+    """A column read straight from some drivers comes back naive: it is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -129,9 +129,12 @@ def _open(
         sync_password=password if get_sync().targets else None,
     )
     if spend is not None:  # atomic: of two racing submits exactly one claims it
-        intent.token_nonce = security.tokens.consume(spend.token, spend.purpose, commit=False).nonce
+        with db.session.no_autoflush:  # the intent is inserted once, with its nonce
+            intent.token_nonce = security.tokens.consume(spend.token, spend.purpose, commit=False).nonce
+    db.session.flush()
+    intent_id = intent.id  # read before the commit expires it: no second read
     db.session.commit()
-    return intent.id
+    return intent_id
 
 
 def _settle_unanswered(

@@ -200,12 +200,14 @@ def _finish_must_change(directory: Directory, account: Account, must_change: boo
 # --- the transactions ---------------------------------------------------------------
 
 
-def _set_state(intent_id: int, state: str, *, note: str | None = None, settle: bool = True) -> bool:
+def _set_state(intent_id: int, state: str, *, note: str | None = None, settled_by: str | None = None) -> bool:
+    """One conditional UPDATE: only an open intent is settled (``settled_by``) or marked."""
     values: dict[str, object] = {"state": state}
     if note is not None:
         values["note"] = note
-    if settle:
+    if settled_by is not None:
         values["settled_at"] = utcnow()
+        values["settled_by"] = settled_by
     claimed = db.session.execute(
         update(PendingChange)
         .where(PendingChange.id == intent_id, PendingChange.state.in_(OPEN_STATES))
@@ -216,7 +218,7 @@ def _set_state(intent_id: int, state: str, *, note: str | None = None, settle: b
 
 
 def _mark_unknown(intent_id: int, note: str) -> bool:
-    marked = _set_state(intent_id, "unknown", note=note, settle=False)
+    marked = _set_state(intent_id, "unknown", note=note)
     db.session.commit()
     return marked
 
@@ -228,16 +230,15 @@ def _complete(
     account: Account,
     settled_by: str,
 ) -> bool:
-    if not _set_state(intent_id, "changed"):
+    if not _set_state(intent_id, "changed", settled_by=settled_by):
         db.session.rollback()
         return False
     intent = db.session.get(PendingChange, intent_id, populate_existing=True)
     assert intent is not None  # the UPDATE above just matched it
-    intent.settled_by = settled_by
     how = How(intent.how)
     origin = Origin(ip=intent.ip, user_agent=intent.user_agent)
     security.tokens.void_all(account.key)  # invariant 6: every token of the account, this one too
-    security.lockout.clear(account.key)
+    security.lockout.forget(account.key)
     end_sessions(account.key, commit=False)  # every signed-in browser of the account (invariant 17)
     release_held(intent_id, origin=origin)  # the other directories follow through their queue
     record(
@@ -260,12 +261,11 @@ def _complete(
 
 
 def _abandon(intent_id: int, reason: str, settled_by: str) -> bool:
-    if not _set_state(intent_id, "not-changed", note=reason):
+    if not _set_state(intent_id, "not-changed", note=reason, settled_by=settled_by):
         db.session.rollback()
         return False
     intent = db.session.get(PendingChange, intent_id, populate_existing=True)
     assert intent is not None
-    intent.settled_by = settled_by
     if intent.token_nonce:
         _give_back(intent.token_nonce)
     drop_held(intent_id)  # the password held for the sync targets goes with the change

@@ -23,8 +23,10 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select, update
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import lazyload
 
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
@@ -212,6 +214,7 @@ def _pin(lookup: str, pool: list[int], settings: Mapping[str, Any], *, real: boo
 
     A decoy (``real`` false) never replaces a live challenge: if one exists for its
     lookup, a real account pinned it, and redrawing would reveal more of its questions.
+    The caller commits, with its audit event.
     """
     now = utcnow()
     expires_at = now + timedelta(minutes=settings["RECOVERY_CHALLENGE_MINUTES"])
@@ -222,21 +225,38 @@ def _pin(lookup: str, pool: list[int], settings: Mapping[str, Any], *, real: boo
     chosen = secrets.SystemRandom().sample(pool, min(settings["RECOVERY_QUESTION_COUNT"], len(pool)))
     if challenge is not None:
         challenge.question_ids, challenge.created_at, challenge.expires_at = chosen, now, expires_at
-        db.session.commit()
-        return
-    try:
-        with db.session.begin_nested():
-            db.session.add(
-                RecoveryChallenge(lookup=lookup, question_ids=chosen, created_at=now, expires_at=expires_at)
-            )
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()  # a parallel request pinned first: theirs stands
+        return  # committed with the audit event
+    # A parallel request that pinned first wins: its questions stand, this insert does nothing.
+    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    row = {"lookup": lookup, "question_ids": chosen, "created_at": now, "expires_at": expires_at}
+    db.session.execute(
+        insert(RecoveryChallenge).values(**row).on_conflict_do_nothing(index_elements=["lookup"])
+    )
 
 
 def _live_challenge(lookup: str) -> RecoveryChallenge | None:
-    challenge = db.session.get(RecoveryChallenge, lookup, populate_existing=True)
+    """The challenge pinned under ``lookup`` while it lives.
+
+    Read once per request: the answer step reads it for the form's labels and again to
+    check the answers. The session (and its ``info``) lives for one request; a commit in
+    between expires the kept row, which is then read again.
+    """
+    kept = db.session.info.get(_CHALLENGE_INFO)
+    if kept is not None and kept.lookup_key == lookup and not sa_inspect(kept.row).expired:
+        challenge = kept.row
+    else:
+        challenge = db.session.get(RecoveryChallenge, lookup, populate_existing=True)
+        db.session.info[_CHALLENGE_INFO] = _Kept(lookup, challenge) if challenge is not None else None
     return challenge if challenge is not None and challenge.expires_at > utcnow() else None
+
+
+_CHALLENGE_INFO = "selfservice.recovery.challenge"
+
+
+@dataclass(frozen=True)
+class _Kept:
+    lookup_key: str
+    row: RecoveryChallenge
 
 
 # Answering ------------------------------------------------------------------------
@@ -280,12 +300,18 @@ def answer(
             notify_account(account, Notice.LOCKED, until=until)
         _notice_if_due(security, key, account)
         return Step(Stage.HELP, reason=HelpReason.NOT_VERIFIED)
-    _rehash_if_needed(security.hasher, rows, answers)
-    security.lockout.record_success(account.key)
-    db.session.delete(challenge)
+    # One transaction: the rehash, the count cleared, the questions unpinned, the audit
+    # event, and the code or the token of the next step.
+    _rehash_if_needed(security.hasher, rows, hashes, answers)
+    security.lockout.record_success(account.key, commit=False)
+    db.session.execute(
+        delete(RecoveryChallenge).where(RecoveryChallenge.lookup == attempt.lookup),
+        execution_options={"synchronize_session": False},
+    )
     record(Tag.RECOVERY_VERIFIED, origin=origin, subject=account.login, subject_key=account.key, commit=False)
+    step = _second_factor(security, settings, account, origin)
     db.session.commit()
-    return _second_factor(security, settings, account, origin)
+    return step
 
 
 def _checked(security: Security, key: str, hashes: Sequence[str | None], answers: Sequence[str]) -> bool:
@@ -309,8 +335,14 @@ def _notice_if_due(security: Security, key: str, account: Account | None) -> Non
 
 
 def _stored_hashes(account_key: str) -> dict[int, EnrollmentAnswer]:
-    enrollment = db.session.scalar(select(Enrollment).where(Enrollment.account_key == account_key))
-    return {row.question_id: row for row in enrollment.answers} if enrollment else {}
+    """The account's enrolled answers by question, in one query (a decoy's finds none, at the same cost)."""
+    rows = db.session.scalars(
+        select(EnrollmentAnswer)
+        .join(Enrollment)
+        .where(Enrollment.account_key == account_key)
+        .options(lazyload(EnrollmentAnswer.question))
+    )
+    return {row.question_id: row for row in rows}
 
 
 def _verify_all(hasher: AnswerHasher, hashes: Sequence[str | None], answers: Sequence[str]) -> bool:
@@ -329,10 +361,14 @@ def _dummy_hash(hasher: AnswerHasher) -> str:
 
 
 def _rehash_if_needed(
-    hasher: AnswerHasher, rows: Sequence[EnrollmentAnswer | None], answers: Sequence[str]
+    hasher: AnswerHasher,
+    rows: Sequence[EnrollmentAnswer | None],
+    hashes: Sequence[str | None],
+    answers: Sequence[str],
 ) -> None:
-    for row, given in zip(rows, answers, strict=True):
-        if row is not None and hasher.needs_rehash(row.answer_hash):
+    """Hashes read before the claim's commit: an answer needing no rehash costs no read."""
+    for row, stored, given in zip(rows, hashes, answers, strict=True):
+        if row is not None and stored is not None and hasher.needs_rehash(stored):
             row.answer_hash = hasher.hash(given)
 
 
@@ -403,14 +439,21 @@ def check_code(
     """Spend one try of the live code atomically, then compare; a match is single use."""
     account = directory.get(attempt.subject)
     row = _live_code(attempt.subject)
-    if account is None or row is None or not _claim_code(security, account, origin) or not _spend_try(row.id):
+    # Read now: the claim's commit expires the row, and reading it again is a query.
+    code_id, stored = (row.id, row.code_digest) if row else (0, "")
+    if (
+        account is None
+        or row is None
+        or not _claim_code(security, account, origin)
+        or not _spend_try(code_id)
+    ):
         if account is not None:
             _record_code(Tag.RECOVERY_CODE_FAILED, "refused", origin, account, reason="expired-or-used")
         return Step(Stage.HELP, kind=account.kind if account else None, reason=HelpReason.CODE_FAILED)
-    if hmac.compare_digest(row.code_digest, _code_digest(settings, _normalise_code(typed))) and _use(row.id):
+    if hmac.compare_digest(stored, _code_digest(settings, _normalise_code(typed))) and _use(code_id):
         security.lockout.give_back_code(account.key)
         return Step(Stage.RESET, token=_issue_token(security, settings, account))
-    tries_left = db.session.scalar(select(VerificationCode.tries_left).where(VerificationCode.id == row.id))
+    tries_left = db.session.scalar(select(VerificationCode.tries_left).where(VerificationCode.id == code_id))
     _record_code(Tag.RECOVERY_CODE_FAILED, "failure", origin, account, reason="wrong", tries_left=tries_left)
     _notice_if_due(security, account.key, account)
     if not tries_left:
@@ -503,15 +546,16 @@ def open_reset(directory: Directory, security: Security, token: str, origin: Ori
 
 
 def reset_password(
-    directory: Directory, security: Security, token: str, new: NewPassword, origin: Origin
-) -> Account:
-    """Peek, check the policy, then write with the token claimed by the change's intent.
+    directory: Directory, security: Security, account: Account, token: str, new: NewPassword, origin: Origin
+) -> None:
+    """Check the policy, then write with the token claimed by the change's intent.
 
-    The token is spent only once the change is known to have happened. Raises
-    TokenRefused, PolicyViolation (token still good), DirectoryUnavailable (nothing
-    changed, token still good) or ChangeUnconfirmed (settled later by the sweeper).
+    ``account`` is what :func:`open_reset` returned for ``token`` in this request (the
+    account is read once). The token is spent only once the change is known to have
+    happened: the intent claims it atomically. Raises TokenRefused, PolicyViolation
+    (token still good), DirectoryUnavailable (nothing changed, token still good) or
+    ChangeUnconfirmed (settled later by the sweeper).
     """
-    account = open_reset(directory, security, token, origin)
     apply_new_password(
         directory,
         security,
@@ -521,7 +565,6 @@ def reset_password(
         origin=origin,
         spend=Spend(token, Purpose.RECOVERY),
     )
-    return account
 
 
 # Small helpers --------------------------------------------------------------------

@@ -29,6 +29,7 @@ from selfservice.security import get_security
 from selfservice.security.throttling import throttle
 from selfservice.security.tokens import TokenRefused
 from selfservice.site.errors import password_not_changed, password_unconfirmed
+from selfservice.site.pages import render_shared
 from selfservice.web import current_origin
 
 blueprint = Blueprint("portal", __name__)
@@ -185,7 +186,9 @@ def forgot() -> ResponseReturnValue:
     if form.validate_on_submit():
         attempt = recovery.start(get_directory(), current_app.config, form.login.data, current_origin())
         return _go(recovery.Step(recovery.Stage.QUESTIONS), attempt)
-    return render_template("portal/forgot.html", form=form), 400 if form.errors else 200
+    if form.errors:
+        return render_template("portal/forgot.html", form=form), 400
+    return render_shared("portal/forgot.html", form=form)  # the same page for every anonymous visitor
 
 
 @blueprint.route("/forgot/questions", methods=["GET", "POST"])
@@ -240,7 +243,7 @@ def forgot_reset(token: str) -> ResponseReturnValue:
         if form.validate_on_submit():
             new = NewPassword(form.new_password.data, form.confirm.data)
             remember_page_language(account.key)  # the reset notice goes out in this language
-            recovery.reset_password(directory, security, token, new, origin)
+            recovery.reset_password(directory, security, account, token, new, origin)
             return redirect(url_for("portal.forgot_done"), code=303)
     except TokenRefused:
         return render_template("portal/forgot_link_refused.html"), 410

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
@@ -172,31 +172,46 @@ class LockoutService:
         self._give_back_day(account_key)
         db.session.commit()
 
-    def record_success(self, account_key: str) -> None:
+    def record_success(self, account_key: str, *, commit: bool = True) -> None:
         """A correct answer: clear the window's count; the day keeps its failures, not this claim."""
-        self.clear(account_key, day=False)
-        self._give_back_day(account_key)
-        db.session.commit()
+        self.forget(account_key, day=False)
+        if commit:
+            db.session.commit()
 
     @staticmethod
-    def clear(account_key: str, *, day: bool = True) -> bool:
-        """Forget failures and any lock (unlock, password reset). True when a lock was lifted.
+    def forget(account_key: str, *, day: bool = True) -> None:
+        """:meth:`clear` in one UPDATE, in the caller's transaction, when nobody asks what it lifted.
 
-        ``day`` also forgets the day's failures (the daily cap): an admin's unlock or a
-        password reset by the holder. A right answer keeps them (``day=False``).
+        ``day`` forgets the day's failures (a password reset); without it one of them is
+        given back (the claim of a right answer).
         """
+        now = utcnow()
+        day_failures = (
+            0
+            if day
+            else case((Lockout.day_failures > 0, Lockout.day_failures - 1), else_=Lockout.day_failures)
+        )
+        values: dict[str, Any] = {
+            "failures": 0,
+            "locked_until": case((Lockout.locked_until > now, None), else_=Lockout.locked_until),
+            "day_failures": day_failures,
+        }
+        if day:
+            values["day_noticed"] = case((Lockout.day_failures > 0, False), else_=Lockout.day_noticed)
+        db.session.execute(
+            update(Lockout).where(Lockout.account_key == account_key).values(**values),
+            execution_options={"synchronize_session": False},
+        )
+
+    @staticmethod
+    def clear(account_key: str) -> bool:
+        """Forget failures, the day's too, and any lock (an admin's unlock). True when a lock was lifted."""
         lifted = db.session.execute(
             update(Lockout)
             .where(Lockout.account_key == account_key, Lockout.locked_until > utcnow())
             .values(failures=0, locked_until=None)
         ).rowcount  # type: ignore[attr-defined]
-        if day:
-            db.session.execute(
-                update(Lockout)
-                .where(Lockout.account_key == account_key, Lockout.day_failures > 0)
-                .values(day_failures=0, day_noticed=False)
-            )
-        db.session.execute(update(Lockout).where(Lockout.account_key == account_key).values(failures=0))
+        LockoutService.forget(account_key)
         return bool(lifted)
 
     @staticmethod
@@ -240,11 +255,10 @@ class LockoutService:
 
     @staticmethod
     def _ensure_row(account_key: str, login: str) -> None:
-        if db.session.get(Lockout, account_key) is not None:
-            return
-        try:
-            with db.session.begin_nested():
-                db.session.add(Lockout(account_key=account_key, login=login, failures=0))
-            db.session.commit()
-        except IntegrityError:
-            db.session.rollback()  # another request created it first
+        """The account's row, created by the first claim: one statement whether it exists or not."""
+        insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        db.session.execute(
+            insert(Lockout)
+            .values(account_key=account_key, login=login, failures=0)
+            .on_conflict_do_nothing(index_elements=["account_key"])
+        )

@@ -16,8 +16,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from zxcvbn import zxcvbn
-
 from selfservice.directory.interfaces import PasswordRules
 from selfservice.i18n_markers import N_
 
@@ -125,6 +123,13 @@ def _composition_problems(password: str, policy: PasswordPolicy) -> list[str]:
         (policy.require_symbol, NEEDS_SYMBOL, lambda c: not c.isalnum()),
     ]
     return [message for required, message, test in rules if required and not any(map(test, password))]
+
+
+def zxcvbn(password: str, *, user_inputs: list[str], max_length: int) -> dict[str, Any]:
+    """zxcvbn's verdict; its dictionaries (about 14 MB) load with the first password checked, not at start."""
+    from zxcvbn import zxcvbn as score
+
+    return score(password, user_inputs=user_inputs, max_length=max_length)  # type: ignore[no-any-return]
 
 
 def _guessability_problems(password: str, policy: PasswordPolicy, user_inputs: list[str]) -> list[str]:

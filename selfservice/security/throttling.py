@@ -111,6 +111,7 @@ class RefuseEarly:
         self.app = app
         self.wsgi_app = wsgi_app
         self._throttled: dict[str, tuple[str, frozenset[str]]] | None = None
+        self._methods: frozenset[str] | None = None
         self.pages = RefusalPages(app)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -126,6 +127,8 @@ class RefuseEarly:
 
     def _refusal(self, environ: dict[str, Any]) -> tuple[str, str, int] | None:
         method = environ.get("REQUEST_METHOD", "GET")
+        if method not in self.throttled_methods():  # a GET page: no route to match here
+            return None
         endpoint = self._endpoint(environ, method)
         rule = self.throttled().get(endpoint or "")
         if endpoint is None or rule is None or method not in rule[1]:
@@ -151,6 +154,12 @@ class RefuseEarly:
                 if hasattr(view, THROTTLE_ATTRIBUTE)
             }
         return self._throttled
+
+    def throttled_methods(self) -> frozenset[str]:
+        """Every method some limit applies to (POST, unless a view says otherwise)."""
+        if self._methods is None:
+            self._methods = frozenset().union(*(methods for _setting, methods in self.throttled().values()))
+        return self._methods
 
     def _language(self, environ: dict[str, Any]) -> str:
         languages = self.app.config["LANGUAGES"]

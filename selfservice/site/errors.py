@@ -121,7 +121,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(OperationalError, database_unavailable)
     app.register_error_handler(InterfaceError, database_unavailable)
     app.register_error_handler(InternalError, database_unavailable)  # PostgreSQL read-only
-    for storage_error in _limiter_storage_errors():
+    for storage_error in _limiter_storage_errors(app.config["RATELIMIT_STORAGE_URI"]):
         app.register_error_handler(storage_error, limiter_unavailable)
     app.register_error_handler(CSRFError, csrf_failed)
     app.register_error_handler(RateLimited, rate_limited)
@@ -130,8 +130,10 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, http_error)
 
 
-def _limiter_storage_errors() -> tuple[type[Exception], ...]:
-    """What the limiter's storage raises when it is down (Redis only when installed)."""
+def _limiter_storage_errors(storage_uri: str) -> tuple[type[Exception], ...]:
+    """What the limiter's storage raises when it is down (Redis's own only when it is Redis)."""
+    if "redis" not in storage_uri.split("://", 1)[0]:  # no worker loads the client it does not use
+        return (StorageError,)
     try:
         from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import TimeoutError as RedisTimeoutError

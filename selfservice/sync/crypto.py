@@ -3,21 +3,22 @@
 The key is SYNC_ENCRYPTION_KEY (a Fernet key: ``python -c "from cryptography.fernet import
 Fernet; print(Fernet.generate_key().decode())"``), or, when that is empty, derived from
 SECRET_KEY with HKDF. Fernet is AES-128-CBC with an HMAC-SHA256: a changed ciphertext is
-refused, never decrypted into a wrong password.
+refused, never decrypted into a wrong password. The cryptography package (about 8 MB) is
+loaded with the first password queued or read, not by every worker at start.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
-from typing import Any
-
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+import functools
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from selfservice.config import ConfigError
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 HKDF_INFO = b"selfservice sync queue v1"
 
@@ -27,8 +28,17 @@ class Undecryptable(Exception):
 
 
 class SyncCipher:
-    def __init__(self, key: bytes) -> None:
-        self._fernet = Fernet(key)
+    def __init__(self, key: bytes | Callable[[], bytes]) -> None:
+        self._key = key
+        self._built: Fernet | None = None
+
+    @property
+    def _fernet(self) -> Fernet:
+        if self._built is None:
+            from cryptography.fernet import Fernet
+
+            self._built = Fernet(self._key() if callable(self._key) else self._key)
+        return self._built
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SyncCipher:
@@ -42,12 +52,14 @@ class SyncCipher:
                     "SYNC_ENCRYPTION_KEY must be a Fernet key (32 bytes, url-safe base64)"
                 ) from exc
             return cls(given.encode())
-        return cls(derive_key(str(config.get("SECRET_KEY") or "")))
+        return cls(functools.partial(derive_key, str(config.get("SECRET_KEY") or "")))
 
     def encrypt(self, password: str) -> str:
         return self._fernet.encrypt(password.encode("utf-8")).decode("ascii")
 
     def decrypt(self, token: str) -> str:
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
         except (InvalidToken, UnicodeError) as exc:
@@ -56,5 +68,8 @@ class SyncCipher:
 
 def derive_key(secret: str) -> bytes:
     """A Fernet key derived from ``secret`` (SECRET_KEY) for this one purpose."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=HKDF_INFO)
     return base64.urlsafe_b64encode(hkdf.derive(secret.encode("utf-8")))

@@ -16,8 +16,6 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ldap3.core.exceptions import LDAPException
-
 from selfservice.directory import build_directory
 from selfservice.directory.interfaces import Account, Directory, DirectoryError, PasswordRules
 from selfservice.i18n_markers import N_
@@ -90,6 +88,8 @@ class RulesCache:
 
     @staticmethod
     def _read(target: Target, config: Mapping[str, Any], fallback: PasswordRules) -> PasswordRules:
+        from ldap3.core.exceptions import LDAPException  # only a site with sync targets loads ldap3 here
+
         # Read while a person waits for the page: never longer than a few seconds.
         directory = build_directory(
             {
