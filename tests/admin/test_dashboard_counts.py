@@ -202,7 +202,7 @@ def test_a_transaction_still_open_holds_no_count_row(tmp_path: Any) -> None:
             upgrade()
         outcome: list[BaseException | None] = []
 
-        def other_request() -> None:
+        def other_request(app: Flask = app, outcome: list[BaseException | None] = outcome) -> None:
             with app.app_context():
                 try:
                     db.session.execute(text("SET lock_timeout = '2s'"))
