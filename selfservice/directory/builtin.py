@@ -93,13 +93,17 @@ class BuiltinDirectory:
     # Passwords ---------------------------------------------------------------
 
     def authenticate(self, login: str, password: str) -> Account | None:
-        row = self._row_for_login(login)
-        if row is None or row.disabled or not password:
+        # Only the three columns a check needs, as a plain row: a found login costs what a
+        # missing one does up to the verify (no ORM object, no groups), and an unknown
+        # login then pays a dummy verify. The account itself is read once the password
+        # is right.
+        found = self._credentials_for_login(login)
+        if found is None or found.disabled or not found.password_hash or not password:
             self._dummy_verify(password)  # an unknown login costs what a wrong password does
             return None
-        if not self._verify(row, password):
+        if not self._verify_hash(found.id, found.password_hash, password):
             return None
-        return self._account(row)
+        return self.get(found.id)
 
     def set_password(self, account: Account, new_password: str, *, must_change: bool = False) -> None:
         password_hash = self.hasher.hash(new_password)
@@ -125,7 +129,7 @@ class BuiltinDirectory:
 
     def change_password(self, account: Account, old_password: str, new_password: str) -> None:
         row = self._row(account)
-        if not old_password or not self._verify(row, old_password):
+        if not old_password or not self._verify_hash(row.id, row.password_hash, old_password):
             raise InvalidCredentials()
         self.set_password(account, new_password, must_change=False)
 
@@ -182,28 +186,44 @@ class BuiltinDirectory:
 
     def _rows_matching(self, fields: list[str], value: str) -> list[DirectoryAccount]:
         """Rows where any of ``fields`` holds ``value``, in one query."""
-        if not value or "\x00" in value or not fields:  # no account holds a NUL (PostgreSQL refuses one)
+        condition = self._matching(fields, value)
+        if condition is None:
             return []
-        conditions = [
-            func.lower(getattr(DirectoryAccount, f)) == value.lower()
-            if f in {"login", "email"}
-            else getattr(DirectoryAccount, f) == value
-            for f in fields
-        ]
         # Groups in the same query: a found and a missing login cost the same round trips (equal timing).
-        statement = (
-            select(DirectoryAccount).options(joinedload(DirectoryAccount.groups)).where(or_(*conditions))
-        )
+        statement = select(DirectoryAccount).options(joinedload(DirectoryAccount.groups)).where(condition)
         return self._query(lambda: list(db.session.scalars(statement).unique()))
+
+    @staticmethod
+    def _matching(fields: list[str], value: str) -> Any:
+        """Any of ``fields`` holds ``value`` (logins and emails case-blind); None when nothing can."""
+        if not value or "\x00" in value or not fields:  # no account holds a NUL (PostgreSQL refuses one)
+            return None
+        return or_(
+            *(
+                func.lower(getattr(DirectoryAccount, f)) == value.lower()
+                if f in {"login", "email"}
+                else getattr(DirectoryAccount, f) == value
+                for f in fields
+            )
+        )
+
+    def _credentials_for_login(self, login: str) -> Any:
+        """(id, password_hash, disabled) of the one row ``login`` names; None when none or several."""
+        condition = self._matching(self.login_fields, normalise_login(login))
+        if condition is None:
+            return None
+        statement = (
+            select(DirectoryAccount.id, DirectoryAccount.password_hash, DirectoryAccount.disabled)
+            .where(condition)
+            .limit(2)
+        )
+        rows = self._query(lambda: db.session.execute(statement).all())
+        return rows[0] if len(rows) == 1 else None
 
     def _find_row(self, login: str) -> DirectoryAccount | None:
         """The one row whose login fields match the normalised ``login``; None when none or several."""
         rows = self._rows_matching(self.login_fields, normalise_login(login))
         return rows[0] if len(rows) == 1 else None
-
-    def _row_for_login(self, login: str) -> DirectoryAccount | None:
-        # The row the lookup found, not a second query: found and missing logins cost the same.
-        return self._find_row(login)
 
     def _row(self, account: Account) -> DirectoryAccount:
         row = self._query(lambda: db.session.get(DirectoryAccount, account.key))
@@ -218,13 +238,14 @@ class BuiltinDirectory:
         with contextlib.suppress(VerificationError, InvalidHashError):
             self.hasher.verify(self._dummy_hash, password or "-")
 
-    def _verify(self, row: DirectoryAccount, password: str) -> bool:
+    def _verify_hash(self, key: str, password_hash: str | None, password: str) -> bool:
         try:
-            self.hasher.verify(row.password_hash, password)
+            self.hasher.verify(password_hash or "", password)
         except (VerificationError, InvalidHashError):
             return False
-        if self.hasher.check_needs_rehash(row.password_hash):
-            row.password_hash = self.hasher.hash(password)
+        if self.hasher.check_needs_rehash(password_hash or ""):
+            statement = update(DirectoryAccount).where(DirectoryAccount.id == key)
+            db.session.execute(statement.values(password_hash=self.hasher.hash(password)))
             db.session.commit()
         return True
 
