@@ -27,6 +27,7 @@ name accounts, so the purge deletes their rows older than the events it deletes.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -96,10 +97,10 @@ def count_events(connection: Connection, events: Iterable[Mapping[str, Any]]) ->
     _add_counts(connection, counts)
     if seen:
         rows = [{"subject_key": k, "subject": s, "last_seen_at": at} for (k, s), at in sorted(seen.items())]
-        connection.execute(_latest(connection, AccountActivity, "last_seen_at"), rows)
+        connection.execute(_upsert(connection.dialect.name, AccountActivity.__tablename__), rows)
     if acted:
         rows = [{"actor": actor, "last_acted_at": at} for actor, at in sorted(acted.items())]
-        connection.execute(_latest(connection, StaffActivity, "last_acted_at"), rows)
+        connection.execute(_upsert(connection.dialect.name, StaffActivity.__tablename__), rows)
 
 
 def count_breaches(connection: Connection, breaches: Iterable[tuple[datetime, int]]) -> None:
@@ -114,19 +115,26 @@ def _add_counts(connection: Connection, counts: Counter[tuple[str, datetime, str
     if not counts:
         return
     rows = [{"tag": t, "bucket": b, "kind": k, "count": n} for (t, b, k), n in sorted(counts.items())]
-    statement = _insert(connection, AuditCount)
-    connection.execute(
-        statement.on_conflict_do_update(
+    connection.execute(_upsert(connection.dialect.name, "counts"), rows)
+
+
+@functools.cache
+def _upsert(dialect: str, table: str) -> Any:
+    """The upsert of ``table`` ("counts", or a last-seen table), built once per dialect.
+
+    Every audited commit runs one or two: building and hashing the statement each time
+    cost more than sending it. A last-seen row only moves forward (events may arrive out
+    of order).
+    """
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert
+    if table == "counts":
+        statement = insert(AuditCount)
+        return statement.on_conflict_do_update(
             index_elements=["tag", "bucket", "kind"],
             set_={"count": AuditCount.count + statement.excluded["count"]},
-        ),
-        rows,
-    )
-
-
-def _latest(connection: Connection, model: type[Any], column: str) -> Any:
-    """Insert a row, or move its time forward (never back: events may arrive out of order)."""
-    statement = _insert(connection, model)
+        )
+    model, column = _LATEST[table]
+    statement = insert(model)
     keys = [c.name for c in model.__table__.primary_key.columns]
     return statement.on_conflict_do_update(
         index_elements=keys,
@@ -135,8 +143,11 @@ def _latest(connection: Connection, model: type[Any], column: str) -> Any:
     )
 
 
-def _insert(connection: Connection, model: type[Any]) -> Any:
-    return (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(model)
+#: The "last seen" tables: the model and the time column only ever moved forward.
+_LATEST: dict[str, tuple[type[Any], str]] = {
+    AccountActivity.__tablename__: (AccountActivity, "last_seen_at"),
+    StaffActivity.__tablename__: (StaffActivity, "last_acted_at"),
+}
 
 
 #: Where a session keeps the events it has flushed but not yet counted.

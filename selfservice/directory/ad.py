@@ -121,13 +121,14 @@ class AdDirectory(LdapDirectory):
             }
         )
 
-    def get(self, key: str) -> Account | None:
+    def get(self, key: str, *, with_roles: bool = True) -> Account | None:
         """Fetch by objectGUID, given as the canonical UUID string."""
         try:
             guid = uuid.UUID(key)
         except (TypeError, ValueError):
             return None
-        return self._find_one(f"({self._attribute('unique_id')}={escape_bytes(guid.bytes_le)})")
+        condition = f"({self._attribute('unique_id')}={escape_bytes(guid.bytes_le)})"
+        return self._find_one(condition, with_roles=with_roles)
 
     # --- passwords --------------------------------------------------------------------
 

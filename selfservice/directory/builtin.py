@@ -75,9 +75,9 @@ class BuiltinDirectory:
 
     # Lookups -----------------------------------------------------------------
 
-    def find(self, login: str) -> Account | None:
+    def find(self, login: str, *, with_roles: bool = True) -> Account | None:
         row = self._find_row(login)
-        return self._account(row) if row is not None else None
+        return self._account(row, with_roles) if row is not None else None
 
     def find_by(self, field: str, value: str) -> Account | None:
         if field not in LOOKUP_FIELDS:
@@ -85,10 +85,10 @@ class BuiltinDirectory:
         rows = self._rows_by(field, value)
         return self._account(rows[0]) if len(rows) == 1 else None
 
-    def get(self, key: str) -> Account | None:
+    def get(self, key: str, *, with_roles: bool = True) -> Account | None:
         options = [joinedload(DirectoryAccount.groups)]  # one query, found or not (equal timing)
         row = self._query(lambda: db.session.get(DirectoryAccount, key, options=options))
-        return self._account(row) if row else None
+        return self._account(row, with_roles) if row else None
 
     # Passwords ---------------------------------------------------------------
 
@@ -256,8 +256,8 @@ class BuiltinDirectory:
             db.session.add(group)
         return group
 
-    def _account(self, row: DirectoryAccount) -> Account:
-        names = {group.name for group in row.groups}
+    def _account(self, row: DirectoryAccount, with_roles: bool = True) -> Account:
+        names = {group.name for group in row.groups} if with_roles else set()
         return Account(
             key=row.id,
             login=row.login,

@@ -124,14 +124,18 @@ class Directory(Protocol):
 
     name: str
 
-    def find(self, login: str) -> Account | None:
-        """Look an account up by any of the configured login fields."""
+    def find(self, login: str, *, with_roles: bool = True) -> Account | None:
+        """Look an account up by any of the configured login fields.
+
+        ``with_roles=False``: the caller never looks at roles (self-service recovery), so
+        they are not read (on LDAP and AD, one group search less) and come back empty.
+        """
 
     def find_by(self, field: str, value: str) -> Account | None:
         """Look an account up by one logical field of :data:`LOOKUP_FIELDS`."""
 
-    def get(self, key: str) -> Account | None:
-        """Fetch an account by its stable key."""
+    def get(self, key: str, *, with_roles: bool = True) -> Account | None:
+        """Fetch an account by its stable key (``with_roles`` as for :meth:`find`)."""
 
     def authenticate(self, login: str, password: str) -> Account | None:
         """Return the account when ``password`` binds, else ``None``."""

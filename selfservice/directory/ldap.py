@@ -95,14 +95,14 @@ class LdapDirectory:
 
     # --- lookups --------------------------------------------------------------
 
-    def find(self, login: str) -> Account | None:
+    def find(self, login: str, *, with_roles: bool = True) -> Account | None:
         """The one account whose login fields match ``login``; None when none or several."""
         login = normalise_login(login)
         if not login:
             return None
         fields = self._settings["LOGIN_FIELDS"]
         clauses = "".join(self._equals(field, login) for field in fields)
-        return self._find_one(f"(|{clauses})")
+        return self._find_one(f"(|{clauses})", with_roles=with_roles)
 
     def find_by(self, field: str, value: str) -> Account | None:
         if field not in LOOKUP_FIELDS:
@@ -111,10 +111,10 @@ class LdapDirectory:
             return None
         return self._find_one(self._equals(field, value))
 
-    def get(self, key: str) -> Account | None:
+    def get(self, key: str, *, with_roles: bool = True) -> Account | None:
         if not key:
             return None
-        return self._find_one(self._equals("unique_id", key))
+        return self._find_one(self._equals("unique_id", key), with_roles=with_roles)
 
     # --- passwords --------------------------------------------------------------
 
@@ -288,13 +288,14 @@ class LdapDirectory:
     def _wanted_attributes(self) -> list[str]:
         return sorted(set(self._attributes.values()) | set(PPOLICY_ATTRIBUTES))
 
-    def _find_one(self, condition: str) -> Account | None:
+    def _find_one(self, condition: str, *, with_roles: bool = True) -> Account | None:
         def search(connection: ldap3.Connection) -> Account | None:
             entries = self._search(connection, condition)
             if len(entries) != 1:
                 return None  # none, or ambiguous: never guess which person was meant
             entry = entries[0]
-            return self._account(entry, self._roles(connection, entry["dn"]))
+            roles = self._roles(connection, entry["dn"]) if with_roles else frozenset()
+            return self._account(entry, roles)
 
         return self._as_service(search)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from enum import StrEnum
+from typing import NamedTuple
 
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
@@ -202,19 +203,40 @@ def _finish_must_change(directory: Directory, account: Account, must_change: boo
 
 def _set_state(intent_id: int, state: str, *, note: str | None = None, settled_by: str | None = None) -> bool:
     """One conditional UPDATE: only an open intent is settled (``settled_by``) or marked."""
+    return _settle_returning(intent_id, state, note=note, settled_by=settled_by) is not None
+
+
+class _Settled(NamedTuple):
+    """What settling an intent needs from its row, read by the settling UPDATE itself."""
+
+    how: str
+    token_nonce: str | None
+    ip: str | None
+    user_agent: str | None
+
+
+def _settle_returning(
+    intent_id: int, state: str, *, note: str | None = None, settled_by: str | None = None
+) -> _Settled | None:
+    """The conditional UPDATE of :func:`_set_state`, returning the row it matched (None: none).
+
+    RETURNING (SQLite 3.35+, PostgreSQL) reads the row in the statement that claims it:
+    no second SELECT, and what is read is exactly the row this UPDATE settled.
+    """
     values: dict[str, object] = {"state": state}
     if note is not None:
         values["note"] = note
     if settled_by is not None:
         values["settled_at"] = utcnow()
         values["settled_by"] = settled_by
-    claimed = db.session.execute(
-        update(PendingChange)
-        .where(PendingChange.id == intent_id, PendingChange.state.in_(OPEN_STATES))
-        .values(**values),
-        execution_options={"synchronize_session": False},
-    ).rowcount  # type: ignore[attr-defined]
-    return claimed == 1
+    table = PendingChange.__table__
+    row = db.session.execute(
+        update(table)
+        .where(table.c.id == intent_id, table.c.state.in_(OPEN_STATES))
+        .values(**values)
+        .returning(*(table.c[name] for name in _Settled._fields))
+    ).one_or_none()
+    return None if row is None else _Settled(*row)
 
 
 def _mark_unknown(intent_id: int, note: str) -> bool:
@@ -230,11 +252,10 @@ def _complete(
     account: Account,
     settled_by: str,
 ) -> bool:
-    if not _set_state(intent_id, "changed", settled_by=settled_by):
+    intent = _settle_returning(intent_id, "changed", settled_by=settled_by)
+    if intent is None:
         db.session.rollback()
         return False
-    intent = db.session.get(PendingChange, intent_id, populate_existing=True)
-    assert intent is not None  # the UPDATE above just matched it
     how = How(intent.how)
     origin = Origin(ip=intent.ip, user_agent=intent.user_agent)
     security.tokens.void_all(account.key)  # invariant 6: every token of the account, this one too
@@ -261,11 +282,10 @@ def _complete(
 
 
 def _abandon(intent_id: int, reason: str, settled_by: str) -> bool:
-    if not _set_state(intent_id, "not-changed", note=reason, settled_by=settled_by):
+    intent = _settle_returning(intent_id, "not-changed", note=reason, settled_by=settled_by)
+    if intent is None:
         db.session.rollback()
         return False
-    intent = db.session.get(PendingChange, intent_id, populate_existing=True)
-    assert intent is not None
     if intent.token_nonce:
         _give_back(intent.token_nonce)
     drop_held(intent_id)  # the password held for the sync targets goes with the change

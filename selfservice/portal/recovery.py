@@ -141,7 +141,7 @@ class Step:
 def start(directory: Directory, settings: Mapping[str, Any], login: str, origin: Origin) -> Attempt:
     """Pin the questions for ``login`` (real or decoy) and say nothing about whether it exists."""
     typed = normalise_login(login)
-    account = directory.find(typed) if typed else None
+    account = directory.find(typed, with_roles=False) if typed else None  # recovery never asks roles
     enrolled = _enrolled_question_ids(account.key, settings) if account else []
     # Aliases (student ID, email, other case or width) share one challenge: no question shopping.
     canonical = normalise_login(account.login) if account else alias_of(settings, typed)
@@ -274,7 +274,7 @@ def answer(
     challenge = _live_challenge(attempt.lookup)
     if challenge is None or len(answers) != len(challenge.question_ids):
         return Step(Stage.START)
-    account = directory.get(attempt.subject)
+    account = directory.get(attempt.subject, with_roles=False)
     stored = _stored_hashes(account.key if account else attempt.subject)  # a decoy's query finds nothing
     rows = [stored.get(qid) for qid in challenge.question_ids]
     hashes = [row.answer_hash if row else None for row in rows]  # read now: the claim's commit expires rows
@@ -437,7 +437,7 @@ def check_code(
     origin: Origin,
 ) -> Step:
     """Spend one try of the live code atomically, then compare; a match is single use."""
-    account = directory.get(attempt.subject)
+    account = directory.get(attempt.subject, with_roles=False)
     row = _live_code(attempt.subject)
     # Read now: the claim's commit expires the row, and reading it again is a query.
     code_id, stored = (row.id, row.code_digest) if row else (0, "")
@@ -538,7 +538,7 @@ def open_reset(directory: Directory, security: Security, token: str, origin: Ori
             Tag.TOKEN_REFUSED, outcome="refused", origin=origin, details={"purpose": Purpose.RECOVERY.value}
         )
         raise
-    account = directory.get(claim.account_key)
+    account = directory.get(claim.account_key, with_roles=False)
     if account is None:
         record(Tag.TOKEN_REFUSED, outcome="refused", origin=origin, subject_key=claim.account_key)
         raise TokenRefused()

@@ -6,6 +6,7 @@ The builtin adapter runs on the test database; the OpenLDAP adapter on a real sl
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 from collections.abc import Iterator
@@ -100,6 +101,16 @@ def test_roles_come_from_group_membership(directory: Directory, login: str, role
     account = directory.find(login)
     assert account is not None
     assert set(account.roles) == roles
+
+
+@pytest.mark.parametrize("login", ["admin1", "its1", "s1000001"])
+def test_a_lookup_without_roles_is_the_same_account_with_none(directory: Directory, login: str) -> None:
+    """Recovery never looks at roles: its lookups skip them (one LDAP group search less)."""
+    full = directory.find(login)
+    assert full is not None
+    found, got = directory.find(login, with_roles=False), directory.get(full.key, with_roles=False)
+    assert found == got == dataclasses.replace(full, roles=frozenset())
+    assert directory.get(full.key) == full  # the default still reads them
 
 
 def test_bind_succeeds_with_the_right_password_only(directory: Directory) -> None:

@@ -57,7 +57,7 @@ def test_a_decoy_never_replaces_the_live_challenge_of_a_real_account(
     with app.app_context():
         directory = get_directory()
     # An adapter that failed to find the account (as the old lower-casing lookup did): a decoy.
-    monkeypatch.setattr(type(directory), "find", lambda self, login: None)
+    monkeypatch.setattr(type(directory), "find", lambda self, login, **_: None)
     for _ in range(5):
         begin(client, FULL_WIDTH)
         assert pinned_ids(client, app) == real
