@@ -17,7 +17,6 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import joinedload
 
 from selfservice.directory.interfaces import (
     LOOKUP_FIELDS,
@@ -30,7 +29,7 @@ from selfservice.directory.interfaces import (
     Role,
     normalise_login,
 )
-from selfservice.directory.models import DirectoryAccount, DirectoryGroup
+from selfservice.directory.models import DirectoryAccount, DirectoryGroup, group_members
 from selfservice.extensions import db
 from selfservice.timeutil import utcnow
 
@@ -76,19 +75,18 @@ class BuiltinDirectory:
     # Lookups -----------------------------------------------------------------
 
     def find(self, login: str, *, with_roles: bool = True) -> Account | None:
-        row = self._find_row(login)
-        return self._account(row, with_roles) if row is not None else None
+        found = self._accounts_where(self._matching(self.login_fields, normalise_login(login)), with_roles)
+        return found[0] if len(found) == 1 else None
 
     def find_by(self, field: str, value: str) -> Account | None:
         if field not in LOOKUP_FIELDS:
             raise ValueError(f"unknown lookup field {field!r}")
-        rows = self._rows_by(field, value)
-        return self._account(rows[0]) if len(rows) == 1 else None
+        found = self._accounts_where(self._matching([field], value), with_roles=True)
+        return found[0] if len(found) == 1 else None
 
     def get(self, key: str, *, with_roles: bool = True) -> Account | None:
-        options = [joinedload(DirectoryAccount.groups)]  # one query, found or not (equal timing)
-        row = self._query(lambda: db.session.get(DirectoryAccount, key, options=options))
-        return self._account(row, with_roles) if row else None
+        found = self._accounts_where(DirectoryAccount.id == key, with_roles)
+        return found[0] if found else None
 
     # Passwords ---------------------------------------------------------------
 
@@ -177,21 +175,33 @@ class BuiltinDirectory:
         )
         db.session.add(row)
         db.session.commit()
-        return self._account(row)
+        return self._account(row, {group.name for group in row.groups})
 
     # Internals ---------------------------------------------------------------
 
-    def _rows_by(self, field: str, value: str) -> list[DirectoryAccount]:
-        return self._rows_matching([field], value)
+    def _accounts_where(self, condition: Any, with_roles: bool) -> list[Account]:
+        """The accounts ``condition`` selects, groups included, in one query of plain rows.
 
-    def _rows_matching(self, fields: list[str], value: str) -> list[DirectoryAccount]:
-        """Rows where any of ``fields`` holds ``value``, in one query."""
-        condition = self._matching(fields, value)
+        Plain rows, not ORM objects: building those (identity map, the groups collection)
+        was most of what a found login cost beyond a missing one (equal timing), and a
+        good part of each lookup's CPU. Groups are joined whatever ``with_roles`` says,
+        so the query is the same either way.
+        """
         if condition is None:
             return []
-        # Groups in the same query: a found and a missing login cost the same round trips (equal timing).
-        statement = select(DirectoryAccount).options(joinedload(DirectoryAccount.groups)).where(condition)
-        return self._query(lambda: list(db.session.scalars(statement).unique()))
+        statement = (
+            select(*_ACCOUNT_COLUMNS, DirectoryGroup.name)
+            .select_from(DirectoryAccount)
+            .outerjoin(group_members, group_members.c.account_id == DirectoryAccount.id)
+            .outerjoin(DirectoryGroup, DirectoryGroup.id == group_members.c.group_id)
+            .where(condition)
+        )
+        found: dict[str, tuple[Any, set[str]]] = {}
+        for row in self._query(lambda: db.session.execute(statement).all()):
+            names = found.setdefault(row.id, (row, set()))[1]
+            if row.name is not None:
+                names.add(row.name)
+        return [self._account(row, names if with_roles else set()) for row, names in found.values()]
 
     @staticmethod
     def _matching(fields: list[str], value: str) -> Any:
@@ -218,11 +228,6 @@ class BuiltinDirectory:
             .limit(2)
         )
         rows = self._query(lambda: db.session.execute(statement).all())
-        return rows[0] if len(rows) == 1 else None
-
-    def _find_row(self, login: str) -> DirectoryAccount | None:
-        """The one row whose login fields match the normalised ``login``; None when none or several."""
-        rows = self._rows_matching(self.login_fields, normalise_login(login))
         return rows[0] if len(rows) == 1 else None
 
     def _row(self, account: Account) -> DirectoryAccount:
@@ -256,8 +261,8 @@ class BuiltinDirectory:
             db.session.add(group)
         return group
 
-    def _account(self, row: DirectoryAccount, with_roles: bool = True) -> Account:
-        names = {group.name for group in row.groups} if with_roles else set()
+    def _account(self, row: Any, names: set[str]) -> Account:
+        """The account of ``row`` (a DirectoryAccount or a row of its columns), in ``names``' groups."""
         return Account(
             key=row.id,
             login=row.login,
@@ -282,6 +287,23 @@ class BuiltinDirectory:
         except SQLAlchemyError as exc:
             db.session.rollback()
             raise DirectoryUnavailable("the portal database did not answer") from exc
+
+
+#: What an Account is built from (no password hash, no timestamps).
+_ACCOUNT_COLUMNS = (
+    DirectoryAccount.id,
+    DirectoryAccount.login,
+    DirectoryAccount.kind,
+    DirectoryAccount.display_name,
+    DirectoryAccount.email,
+    DirectoryAccount.phone,
+    DirectoryAccount.student_id,
+    DirectoryAccount.birth_month_year,
+    DirectoryAccount.parent_account_number,
+    DirectoryAccount.parent_pin,
+    DirectoryAccount.must_change,
+    DirectoryAccount.disabled,
+)
 
 
 def _aware(moment: datetime) -> datetime:
