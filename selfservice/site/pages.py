@@ -154,7 +154,12 @@ class SharedPages:
         return self._signers
 
     def _page(self, environ: dict[str, Any], language: str) -> tuple[str, list[tuple[str, str]]] | None:
-        key = (environ["PATH_INFO"], language, environ.get("wsgi.url_scheme", "http"))
+        # Links carry the mount point; HSTS goes only over HTTPS.
+        key = (
+            environ.get("SCRIPT_NAME", "") + environ["PATH_INFO"],
+            language,
+            environ.get("wsgi.url_scheme", ""),
+        )
         cached = self._pages.get(key)
         if cached is None or cached[0] < time.monotonic():
             filled = self._fill(environ, language)

@@ -223,3 +223,10 @@ def test_a_post_never_goes_through_the_layer(app: Flask) -> None:
     seen = count_app_requests(app)
     app.test_client().post("/forgot", data={"login": "ghost"})
     assert seen == ["/forgot"]
+
+
+def test_a_portal_mounted_under_a_prefix_gets_its_own_links(app: Flask) -> None:
+    plain = app.test_client().get("/forgot").get_data(as_text=True)
+    mounted = app.test_client().get("/forgot", environ_overrides={"SCRIPT_NAME": "/portal"})
+    assert 'action="/forgot"' in plain
+    assert 'action="/portal/forgot"' in mounted.get_data(as_text=True)
