@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-# First, before any import starts a thread (limits' memory storage does): threads made
-# before it get arenas of their own. Why: selfservice/memory.py.
-from selfservice.memory import one_malloc_arena
-
-one_malloc_arena()
-
 import os
 from collections.abc import Mapping
 from datetime import timedelta
