@@ -1,9 +1,12 @@
 """Languages: an explicit choice (cookie), then the browser's, then the district default."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from flask import Flask, current_app, has_request_context, request
 from flask_babel import Babel, get_locale, gettext, lazy_gettext, ngettext
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 
 from selfservice.mail.languages import remember_language
 
@@ -25,6 +28,7 @@ __all__ = [
     "_l",
     "best_language",
     "init_app",
+    "language_of",
     "ngettext",
     "remember_page_language",
     "select_locale",
@@ -46,14 +50,18 @@ def best_language(accepted: Iterable[str], languages: Sequence[str]) -> str | No
 
 
 def select_locale() -> str:
-    languages = current_app.config["LANGUAGES"]
     if not has_request_context():  # a CLI command or a worker: the district's language
         return current_app.config["DEFAULT_LANGUAGE"]
-    chosen = request.cookies.get(LANGUAGE_COOKIE)
-    if chosen in languages:
-        return chosen
-    accepted = [tag for tag, _quality in request.accept_languages]  # already best first
-    return best_language(accepted, languages) or current_app.config["DEFAULT_LANGUAGE"]
+    return language_of(request.cookies, request.headers.get("Accept-Language", ""), current_app.config)
+
+
+def language_of(cookies: Mapping[str, str], accept_language: str, config: Mapping[str, Any]) -> str:
+    """:func:`select_locale` for a request not (yet) in Flask: its cookies and Accept-Language header."""
+    chosen = cookies.get(LANGUAGE_COOKIE)
+    if chosen in config["LANGUAGES"]:
+        return str(chosen)
+    accepted = [tag for tag, _quality in parse_accept_header(accept_language, LanguageAccept)]  # best first
+    return best_language(accepted, config["LANGUAGES"]) or config["DEFAULT_LANGUAGE"]
 
 
 def remember_page_language(account_key: str) -> None:

@@ -33,6 +33,7 @@ from flask.sessions import SecureCookieSessionInterface, SessionInterface, Sessi
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete, func, insert, select, update
 from werkzeug.datastructures import CallbackDict
+from werkzeug.http import dump_cookie
 
 from selfservice.auth.models import WebSession
 from selfservice.extensions import db
@@ -99,13 +100,7 @@ class DatabaseSessionInterface(SessionInterface):
 
     def _open_cookie(self, app: Flask, value: str) -> ServerSession:
         """An anonymous session: signed, in the cookie itself (nothing personal, no database work)."""
-        try:
-            data = _signer(app).loads(value, max_age=app.config["SESSION_ABSOLUTE_HOURS"] * 3600)
-        except BadSignature:
-            return ServerSession()
-        if any(key in data for key in SERVER_KEYS):  # never from a cookie: only the server sets them
-            return ServerSession()
-        return ServerSession(data)
+        return ServerSession(anonymous_contents(app, value, cookie_signer(app)) or {})
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         if not isinstance(session, ServerSession):
@@ -121,7 +116,7 @@ class DatabaseSessionInterface(SessionInterface):
                     response.delete_cookie(name, domain=domain, path=path, secure=self.get_cookie_secure(app))
                 return
             if session.modified or ended:
-                self._set_cookie(app, response, _signer(app).dumps(dict(session)), session)
+                self._set_cookie(app, response, cookie_signer(app).dumps(dict(session)), session)
             return
         if not session.modified:
             return
@@ -173,12 +168,44 @@ class DatabaseSessionInterface(SessionInterface):
         }
 
 
+def anonymous_contents(app: Flask, value: str, signer: URLSafeTimedSerializer) -> dict[str, Any] | None:
+    """What an anonymous session's cookie ``value`` holds; None when it is not one (bad, old, a token)."""
+    if _is_token(value):
+        return None
+    try:
+        data = signer.loads(value, max_age=app.config["SESSION_ABSOLUTE_HOURS"] * 3600)
+    except BadSignature:
+        return None
+    if not isinstance(data, dict) or any(key in data for key in SERVER_KEYS):  # only the server sets them
+        return None
+    return data
+
+
+def anonymous_cookie(app: Flask, data: dict[str, Any], signer: URLSafeTimedSerializer) -> str:
+    """The Set-Cookie header value that gives a visitor the anonymous session ``data``.
+
+    The same cookie :meth:`DatabaseSessionInterface.save_session` sets for a new anonymous
+    (not permanent) session: used by the shared pages' WSGI layer, outside Flask.
+    """
+    interface = app.session_interface
+    return dump_cookie(
+        interface.get_cookie_name(app),
+        signer.dumps(data),
+        httponly=interface.get_cookie_httponly(app),
+        domain=interface.get_cookie_domain(app),
+        path=interface.get_cookie_path(app),
+        secure=interface.get_cookie_secure(app),
+        samesite=interface.get_cookie_samesite(app),
+    )
+
+
 def _is_token(value: str) -> bool:
     """A server session's token (43 URL-safe characters); a signed cookie always holds dots."""
     return len(value) == TOKEN_CHARS and "." not in value
 
 
-def _signer(app: Flask) -> URLSafeTimedSerializer:
+def cookie_signer(app: Flask) -> URLSafeTimedSerializer:
+    """The serializer that signs anonymous sessions' cookies."""
     signer = SecureCookieSessionInterface().get_signing_serializer(app)
     if signer is None:
         raise RuntimeError("SECRET_KEY is not set")

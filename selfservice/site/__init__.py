@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from selfservice.site import context, errors, headers, inputs, redaction
+from selfservice.site import context, errors, headers, inputs, pages, redaction
 from selfservice.site.views import blueprint, demo_blueprint
 
 
@@ -15,3 +15,4 @@ def init_app(app: Flask) -> None:
     headers.init_app(app)
     inputs.init_app(app)
     redaction.install()
+    pages.init_app(app)
