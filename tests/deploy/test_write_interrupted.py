@@ -13,7 +13,8 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,14 @@ def intents(app: Flask) -> list[str]:
         return list(db.session.scalars(select(PendingChange.state).order_by(PendingChange.id)))
 
 
+def password_stamp(app: Flask) -> str | None:
+    with app.app_context():
+        directory = get_directory()
+        account = directory.find(LOGIN)
+        assert account is not None
+        return directory.password_stamp(account)
+
+
 def binds(app: Flask, password: str) -> bool:
     with app.app_context():
         return get_directory().authenticate(LOGIN, password) is not None
@@ -144,6 +153,7 @@ def test_a_worker_killed_mid_write_is_settled_by_the_sweeper(
 ) -> None:
     url, master, app = gunicorn_on_proxy
     token = issue_recovery_token(app)
+    before = password_stamp(app)
     slapd_proxy.arm(Fault.HOLD_REPLY, ldap_request(EXTENDED_REQUEST))
     browser = Client(client_ip="203.0.113.9")
     path = f"/forgot/reset/{token}"
@@ -155,6 +165,10 @@ def test_a_worker_killed_mid_write_is_settled_by_the_sweeper(
     request = threading.Thread(target=send, daemon=True)
     request.start()
     assert slapd_proxy.fired.wait(30), "the password write never reached slapd"
+    # The proxy forwarded the write; slapd applies it in its own time (under load, later than
+    # this thread runs on). Kill the worker only once slapd has it, as the test means to (its
+    # change stamp, not binds: failed binds would count against the account's ppolicy).
+    assert _eventually(lambda: password_stamp(app) != before), "slapd never applied the forwarded write"
     os.kill(_worker_of(master.pid), signal.SIGKILL)  # slapd has the write; the portal dies before its reply
     slapd_proxy.release()
     request.join(30)
@@ -171,6 +185,15 @@ def test_a_worker_killed_mid_write_is_settled_by_the_sweeper(
     assert notices == ["notice:password_reset"]
     assert intents(app) == ["changed"]
     assert Client(client_ip="203.0.113.9").get(url, path).status == 410  # the token is spent
+
+
+def _eventually(check: Callable[[], bool], seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _worker_of(master: int) -> int:
