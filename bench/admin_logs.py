@@ -19,20 +19,16 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from common import machine_line, result, scratch_database
+from common import ADMIN_PASSWORD, create_admin, machine_line, result, scratch_database
 from flask import Flask
 from flask_migrate import upgrade
 
 from selfservice import create_app
 from selfservice.admin.seeding import seed_audit, seed_flood
 from selfservice.audit.services import Origin
-from selfservice.directory import get_directory
-from selfservice.directory.builtin import NewAccount
-from selfservice.directory.interfaces import AccountKind
 from selfservice.extensions import db
 from selfservice.security import get_security
 
-ADMIN_PASSWORD = "Bench-Admin-Password-42"
 TARGET_MS = 100
 #: Refused requests of one flood, counted as the portal counts them (``--flood``).
 FLOOD = 1_000_000
@@ -71,15 +67,8 @@ def settings(url: str, folder: str) -> dict[str, Any]:
 def prepare(app: Flask, events: int) -> None:
     with app.app_context():
         upgrade()
-        get_directory().create(  # type: ignore[attr-defined]
-            NewAccount(
-                login="benchadmin",
-                password=ADMIN_PASSWORD,
-                kind=AccountKind.STAFF,
-                display_name="Bench Admin",
-                groups=["admins"],
-            )
-        )
+    create_admin(app)
+    with app.app_context():
         started = time.perf_counter()
         seed_audit(events, echo=print)
         rows = seed_flood(FLOOD)
