@@ -251,12 +251,18 @@ def compare(old: list[list[int]], new: list[list[int]], min_score: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        epilog=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--old-python", default=sys.executable, help="an interpreter with zxcvbn installed")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=5, help="passes over the passwords per round")
     parser.add_argument("--min-score", type=int, default=3)
     args = parser.parse_args()
+    if subprocess.run([args.old_python, "-c", "import zxcvbn"], capture_output=True).returncode:
+        sys.exit(f"{args.old_python} has no zxcvbn to compare with: see --help for a scratch venv")
     one, five, fifteen = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {one:.2f} {five:.2f} {fifteen:.2f}")
     print(f"{len(sample())} passwords, {args.rounds} alternating rounds of {args.repeat} passes each")
