@@ -268,7 +268,7 @@ def rss(folder: str, what: str, count: int) -> None:
         client = app.test_client()
         for _ in range(count):
             client.get("/forgot")
-    optional = ("zxcvbn", "alembic", "flask_migrate", "cryptography", "ldap3", "redis")
+    optional = ("zxcvbn_rs_py", "alembic", "flask_migrate", "cryptography", "ldap3", "redis")
     heavy = sorted(name for name in optional if name in sys.modules)
     print(f"peak RSS after {count} {what}: {peak():.1f} MB; heavy modules loaded: {heavy}")
 

@@ -8,22 +8,25 @@ logged or returned (security invariant 7).
 from __future__ import annotations
 
 import re
-import threading
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from selfservice.directory.interfaces import PasswordRules
 from selfservice.i18n_markers import N_
+from selfservice.security.zxcvbn_messages import advice
 
-# zxcvbn is slow on long input and refuses more than its max_length.
+if TYPE_CHECKING:
+    from zxcvbn_rs_py import Entropy
+
+# zxcvbn's time grows with the length (about 20 ms at 100 characters of digits and
+# l33t symbols): only the first 100 characters are scored, as the Rust port itself does.
+# The scorer keeps no state between calls (each call's user inputs are its own), so
+# threads need no lock; it holds the GIL while it scores.
 ZXCVBN_MAX_CHARS = 100
-# zxcvbn keeps the user inputs in a module-level dictionary while it scores, so
-# two threads scoring at once could see each other's names: one at a time.
-_zxcvbn_lock = threading.Lock()
 # As in Active Directory's complexity rule, a login shorter than this is not
 # looked for inside the password (it would forbid too many passwords).
 _MIN_LOGIN_CHARS = 3
@@ -125,28 +128,23 @@ def _composition_problems(password: str, policy: PasswordPolicy) -> list[str]:
     return [message for required, message, test in rules if required and not any(map(test, password))]
 
 
-def zxcvbn(password: str, *, user_inputs: list[str], max_length: int) -> dict[str, Any]:
-    """zxcvbn's verdict; its dictionaries (about 14 MB) load with the first password checked, not at start."""
-    from zxcvbn import zxcvbn as score
+def zxcvbn(password: str, user_inputs: list[str]) -> Entropy:
+    """zxcvbn's verdict (zxcvbn-rs-py); its dictionaries (about 9 MB) load with the first password checked."""
+    from zxcvbn_rs_py import zxcvbn as score
 
-    return score(password, user_inputs=user_inputs, max_length=max_length)  # type: ignore[no-any-return]
+    return score(password, user_inputs)
 
 
 def _guessability_problems(password: str, policy: PasswordPolicy, user_inputs: list[str]) -> list[str]:
-    """zxcvbn's verdict: the too-easy message, then its own (English) warning and suggestions."""
-    with _zxcvbn_lock:
-        result = zxcvbn(
-            password[:ZXCVBN_MAX_CHARS],
-            user_inputs=user_inputs,
-            max_length=ZXCVBN_MAX_CHARS,
-        )
-    if result["score"] >= policy.min_zxcvbn_score:
+    """zxcvbn's verdict: the too-easy message, then its warning and suggestions (as message ids)."""
+    result = zxcvbn(password[:ZXCVBN_MAX_CHARS], user_inputs)
+    if int(result.score) >= policy.min_zxcvbn_score:
         return []
-    feedback = result["feedback"]
-    return [
-        TOO_GUESSABLE,
-        *filter(None, [feedback["warning"], *feedback["suggestions"]]),
-    ]
+    feedback = result.feedback
+    if feedback is None:  # given only below score 3
+        return [TOO_GUESSABLE]
+    found = [feedback.warning, *feedback.suggestions]
+    return [TOO_GUESSABLE, *(advice(member) for member in found if member is not None)]
 
 
 # Common and breached passwords ----------------------------------------------------

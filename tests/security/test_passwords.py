@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import threading
+
 import pytest
 
 from selfservice.security import passwords
@@ -123,6 +129,78 @@ def test_zxcvbn_knows_the_account_holder() -> None:
     policy = PasswordPolicy(min_zxcvbn_score=2)
     assert check_password("Okafor1987", policy) == []
     assert passwords.TOO_GUESSABLE in check_password("Okafor1987", policy, display_name="Ada Okafor")
+
+
+def test_short_of_a_raised_minimum_only_the_too_easy_message_is_shown() -> None:
+    # zxcvbn scores "violet canoe" 3 and gives advice only below 3: nothing to add to ours.
+    assert problems("violet canoe", PasswordPolicy(min_zxcvbn_score=4)) == [passwords.TOO_GUESSABLE]
+
+
+def test_only_the_first_hundred_characters_are_scored(monkeypatch: pytest.MonkeyPatch) -> None:
+    scored = []
+    score = passwords.zxcvbn
+
+    def recording(password: str, user_inputs: list[str]) -> object:
+        scored.append(password)
+        return score(password, user_inputs)
+
+    monkeypatch.setattr(passwords, "zxcvbn", recording)
+    assert problems(STRONG + " " + "q" * 80) == []  # 120 characters
+    assert scored == [(STRONG + " " + "q" * 80)[: passwords.ZXCVBN_MAX_CHARS]]
+
+
+def test_the_scorer_loads_with_the_first_password_checked() -> None:
+    # Its dictionaries cost a worker about 9 MB: not at start, not for the pages that never score.
+    code = (
+        "import sys; from selfservice.security import passwords;"
+        "before = 'zxcvbn_rs_py' in sys.modules;"
+        "passwords.check_password('x', passwords.PasswordPolicy());"
+        "print(before, 'zxcvbn_rs_py' in sys.modules)"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert loaded.stdout.split() == ["False", "True"]
+
+
+def test_threads_checking_at_once_each_see_only_their_own_account() -> None:
+    # No lock around the scorer: it keeps each call's names to itself.
+    policy = PasswordPolicy(min_zxcvbn_score=2)
+    accounts = ["Ada Okafor", "Jordan Smith"] * 2
+    alone = {name: check_password("Okafor1987", policy, display_name=name) for name in accounts}
+    start = threading.Barrier(len(accounts))
+    seen: dict[int, list[list[str]]] = {}
+
+    def check(number: int, name: str) -> None:
+        start.wait()
+        seen[number] = [check_password("Okafor1987", policy, display_name=name) for _ in range(100)]
+
+    threads = [threading.Thread(target=check, args=item) for item in enumerate(accounts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert alone["Jordan Smith"] == []
+    assert passwords.TOO_GUESSABLE in alone["Ada Okafor"]
+    for number, name in enumerate(accounts):
+        assert seen[number] == [alone[name]] * 100
+
+
+def test_a_worker_forked_after_a_check_checks_alike() -> None:
+    # A gunicorn master that checked a password (its scorer loaded) forks workers that score alike.
+    before = problems("password1")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: never back into pytest
+        status = 1
+        try:
+            os.write(write, json.dumps(problems("password1")).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        found = json.loads(answer.read())
+    assert os.waitpid(pid, 0)[1] == 0
+    assert found == before
 
 
 def test_policy_from_settings() -> None:
