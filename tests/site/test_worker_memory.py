@@ -66,3 +66,11 @@ def test_a_worker_loads_only_its_own_databases_dialect(tmp_path: Path, database_
     """The upserts import their dialect when first run (selfservice.dbtypes.insert_for)."""
     loaded = worker(tmp_path, database_url.format(tmp=tmp_path))["modules"]
     assert f"sqlalchemy.dialects.{other}" not in loaded
+
+
+def test_a_worker_does_not_load_mail_delivery(tmp_path: Path) -> None:
+    """The sync and webhook commands, registered with their blueprints, share selfservice.workers
+    with the mail worker, not its delivery module (smtplib, email generation)."""
+    loaded = worker(tmp_path, f"sqlite:///{tmp_path}/worker.sqlite")["modules"]
+    assert "selfservice.mail.delivery" not in loaded
+    assert "smtplib" not in loaded
