@@ -74,3 +74,12 @@ def test_a_worker_does_not_load_mail_delivery(tmp_path: Path) -> None:
     loaded = worker(tmp_path, f"sqlite:///{tmp_path}/worker.sqlite")["modules"]
     assert "selfservice.mail.delivery" not in loaded
     assert "smtplib" not in loaded
+
+
+def test_dates_on_pages_and_in_notices_load_no_babel_locale_data(tmp_path: Path) -> None:
+    """Support hours and the reset notice's moment, in every language, from date_names.json
+    (selfservice.dates): Babel's locale data (about 2 MB a language) and its global data
+    (2 MB) stay unloaded."""
+    found = worker(tmp_path, f"sqlite:///{tmp_path}/worker.sqlite", ("en", "es", "ht", "fr"))
+    assert found["babel_locales"] == []
+    assert found["babel_global"] is False
