@@ -3,6 +3,7 @@
     .venv/bin/python bench/profile_reset.py --resets 20 --pages 2000
     .venv/bin/python bench/profile_reset.py --profile reset    # cProfile of the resets
     .venv/bin/python bench/profile_reset.py --rss resets       # peak RSS of a process doing resets
+    .venv/bin/python bench/profile_reset.py --import-only      # peak RSS of importing, then building the app
 
 Runs the portal in-process (Flask test client, a scratch SQLite database, the built-in
 directory, the default argon2 parameters m=19 MiB t=2, limits lifted) and prints:
@@ -14,7 +15,9 @@ directory, the default argon2 parameters m=19 MiB t=2, limits lifted) and prints
   not part of a reset: the floor is the four argon2 operations);
 - CPU per GET /forgot against a bare Flask page in this same process;
 - with ``--rss``: the peak RSS (VmHWM) of a fresh process (the app built on a ready
-  database) serving only pages, or doing resets.
+  database) serving only pages, or doing resets;
+- with ``--import-only``: the peak RSS of a fresh process after ``import selfservice``
+  and after create_app, with the modules loaded (what a worker holds before any request).
 
 The full suite with gunicorn, PostgreSQL and slapd lives beside this script (bench/).
 """
@@ -259,8 +262,14 @@ def rss(folder: str, what: str, count: int) -> None:
                 return int(line.split()[1]) / 1024
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+    if what == "import":
+        import selfservice  # noqa: F401
+
+        print(f"peak RSS after import selfservice: {peak():.1f} MB; modules loaded: {len(sys.modules)}")
     app = app_on(folder)
     print(f"peak RSS after create_app: {peak():.1f} MB; modules loaded: {len(sys.modules)}")
+    if what == "import":
+        return
     if what == "resets":
         for n in range(count):
             reset(app, n)
@@ -268,9 +277,18 @@ def rss(folder: str, what: str, count: int) -> None:
         client = app.test_client()
         for _ in range(count):
             client.get("/forgot")
-    optional = ("zxcvbn_rs_py", "alembic", "flask_migrate", "cryptography", "ldap3", "redis")
+    optional = ("zxcvbn_rs_py", "alembic", "flask_migrate", "cryptography", "ldap3", "redis", "smtplib")
     heavy = sorted(name for name in optional if name in sys.modules)
+    dialects = sorted(
+        name.rsplit(".", 1)[1]
+        for name in sys.modules
+        if name.count(".") == 2 and name.startswith("sqlalchemy.dialects.")
+    )
+    from babel import core, localedata
+
+    locales = sorted(localedata._cache) + (["global"] if core._global_data is not None else [])
     print(f"peak RSS after {count} {what}: {peak():.1f} MB; heavy modules loaded: {heavy}")
+    print(f"SQLAlchemy dialects loaded: {dialects}; Babel locale data loaded: {locales}")
 
 
 def main() -> None:
@@ -285,11 +303,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.profile:
         profile(args.profile, args.resets if args.profile == "reset" else args.pages)
-    elif args.rss:
+    elif args.rss or args.import_only:
         # The database is built here; a fresh process serves, so nothing before counts in its peak.
         with tempfile.TemporaryDirectory() as folder:
             build(folder)
-            command = [sys.executable, __file__, "--rss-child", folder, args.rss, str(args.resets)]
+            what = args.rss or "import"
+            command = [sys.executable, __file__, "--rss-child", folder, what, str(args.resets)]
             subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
     else:
         figures(args.resets, args.pages)

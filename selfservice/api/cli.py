@@ -15,7 +15,7 @@ from selfservice.api.clients import Scope
 from selfservice.audit.services import SYSTEM
 from selfservice.extensions import db
 from selfservice.i18n import _
-from selfservice.mail.delivery import StopFlag, worker_name
+from selfservice.workers import StopFlag, worker_name
 
 CLI_ACTOR = "cli"
 

@@ -34,11 +34,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, event, inspect
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 
 from selfservice.audit.models import AccountActivity, AuditCount, AuditEvent, StaffActivity
 from selfservice.audit.tags import Tag
+from selfservice.dbtypes import insert_for
 from selfservice.timeutil import utcnow
 
 BUCKET_MINUTES = 15
@@ -126,7 +126,7 @@ def _upsert(dialect: str, table: str) -> Any:
     cost more than sending it. A last-seen row only moves forward (events may arrive out
     of order).
     """
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert
+    insert = insert_for(dialect)
     if table == "counts":
         statement = insert(AuditCount)
         return statement.on_conflict_do_update(

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
-
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
 from selfservice.config import ConfigError
-from selfservice.mail.delivery import PassResult, StopFlag, deliver_due, run_worker, worker_name
+from selfservice.mail.delivery import PassResult, deliver_due, run_worker
 from selfservice.mail.smtp import SmtpSettings
 from selfservice.portal.reconcile import run_configured_sweep
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+from selfservice.workers import StopFlag, stopped_by_signals, worker_name
 
 
 @click.command("deliver-mail")
@@ -51,7 +45,7 @@ def deliver_mail_command(once: bool, max_seconds: float | None) -> None:
     stop = StopFlag()
     poll = config["MAIL_POLL_SECONDS"]
     click.echo(f"mail worker {worker} started: polling every {poll} s, stop with SIGTERM or Ctrl-C")
-    with _stopped_by_signals(stop):
+    with stopped_by_signals(stop):
         totals = run_worker(
             config,
             worker=worker,
@@ -73,18 +67,3 @@ def _sweep_password_changes() -> None:
 
 def _report(result: PassResult) -> None:
     click.echo(f"mail: {result.summary()}")
-
-
-@contextmanager
-def _stopped_by_signals(stop: StopFlag) -> Iterator[None]:
-    """SIGTERM and SIGINT finish the message in hand, then stop; the old handlers come back after."""
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {number: signal.signal(number, handle) for number in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)

@@ -16,10 +16,7 @@ Message-ID stays the same on every attempt, so mail systems can tell it is one m
 from __future__ import annotations
 
 import logging
-import os
 import re
-import secrets
-import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +25,7 @@ from email.charset import Charset
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
@@ -37,6 +34,7 @@ from selfservice.extensions import db
 from selfservice.mail.models import MailStatus, OutboxMessage
 from selfservice.mail.smtp import Outcome, Relay, SmtpSettings, describe
 from selfservice.timeutil import utcnow
+from selfservice.workers import Stop, StopFlag
 
 log = logging.getLogger(__name__)
 
@@ -112,15 +110,6 @@ class PassResult:
         if self.relay_error:
             text += f" (relay unavailable: {self.relay_error})"
         return text
-
-
-class Stop(Protocol):
-    def is_set(self) -> bool: ...
-
-
-def worker_name() -> str:
-    """A name for this worker, unique across hosts and restarts: host:pid:random."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 # --- claiming ------------------------------------------------------------------------
@@ -448,27 +437,3 @@ def run_worker(
                 break
         stop.wait(left)
     return totals
-
-
-class StopFlag:
-    """Set from a signal handler or another thread; waits in short naps to notice it.
-
-    Deliberately not a threading.Event: setting one inside a signal handler can
-    deadlock on the lock the interrupted code holds.
-    """
-
-    NAP_SECONDS = 0.2
-
-    def __init__(self) -> None:
-        self._set = False
-
-    def set(self) -> None:
-        self._set = True
-
-    def is_set(self) -> bool:
-        return self._set
-
-    def wait(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while not self._set and (left := end - time.monotonic()) > 0:
-            time.sleep(min(left, self.NAP_SECONDS))

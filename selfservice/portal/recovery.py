@@ -25,11 +25,11 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import lazyload
 
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
+from selfservice.dbtypes import insert_for
 from selfservice.directory.interfaces import (
     Account,
     AccountKind,
@@ -227,7 +227,7 @@ def _pin(lookup: str, pool: list[int], settings: Mapping[str, Any], *, real: boo
         challenge.question_ids, challenge.created_at, challenge.expires_at = chosen, now, expires_at
         return  # committed with the audit event
     # A parallel request that pinned first wins: its questions stand, this insert does nothing.
-    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = insert_for(db.session.get_bind().dialect.name)
     row = {"lookup": lookup, "question_ids": chosen, "created_at": now, "expires_at": expires_at}
     db.session.execute(
         insert(RecoveryChallenge).values(**row).on_conflict_do_nothing(index_elements=["lookup"])

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
+from selfservice.dbtypes import insert_for
 from selfservice.extensions import db
 from selfservice.security.models import Lockout
 from selfservice.timeutil import utcnow
@@ -256,7 +256,7 @@ class LockoutService:
     @staticmethod
     def _ensure_row(account_key: str, login: str) -> None:
         """The account's row, created by the first claim: one statement whether it exists or not."""
-        insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        insert = insert_for(db.session.get_bind().dialect.name)
         db.session.execute(
             insert(Lockout)
             .values(account_key=account_key, login=login, failures=0)

@@ -28,13 +28,13 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from flask import Flask, make_response, render_template
-from sqlalchemy.dialects import postgresql, sqlite
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_accept_header, parse_cookie
 from werkzeug.routing import RequestRedirect
 
 from selfservice.audit.counts import count_breaches
+from selfservice.dbtypes import insert_for
 from selfservice.extensions import db, limiter
 from selfservice.i18n import LANGUAGE_COOKIE
 from selfservice.limiter import RateLimited
@@ -263,7 +263,7 @@ class BreachCounter:
 
 def _upsert() -> Any:
     dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = insert_for(dialect)
     statement = insert(RateLimitBreach)
     return statement.on_conflict_do_update(
         index_elements=["minute", "scope", "key", "limit_name", "endpoint"],

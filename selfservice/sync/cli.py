@@ -8,13 +8,12 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from selfservice.mail.cli import _stopped_by_signals
-from selfservice.mail.delivery import StopFlag, worker_name
 from selfservice.sync import get_sync
 from selfservice.sync.models import SyncStatus
 from selfservice.sync.services import give_up, retry_now, target_states
 from selfservice.sync.worker import SyncPassResult, run_worker, sync_due
 from selfservice.timeutil import utcnow
+from selfservice.workers import StopFlag, stopped_by_signals, worker_name
 
 
 @click.group("sync")
@@ -46,7 +45,7 @@ def run_command(once: bool, max_seconds: float | None) -> None:
     stop = StopFlag()
     poll = config["SYNC_POLL_SECONDS"]
     click.echo(f"sync worker {worker} started: polling every {poll} s, stop with SIGTERM or Ctrl-C")
-    with _stopped_by_signals(stop):
+    with stopped_by_signals(stop):
         totals = run_worker(
             config, sync, worker=worker, stop=stop, poll_seconds=poll, max_seconds=max_seconds, report=_report
         )

@@ -33,12 +33,12 @@ from selfservice.audit.services import record
 from selfservice.audit.tags import Tag
 from selfservice.directory.interfaces import Directory, DirectoryError, DirectoryUnavailable, PasswordRejected
 from selfservice.extensions import db
-from selfservice.mail.delivery import Stop, StopFlag
 from selfservice.sync import Sync
 from selfservice.sync.crypto import Undecryptable
 from selfservice.sync.models import SyncStatus, SyncWrite
 from selfservice.sync.targets import Target, build_adapter, find_in_target
 from selfservice.timeutil import utcnow
+from selfservice.workers import Stop, StopFlag
 
 log = logging.getLogger(__name__)
 

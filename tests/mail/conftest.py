@@ -20,7 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
-from selfservice.mail.delivery import worker_name
+from selfservice.workers import worker_name
 
 RELAY_USER = "portal-relay"
 RELAY_PASSWORD = "Relay-S3cret-pass-7781"
