@@ -6,8 +6,9 @@ arena of its own, so a worker kept up to one block per thread after resets; retu
 blocks to the system instead costs about 4.5 ms of page faults per check. Here argon2's
 ``allocate_cbk``/``free_cbk`` hand out blocks of anonymous memory kept by the process and
 reused last-in first-out, so checks one after another on any thread touch one block, and
-at most ``ARGON2_MAX_CONCURRENT`` blocks are kept. A block of another size (a stored hash
-with other parameters) or one beyond that bound is mapped for the call and unmapped after.
+at most ``ARGON2_MAX_CONCURRENT`` blocks exist (a call waits for one beyond that). A block
+of another size (a stored hash with other parameters) is mapped for the call and unmapped
+after.
 
 ``Argon2Hasher`` is a drop-in for the ``PasswordHasher`` the portal used: the same hash
 strings (``$argon2id$v=19$m=...,t=...,p=...$salt$hash``), the same exceptions
@@ -24,6 +25,7 @@ import mmap
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -79,18 +81,28 @@ class _Block:
 class BlockPool:
     """The argon2 blocks of one process: kept sizes reused last-in first-out, others temporary.
 
-    ``blocks_mapped`` counts kept blocks ever mapped, ``temporary_mapped`` the others;
-    both only grow (tests and benchmarks read them).
+    A kept size is also a bound: when all its blocks are out, the next call waits for one
+    (a check takes tens of milliseconds) rather than map more, so at most that many are
+    live at once whoever calls (answer checks through the work gate, password hashes and
+    sign-ins outside it). Should a wait pass ``WAIT_SECONDS`` (a block never given back),
+    the call gets a temporary block instead of hanging.
+
+    ``blocks_mapped`` counts kept blocks ever mapped, ``temporary_mapped`` the others,
+    ``most_out`` the most blocks handed out at once; tests and benchmarks read them.
     """
+
+    WAIT_SECONDS = 10.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._returned = threading.Condition(self._lock)
         self._keep: dict[int, int] = {}  # size -> how many blocks of it to keep
         self._kept: dict[int, int] = {}  # size -> how many of it are mapped (free or out)
         self._free: dict[int, list[_Block]] = {}
         self._out: dict[int, _Block] = {}  # address -> block handed to argon2
         self.blocks_mapped = 0
         self.temporary_mapped = 0
+        self.most_out = 0
 
     def keep(self, size: int, count: int) -> None:
         """Keep up to ``count`` blocks of ``size`` bytes once used (the largest count asked wins)."""
@@ -100,19 +112,31 @@ class BlockPool:
     def take(self, size: int) -> int:
         """The address of a block of ``size`` bytes, for argon2 alone until :meth:`give_back`."""
         with self._lock:
+            block = self._kept_block(size)
+            if block is None:
+                block = _Block(size, kept=False)  # a failed mmap raises before anything is counted
+                self.temporary_mapped += 1
+            self._out[block.address] = block
+            self.most_out = max(self.most_out, len(self._out))
+            return block.address
+
+    def _kept_block(self, size: int) -> _Block | None:
+        """A free kept block, a new one while under the bound, or one given back within the wait."""
+        deadline = time.monotonic() + self.WAIT_SECONDS
+        while True:
             free = self._free.get(size)
             if free:
-                block = free.pop()
-            else:
-                kept = self._kept.get(size, 0) < self._keep.get(size, 0)
-                block = _Block(size, kept=kept)  # a failed mmap raises before anything is counted
-                if kept:
-                    self._kept[size] = self._kept.get(size, 0) + 1
-                    self.blocks_mapped += 1
-                else:
-                    self.temporary_mapped += 1
-            self._out[block.address] = block
-            return block.address
+                return free.pop()
+            mapped, bound = self._kept.get(size, 0), self._keep.get(size, 0)
+            if mapped < bound:
+                block = _Block(size, kept=True)
+                self._kept[size] = mapped + 1
+                self.blocks_mapped += 1
+                return block
+            left = deadline - time.monotonic()
+            if bound == 0 or left <= 0:
+                return None
+            self._returned.wait(left)
 
     def give_back(self, address: int) -> None:
         with self._lock:
@@ -121,6 +145,7 @@ class BlockPool:
                 return
             if block.kept:
                 self._free.setdefault(block.size, []).append(block)
+                self._returned.notify()
                 return
         block.unmap()
 
@@ -130,20 +155,21 @@ class BlockPool:
 
 
 _pools: dict[int, BlockPool] = {}
-_pools_lock = threading.Lock()
 
 
 def process_pool() -> BlockPool:
-    """This process's pool, made on first use: a forked child never uses its parent's."""
+    """This process's pool, made on first use: a forked child never uses its parent's.
+
+    No lock here (dict operations are atomic under the GIL): a lock held by another thread
+    at fork time would stay held in the child.
+    """
     pid = os.getpid()
     pool = _pools.get(pid)
     if pool is None:
-        with _pools_lock:
-            # A parent's pool (and the lock state it was forked with) is dropped: its
-            # blocks are private copies, unmapped here when the pool goes.
-            for other in [p for p in _pools if p != pid]:
-                del _pools[other]
-            pool = _pools.setdefault(pid, BlockPool())
+        # The parent's pool goes, and its blocks (private copies) are unmapped with it.
+        for other in [p for p in _pools if p != pid]:
+            _pools.pop(other, None)
+        pool = _pools.setdefault(pid, BlockPool())
     return pool
 
 
@@ -207,18 +233,6 @@ class Argon2Hasher:
         )
         self._block_size = memory_bytes(memory_cost, parallelism)
         self._max_blocks = max_blocks
-
-    @property
-    def memory_cost(self) -> int:
-        return self._parameters.memory_cost
-
-    @property
-    def time_cost(self) -> int:
-        return self._parameters.time_cost
-
-    @property
-    def parallelism(self) -> int:
-        return self._parameters.parallelism
 
     def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
         """The encoded hash of ``password``, with a random salt; HashingError on failure."""
