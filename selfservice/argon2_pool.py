@@ -217,7 +217,7 @@ class Argon2Hasher:
         memory_cost: int = 19456,
         parallelism: int = 1,
         *,
-        max_blocks: int = 4,
+        max_blocks: int = 2,
         hash_len: int = HASH_BYTES,
         salt_len: int = SALT_BYTES,
     ) -> None:

@@ -42,7 +42,7 @@ def password_hasher(settings: Mapping[str, Any]) -> Argon2Hasher:
         time_cost=settings.get("ARGON2_TIME_COST", 2),
         memory_cost=settings.get("ARGON2_MEMORY_KIB", 19456),
         parallelism=settings.get("ARGON2_PARALLELISM", 1),
-        max_blocks=settings.get("ARGON2_MAX_CONCURRENT", 4),
+        max_blocks=settings.get("ARGON2_MAX_CONCURRENT", 2),
     )
 
 

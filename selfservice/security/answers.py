@@ -56,7 +56,7 @@ class AnswerHasher:
     """
 
     def __init__(
-        self, memory_cost: int = 19456, time_cost: int = 2, parallelism: int = 1, *, max_blocks: int = 4
+        self, memory_cost: int = 19456, time_cost: int = 2, parallelism: int = 1, *, max_blocks: int = 2
     ) -> None:
         """Parameters are argon2's: memory in KiB (default 19 MiB), iterations, lanes.
 
