@@ -193,8 +193,10 @@ def _allocate(memory: Any, size: int) -> int:
 @ffi.callback("void(uint8_t *, size_t)")
 def _free(memory: Any, _size: int) -> None:
     address = int(ffi.cast("uintptr_t", memory))
-    _held.addresses.remove(address)
     process_pool().give_back(address)
+    held = getattr(_held, "addresses", [])
+    if address in held:
+        held.remove(address)
 
 
 @dataclass(frozen=True)
