@@ -87,11 +87,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="one/two phase pairs, alternating")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers per instance")
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument(
+        "--argon2-max-concurrent", type=int, default=None, help="ARGON2_MAX_CONCURRENT (the portal's default)"
+    )
     options = parser.parse_args()
     print(machine_line())
     logins = [f"s{2_000_001 + n}" for n in range(options.clients)]
     with scratch_postgres() as url, tempfile.TemporaryDirectory() as instance:
-        settings = portal_settings(url, instance, WEB_WORKERS=options.workers)
+        bound = options.argon2_max_concurrent
+        bound = {} if bound is None else {"ARGON2_MAX_CONCURRENT": bound}
+        settings = portal_settings(url, instance, WEB_WORKERS=options.workers, **bound)
         app = build_app(settings)
         for number, login in enumerate(logins, start=2_000_001):
             create_student(app, login, number)

@@ -59,7 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "TRUSTED_SIGN_IN_RATE_LIMIT": "300 per minute;3000 per hour",
     "TRUSTED_RECOVERY_RATE_LIMIT": "100 per minute;1000 per hour",
     "TRUSTED_PASSWORD_RATE_LIMIT": "100 per minute;1000 per hour",
-    "ARGON2_MAX_CONCURRENT": 4,
+    "ARGON2_MAX_CONCURRENT": 2,  # 19 MiB live each; beyond the cores, no throughput (docs/benchmarks.md)
     "ARGON2_WAIT_SECONDS": 5,
     "LOCKOUT_MAX_FAILURES": 5,
     "LOCKOUT_WINDOW_MINUTES": 15,

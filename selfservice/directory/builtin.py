@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from selfservice.argon2_pool import Argon2Hasher
 from selfservice.directory.interfaces import (
     LOOKUP_FIELDS,
     Account,
@@ -36,13 +36,13 @@ from selfservice.timeutil import utcnow
 T = TypeVar("T")
 
 
-def password_hasher(settings: Mapping[str, Any]) -> PasswordHasher:
-    """The argon2id hasher configured by the ARGON2_* settings."""
-    return PasswordHasher(
+def password_hasher(settings: Mapping[str, Any]) -> Argon2Hasher:
+    """The argon2id hasher configured by the ARGON2_* settings (memory from the process's pool)."""
+    return Argon2Hasher(
         time_cost=settings.get("ARGON2_TIME_COST", 2),
         memory_cost=settings.get("ARGON2_MEMORY_KIB", 19456),
         parallelism=settings.get("ARGON2_PARALLELISM", 1),
-        type=Type.ID,
+        max_blocks=settings.get("ARGON2_MAX_CONCURRENT", 2),
     )
 
 

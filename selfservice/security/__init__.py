@@ -63,6 +63,7 @@ def init_app(app: Flask) -> None:
             memory_cost=settings["ARGON2_MEMORY_KIB"],
             time_cost=settings["ARGON2_TIME_COST"],
             parallelism=settings["ARGON2_PARALLELISM"],
+            max_blocks=settings["ARGON2_MAX_CONCURRENT"],
         ),
         tokens=TokenService(settings["SECRET_KEY"]),
         lockout=LockoutService(LockoutPolicy.from_settings(settings)),

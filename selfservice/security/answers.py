@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from selfservice.argon2_pool import Argon2Hasher
 from selfservice.i18n_markers import N_
 
 # A "word" for the question-word rule is a run of letters: digits, punctuation
@@ -55,13 +55,15 @@ class AnswerHasher:
     It is a plain counter, not meant for metrics across threads.
     """
 
-    def __init__(self, memory_cost: int = 19456, time_cost: int = 2, parallelism: int = 1) -> None:
-        """Parameters are argon2's: memory in KiB (default 19 MiB), iterations, lanes."""
-        self._hasher = PasswordHasher(
-            time_cost=time_cost,
-            memory_cost=memory_cost,
-            parallelism=parallelism,
-            type=Type.ID,
+    def __init__(
+        self, memory_cost: int = 19456, time_cost: int = 2, parallelism: int = 1, *, max_blocks: int = 2
+    ) -> None:
+        """Parameters are argon2's: memory in KiB (default 19 MiB), iterations, lanes.
+
+        ``max_blocks`` argon2 memory blocks are kept per process for reuse (``ARGON2_MAX_CONCURRENT``).
+        """
+        self._hasher = Argon2Hasher(
+            time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism, max_blocks=max_blocks
         )
         self.verify_count = 0
         self.pad_count = 0

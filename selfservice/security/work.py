@@ -6,7 +6,9 @@ after the per-address limit and the account's lockout have let it through, so a
 refused request spends none of it and one address can take at most its per-address
 share (invariant 14). ``ARGON2_MAX_CONCURRENT`` checks run at once per worker
 (each holds its argon2 memory); the rest wait up to ``ARGON2_WAIT_SECONDS``, then get a
-503 with Retry-After instead of exhausting the worker's memory.
+503 with Retry-After instead of exhausting the worker's memory. The memory itself comes
+from ``selfservice/argon2_pool.py``, which keeps and lends the same number of blocks to
+every argon2 call, gated or not (password hashes, sign-ins).
 """
 
 from __future__ import annotations
