@@ -9,6 +9,7 @@ each benchmark one after the other with the .venv's Python:
     reset_cpu           P1 reset CPU / argon2 floor, SQL statements per reset; P5 RSS
     forgot_throughput   P2 GET /forgot / bare Flask under the same gunicorn; P5 RSS
     two_instances       P6 two instances / one; P5 RSS under concurrent resets
+    memory_floor        P5's floor: the libraries a worker needs and one argon2 block
 
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust), Redis on 127.0.0.1:6379 and
 slapd (scripts/test installs it). The full profile takes about 7 minutes on 2 cores
@@ -42,6 +43,7 @@ FULL = {
     "reset_cpu": ["--rounds", "20"],
     "forgot_throughput": ["--connections", "32", "--seconds", "10", "--rounds", "3"],
     "two_instances": ["--clients", "8", "--seconds", "15", "--rounds", "2"],
+    "memory_floor": [],
 }
 QUICK = {
     "admin_logs": ["--events", "5000", "--flood", "10000", "--database", "both", "--runs", "1"],
@@ -49,6 +51,7 @@ QUICK = {
     "reset_cpu": ["--rounds", "2"],
     "forgot_throughput": ["--connections", "32", "--seconds", "1", "--rounds", "1"],
     "two_instances": ["--clients", "2", "--seconds", "2", "--rounds", "1"],
+    "memory_floor": [],
 }
 NOISE = re.compile(r"^INFO  \[alembic")
 

@@ -26,6 +26,7 @@ SMALLEST = {
     "admin_logs": ["--events", "2000", "--flood", "1000", "--runs", "1", "--database", DATABASE],
     "reset_cpu": ["--rounds", "1", "--workers", "1", "--directory", "openldap", "--database", DATABASE],
     "forgot_throughput": ["--seconds", "1", "--rounds", "1", "--workers", "1", "--database", DATABASE],
+    "memory_floor": [],
 }
 if DATABASE == "postgres":
     SMALLEST |= {
