@@ -68,3 +68,9 @@ def test_run_all_writes_a_summary_table(tmp_path: Path) -> None:
     text = output.read_text()
     assert "| figure | target | measured | met |" in text
     assert "| admin dashboard, sqlite, 500 events | < 100 ms |" in text
+
+
+def test_reset_cpu_measures_the_overhead_against_its_allowance() -> None:
+    output = run("reset_cpu", [*SMALLEST["reset_cpu"], "--directory", "builtin", "--overhead"])
+    assert "of the allowance (1.0x or less meets 1.15x)" in output
+    assert 'RESULT {"figure": "P1 overhead per reset, argon2 negligible, builtin' in output
