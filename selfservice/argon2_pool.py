@@ -44,7 +44,7 @@ _TYPE_NAMES = {Type.I: "argon2i", Type.D: "argon2d", Type.ID: "argon2id"}
 #: What the C library's ``decode_string`` accepts: decimals without leading zeros, a
 #: version that may be left out (then 0x10), unpadded standard base64 for the salt and the
 #: hash, nothing after.
-_DECIMAL = "(?:0|[1-9][0-9]*)"
+_DECIMAL = "(?:0|[1-9][0-9]{0,9})"  # more digits than 2**32 has cannot decode (nor reach int())
 _ENCODED = re.compile(
     rf"\$(?P<type>argon2id|argon2i|argon2d)(?:\$v=(?P<v>{_DECIMAL}))?"
     rf"\$m=(?P<m>{_DECIMAL}),t=(?P<t>{_DECIMAL}),p=(?P<p>{_DECIMAL})"
@@ -103,6 +103,7 @@ class BlockPool:
         self.blocks_mapped = 0
         self.temporary_mapped = 0
         self.most_out = 0
+        self.waiting = 0
 
     def keep(self, size: int, count: int) -> None:
         """Keep up to ``count`` blocks of ``size`` bytes once used (the largest count asked wins)."""
@@ -136,7 +137,11 @@ class BlockPool:
             left = deadline - time.monotonic()
             if bound == 0 or left <= 0:
                 return None
-            self._returned.wait(left)
+            self.waiting += 1
+            try:
+                self._returned.wait(left)
+            finally:
+                self.waiting -= 1
 
     def give_back(self, address: int) -> None:
         with self._lock:
@@ -145,7 +150,7 @@ class BlockPool:
                 return
             if block.kept:
                 self._free.setdefault(block.size, []).append(block)
-                self._returned.notify()
+                self._returned.notify_all()  # one condition for every size: wake them all
                 return
         block.unmap()
 
@@ -167,7 +172,7 @@ def process_pool() -> BlockPool:
     pool = _pools.get(pid)
     if pool is None:
         # The parent's pool goes, and its blocks (private copies) are unmapped with it.
-        for other in [p for p in _pools if p != pid]:
+        for other in [p for p in list(_pools) if p != pid]:
             _pools.pop(other, None)
         pool = _pools.setdefault(pid, BlockPool())
     return pool
@@ -184,6 +189,9 @@ def _allocate(memory: Any, size: int) -> int:
     try:
         address = process_pool().take(size)
     except (OSError, MemoryError, ValueError, OverflowError):
+        return -1
+    except BaseException as error:  # noqa: BLE001 - a signal's exception: raised again after argon2
+        _held.raised = error  # cffi would print it and answer 0 (so a failed check)
         return -1
     _held.addresses.append(address)
     memory[0] = ffi.cast("uint8_t *", address)
@@ -306,13 +314,15 @@ class Argon2Hasher:
                 "flags": lib.ARGON2_DEFAULT_FLAGS,
             },
         )
-        _held.addresses = []
+        _held.addresses, _held.raised = [], None
         try:
             code = core(context, decoded.type.value)
         finally:
             for address in _held.addresses:  # only when argon2 failed after allocating
                 pool.give_back(address)
-            _held.addresses = []
+            _held.addresses, raised, _held.raised = [], _held.raised, None
+        if raised is not None:
+            raise raised
         return code, bytes(ffi.buffer(out, digest_len))
 
 

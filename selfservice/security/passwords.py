@@ -132,7 +132,13 @@ def zxcvbn(password: str, user_inputs: list[str]) -> Entropy:
     """zxcvbn's verdict (zxcvbn-rs-py); its dictionaries (about 9 MB) load with the first password checked."""
     from zxcvbn_rs_py import zxcvbn as score
 
-    return score(password, user_inputs)
+    # The scorer takes valid text only: a lone surrogate (a badly encoded banned word from
+    # the environment, say) becomes U+FFFD instead of an error.
+    return score(_text(password), [_text(word) for word in user_inputs])
+
+
+def _text(value: str) -> str:
+    return value.encode("utf-8", "replace").decode("utf-8")
 
 
 def _guessability_problems(password: str, policy: PasswordPolicy, user_inputs: list[str]) -> list[str]:

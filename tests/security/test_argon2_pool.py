@@ -85,6 +85,8 @@ def test_a_wrong_secret_is_a_mismatch(pooled: Argon2Hasher, reference: PasswordH
         "$argon2id$v=19$m=256,t=1,p=1$c29tZXNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA$",
         "$argon2i$v=19$m=256,t=1,p=1$c29tZXNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA",  # right shape, wrong hash
         "$argon2id$v=19$m=256,t=1,p=1$ßalt$hash",
+        # a corrupt row: a number longer than int() reads
+        "$argon2id$v=19$m=" + "9" * 5000 + ",t=1,p=1$c29tZXNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA",
     ],
 )
 def test_a_garbage_hash_raises_what_argon2_cffi_raises(
@@ -197,3 +199,50 @@ def test_memory_bytes_is_what_argon2_asks_for() -> None:
     assert memory_bytes(19456, 1) == 19456 * 1024
     assert memory_bytes(1, 1) == 8 * 1024  # at least 8 blocks a lane
     assert memory_bytes(1030, 4) == 1024 * 1024  # whole segments of 4 lanes
+
+
+def test_a_block_given_back_reaches_the_waiter_of_its_size_when_another_size_waits_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(BlockPool, "WAIT_SECONDS", 60.0)
+    pool = BlockPool()
+    small, large = 8192, 16384
+    pool.keep(small, 1)
+    pool.keep(large, 1)
+    taken = {size: pool.take(size) for size in (small, large)}
+    got: dict[int, int] = {}
+
+    def wait_for(size: int) -> None:
+        got[size] = pool.take(size)
+
+    waiters = {}
+    for size in (large, small):  # the other size waits first, so a single wake-up goes to it
+        waiters[size] = threading.Thread(target=wait_for, args=(size,), daemon=True)
+        waiters[size].start()
+        while pool.waiting < len(waiters):
+            threading.Event().wait(0.001)
+    pool.give_back(taken[small])
+    waiters[small].join(timeout=20)  # a lost wake-up would leave it asleep for the whole minute
+    assert got.get(small) == taken[small]
+    pool.give_back(taken[large])
+    waiters[large].join(timeout=20)
+    assert got.get(large) == taken[large]
+
+
+def test_an_exception_raised_while_argon2_waits_for_memory_reaches_the_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A signal handler may raise while a check waits for a block (inside argon2's allocate
+    # callback): the caller must see it, not a failed check, which would read as a wrong answer.
+    hasher = Argon2Hasher(**FAST)
+    stored = hasher.hash("right")
+
+    def interrupted(_pool: BlockPool, _size: int) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(BlockPool, "take", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        hasher.verify(stored, "right")
+    monkeypatch.undo()
+    assert hasher.verify(stored, "right") is True
+    assert not process_pool().outstanding()

@@ -12,6 +12,7 @@ import pytest
 
 from selfservice.security import passwords
 from selfservice.security.passwords import (
+    TOO_GUESSABLE,
     PasswordPolicy,
     check_password,
     policy_from_settings,
@@ -243,3 +244,11 @@ def test_policy_from_settings_defaults_when_missing() -> None:
 def test_policy_refuses_impossible_settings(settings: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="PASSWORD_"):
         policy_from_settings(settings)
+
+
+def test_a_banned_word_that_is_not_valid_text_does_not_break_the_check() -> None:
+    # PASSWORD_BANNED_WORDS read from a badly encoded environment can hold a lone surrogate,
+    # which the scorer cannot take: the check must still answer, not raise (a 500).
+    policy = PasswordPolicy(banned_words=("Riverside", "bad\udc80word"))
+    assert check_password(STRONG, policy, login="s1000001") == []
+    assert TOO_GUESSABLE in check_password("riverside1", policy, login="s1000001")
