@@ -45,6 +45,7 @@ class SyncWrite(db.Model):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # When the write was queued (a held write: when it was held, then its release).
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     change_id: Mapped[str] = mapped_column(String(32), index=True)
     pending_change_id: Mapped[int | None] = mapped_column(BigId, index=True)

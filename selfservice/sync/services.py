@@ -93,11 +93,14 @@ def release_held(intent_id: int, *, origin: Origin) -> int:
     if not held:
         return 0
     # Older queued writes of the account are superseded by the worker (a newer row exists);
-    # a newer change already queued supersedes these in turn.
+    # a newer change already queued supersedes these in turn. A released write is queued
+    # now ("Queued" on the sync page): the promise of SYNC_PROMISE_MINUTES starts here, not
+    # when it was held, so a change the sweeper confirms late is not overdue at once.
+    now = utcnow()
     released = db.session.execute(
         sa.update(SyncWrite)
         .where(SyncWrite.pending_change_id == intent_id, SyncWrite.status == SyncStatus.HELD.value)
-        .values(status=SyncStatus.QUEUED.value, next_attempt_at=utcnow())
+        .values(status=SyncStatus.QUEUED.value, next_attempt_at=now, created_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     change_id, _, login, key = held[0]

@@ -65,3 +65,30 @@ def test_a_released_change_supersedes_an_older_queued_one(make_app: Any) -> None
     assert statuses(app) == [("superseded", False), ("done", False)]
     with app.app_context():
         assert BuiltinDirectory(app.config).authenticate("s1000001", LATER) is not None
+
+
+def test_a_change_confirmed_late_is_due_from_its_release_not_from_when_it_was_held(make_app: Any) -> None:
+    """The promise ("within 5 minutes") starts once the change is confirmed: not overdue at once."""
+    from datetime import timedelta
+
+    from selfservice.sync.services import target_states
+    from selfservice.timeutil import utcnow
+
+    app = make_app(SYNC_TARGETS=[LIBRARY], SYNC_PROMISE_MINUTES=5)
+    with app.test_request_context():
+        directory = get_directory()
+        account = directory.find("s1000001")
+        intent = pending.open_intent(directory, account, how=How.RECOVERY, origin=ORIGIN, sync_password=LATER)
+        db.session.commit()
+        # The directory's answer was lost; the sweeper confirms the change 20 minutes later.
+        held_at = utcnow() - timedelta(minutes=20)
+        db.session.execute(sa.update(SyncWrite).values(created_at=held_at))
+        db.session.commit()
+        directory.set_password(account, LATER, must_change=False)
+        assert pending.complete(directory, get_security(), intent.id, account, settled_by="reconcile")
+
+        [state] = target_states(get_sync(), overdue_before=utcnow() - timedelta(minutes=5))
+    assert (state.pending, state.overdue) == (1, 0)
+    assert state.oldest_queued is not None
+    assert state.oldest_queued > held_at
+    assert app.test_cli_runner().invoke(args=["sync", "status"]).exit_code == 0
