@@ -172,8 +172,9 @@ def process_pool() -> BlockPool:
     pool = _pools.get(pid)
     if pool is None:
         # The parent's pool goes, and its blocks (private copies) are unmapped with it.
-        for other in [p for p in list(_pools) if p != pid]:
-            _pools.pop(other, None)
+        for other in list(_pools):  # a snapshot: another thread may be here too
+            if other != pid:
+                _pools.pop(other, None)
         pool = _pools.setdefault(pid, BlockPool())
     return pool
 

@@ -54,7 +54,7 @@ class StopFlag:
 
 @contextmanager
 def stopped_by_signals(stop: StopFlag) -> Iterator[None]:
-    """SIGTERM and SIGINT finish the message in hand, then stop; the old handlers come back after."""
+    """SIGTERM and SIGINT finish the item in hand, then stop; the old handlers come back after."""
 
     def handle(signum: int, frame: FrameType | None) -> None:
         stop.set()

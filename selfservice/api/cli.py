@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import time
 
 import click
@@ -15,7 +14,7 @@ from selfservice.api.clients import Scope
 from selfservice.audit.services import SYSTEM
 from selfservice.extensions import db
 from selfservice.i18n import _
-from selfservice.workers import StopFlag, worker_name
+from selfservice.workers import StopFlag, stopped_by_signals, worker_name
 
 CLI_ACTOR = "cli"
 
@@ -111,12 +110,9 @@ def deliver_webhooks_command(once: bool, max_seconds: float | None) -> None:
         click.echo(f"webhooks: {webhooks.deliver_due(config, worker=worker).summary()}")
         return
     stop = StopFlag()
-    previous = {
-        number: signal.signal(number, lambda *_args: stop.set()) for number in (signal.SIGTERM, signal.SIGINT)
-    }
     click.echo(f"webhook worker {worker} started: polling every {config['WEBHOOK_POLL_SECONDS']} s")
     deadline = time.monotonic() + max_seconds if max_seconds else None
-    try:
+    with stopped_by_signals(stop):
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             try:
                 result = webhooks.deliver_due(config, worker=worker)
@@ -128,9 +124,6 @@ def deliver_webhooks_command(once: bool, max_seconds: float | None) -> None:
                 click.echo(f"webhooks: {result.summary()}")
             pause = config["WEBHOOK_POLL_SECONDS"]
             stop.wait(min(pause, max(0.0, deadline - time.monotonic())) if deadline else pause)
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
     click.echo(f"webhook worker {worker} stopped")
 
 
