@@ -15,7 +15,6 @@ import re
 import secrets
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -32,7 +31,7 @@ from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import select
 
-from selfservice import create_app
+from selfservice import create_app, serving
 from selfservice.directory import get_directory
 from selfservice.directory.builtin import NewAccount
 from selfservice.directory.interfaces import AccountKind
@@ -44,7 +43,6 @@ from selfservice.security import get_security
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
-GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 ANSWERS = ["blue bunny rabbit", "lisbon harbour", "boiled okra", "captain whiskers", "zorbly"]
 STUDENT_PASSWORD = "Correct-Horse-1001"
 ADMIN_PASSWORD = "Bench-Admin-Password-42"
@@ -321,22 +319,20 @@ def gunicorn(
     app: str = "selfservice.wsgi:app",
     health: str = "/healthz",
 ) -> Iterator[subprocess.Popen[str]]:
-    """gunicorn (``--no-control-socket``) serving ``app`` on 127.0.0.1:port until the block ends."""
+    """gunicorn serving ``app`` on 127.0.0.1:port until the block ends, started as
+    ``selfservice serve`` starts it (its command line, and workers run with ``-OO`` on
+    precompiled bytecode unless ``PYTHONOPTIMIZE`` says otherwise), ``--no-control-socket``."""
+    environment = serving.worker_environment(env, workers)
+    serving.precompile(serving.optimize_level(environment))
     process = subprocess.Popen(
-        [
-            GUNICORN,
-            "--no-control-socket",
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--pythonpath",
-            str(Path(__file__).parent),
-            "--bind",
+        serving.gunicorn_argv(
             f"127.0.0.1:{port}",
-            app,
-        ],
-        env=dict(env),
+            workers,
+            threads=threads,
+            extra=["--no-control-socket", "--pythonpath", str(Path(__file__).parent)],
+            app=app,
+        ),
+        env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -121,6 +121,37 @@ def demo_command(host: str, port: int, instance_path: Path | None, keep: bool) -
     run_simple(host, port, app, threaded=True)
 
 
+@main.command("serve", with_appcontext=False, context_settings={"ignore_unknown_options": True})
+@click.option("--bind", default="127.0.0.1:8000", show_default=True, help="Address gunicorn listens on.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    envvar="SELFSERVICE_WEB_WORKERS",
+    help="Worker processes; also sets WEB_WORKERS for the portal, so the two always agree.",
+)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads per worker.")
+@click.argument("gunicorn_options", nargs=-1, type=click.UNPROCESSED)
+def serve_command(bind: str, workers: int, threads: int | None, gunicorn_options: tuple[str, ...]) -> None:
+    """Serve the portal with gunicorn as production should (options after -- go to gunicorn)."""
+    from importlib.util import find_spec
+
+    from selfservice.serving import gunicorn_argv, optimize_level, precompile, worker_environment
+
+    if find_spec("gunicorn") is None:
+        raise click.ClickException("gunicorn is not installed: pip install 'selfservice[server]'")
+    environment = worker_environment(os.environ, workers)
+    for folder in precompile(optimize_level(environment)):
+        click.echo(
+            f"warning: {folder} is not writable, so workers compile its modules at each start "
+            "(more memory); run 'python -OO -m compileall' on it once as its owner",
+            err=True,
+        )
+    argv = gunicorn_argv(bind, workers, threads=threads, extra=gunicorn_options)
+    os.execve(argv[0], argv, environment)  # noqa: S606 - gunicorn replaces this process, as systemd expects
+
+
 def _roles(account: Any) -> str:
     return ", ".join(sorted(role.value for role in account.roles))
 

@@ -109,7 +109,8 @@ def demo_settings(instance_path: Path, *, keep: bool = False) -> dict[str, Any]:
 def seed_demo() -> list[Account]:
     """Create the demo accounts that are missing; return all of them."""
     directory = get_directory()
-    assert isinstance(directory, BuiltinDirectory), "the demo runs on the builtin directory"
+    if not isinstance(directory, BuiltinDirectory):
+        raise RuntimeError("the demo runs on the builtin directory")
     accounts = []
     for new in DEMO_ACCOUNTS:
         existing = directory.find_by("login", new.login)

@@ -131,13 +131,12 @@ def start(
         if locked.newly and account is not None:
             _mail_locked(account, locked)
         return Started(Outcome.LOCKED)
-    if not _matches(account, details):
+    if not _matches(account, details) or account is None:  # (_matches is False without an account)
         until = security.lockout.record_failure(subject, account.login if account else number, origin)
         _audit(Tag.ACTIVATION_REFUSED, "failure", origin, account, reason="mismatch")
         if until is not None and account is not None:
             _mail_locked(account, Locked(until, newly=True))
         return Started(Outcome.NO_MATCH)
-    assert account is not None  # _matches is False without an account
     security.lockout.record_success(account.key)
     return _after_match(settings, limits, account, origin)
 

@@ -151,7 +151,8 @@ def _settle_unanswered(
     log.warning("directory: no answer to a password write (change %s): %s", intent_id, error)
     pending.mark_unknown(intent_id, str(error))
     intent = db.session.get(PendingChange, intent_id, populate_existing=True)
-    assert intent is not None  # committed before the write; only the retention purge deletes intents
+    if intent is None:  # committed before the write; only the retention purge deletes intents
+        raise RuntimeError(f"change {intent_id} vanished while its write was in doubt")
     try:
         outcome = pending.settle_from_directory(
             directory,

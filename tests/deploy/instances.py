@@ -23,7 +23,25 @@ import sqlalchemy as sa
 from tests.conftest import POSTGRES_ADMIN_URL
 
 CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
+SELFSERVICE = str(Path(sys.executable).with_name("selfservice"))
+
+
+def serve_argv(port: int, *gunicorn_options: str) -> list[str]:
+    """The portal as docs/deployment.md starts it (``selfservice serve``: one worker run with
+    ``-OO``, the redacted access log); ``--no-control-socket``: gunicorn 27 shares one
+    control socket per user otherwise."""
+    bind = f"127.0.0.1:{port}"
+    return [
+        SELFSERVICE,
+        "serve",
+        "--bind",
+        bind,
+        "--workers",
+        "1",
+        "--",
+        "--no-control-socket",
+        *gunicorn_options,
+    ]
 
 
 def free_port() -> int:
@@ -125,16 +143,7 @@ def start_gunicorn(environment: dict[str, str], count: int) -> Iterator[list[str
     ports = [free_port() for _ in range(count)]
     processes = [
         subprocess.Popen(
-            # --no-control-socket: gunicorn 27 shares one control socket per user otherwise.
-            [
-                GUNICORN,
-                "--workers",
-                "1",
-                "--no-control-socket",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "selfservice.wsgi:app",
-            ],
+            serve_argv(port),
             env=environment,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -36,7 +36,7 @@ from selfservice.portal.models import PendingChange
 from selfservice.security import get_security
 from selfservice.security.tokens import Purpose
 from tests.conftest import FAST_HASHING, POSTGRES_ADMIN_URL, person, post_form
-from tests.deploy.instances import GUNICORN, Client, free_port, production_environment, scratch_postgres
+from tests.deploy.instances import Client, free_port, production_environment, scratch_postgres, serve_argv
 from tests.deploy.instances import _wait_until_serving as wait_until_serving
 from tests.faultproxy import EXTENDED_REQUEST, Fault, FaultProxy, ldap_request
 
@@ -122,17 +122,7 @@ def gunicorn_on_proxy(
         assert environment["SELFSERVICE_SECRET_KEY"] == SHARED_SECRET
         port = free_port()
         process = subprocess.Popen(
-            [
-                GUNICORN,
-                "--no-control-socket",
-                "--workers",
-                "1",
-                "--timeout",
-                "120",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "selfservice.wsgi:app",
-            ],
+            serve_argv(port, "--timeout", "120"),
             env=environment,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
