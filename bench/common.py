@@ -331,6 +331,8 @@ def gunicorn(
             threads=threads,
             extra=["--no-control-socket", "--pythonpath", str(Path(__file__).parent)],
             app=app,
+            # The logger imports the portal into the master: not for the bare Flask baseline.
+            logger_class=serving.LOGGER_CLASS if app == serving.APP else None,
         ),
         env=environment,
         stdout=subprocess.DEVNULL,

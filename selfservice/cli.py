@@ -132,22 +132,35 @@ def demo_command(host: str, port: int, instance_path: Path | None, keep: bool) -
     help="Worker processes; also sets WEB_WORKERS for the portal, so the two always agree.",
 )
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads per worker.")
+@click.option(
+    "--compile-only",
+    is_flag=True,
+    help="Write the workers' bytecode and exit (after each install or upgrade, as the install's owner).",
+)
 @click.argument("gunicorn_options", nargs=-1, type=click.UNPROCESSED)
-def serve_command(bind: str, workers: int, threads: int | None, gunicorn_options: tuple[str, ...]) -> None:
+def serve_command(
+    bind: str, workers: int, threads: int | None, compile_only: bool, gunicorn_options: tuple[str, ...]
+) -> None:
     """Serve the portal with gunicorn as production should (options after -- go to gunicorn)."""
     from importlib.util import find_spec
 
     from selfservice.serving import gunicorn_argv, optimize_level, precompile, worker_environment
 
-    if find_spec("gunicorn") is None:
-        raise click.ClickException("gunicorn is not installed: pip install 'selfservice[server]'")
     environment = worker_environment(os.environ, workers)
-    for folder in precompile(optimize_level(environment)):
+    unwritable = precompile(optimize_level(environment))
+    for folder in unwritable:
         click.echo(
             f"warning: {folder} is not writable, so workers compile its modules at each start "
-            "(more memory); run 'python -OO -m compileall' on it once as its owner",
+            "(more memory); run 'selfservice serve --compile-only' once as its owner",
             err=True,
         )
+    if compile_only:
+        if unwritable:
+            raise click.ClickException("some folders could not be compiled")
+        click.echo("bytecode written")
+        return
+    if find_spec("gunicorn") is None:
+        raise click.ClickException("gunicorn is not installed: pip install 'selfservice[server]'")
     argv = gunicorn_argv(bind, workers, threads=threads, extra=gunicorn_options)
     os.execve(argv[0], argv, environment)  # noqa: S606 - gunicorn replaces this process, as systemd expects
 

@@ -25,13 +25,21 @@ OPTIMIZE = 2
 
 
 def gunicorn_argv(
-    bind: str, workers: int, *, threads: int | None = None, extra: Sequence[str] = (), app: str = APP
+    bind: str,
+    workers: int,
+    *,
+    threads: int | None = None,
+    extra: Sequence[str] = (),
+    app: str = APP,
+    logger_class: str | None = LOGGER_CLASS,
 ) -> list[str]:
     """gunicorn through this interpreter, with the access log that keeps reset tokens out."""
     argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers)]
     if threads is not None:
         argv += ["--threads", str(threads)]
-    return [*argv, "--logger-class", LOGGER_CLASS, *extra, app]
+    if logger_class is not None:
+        argv += ["--logger-class", logger_class]
+    return [*argv, *extra, app]
 
 
 def worker_environment(environ: Mapping[str, str], workers: int | None = None) -> dict[str, str]:

@@ -101,3 +101,17 @@ def test_gunicorn_gets_the_redacted_logger_and_the_operators_options_before_the_
     assert argv[argv.index("--logger-class") + 1] == "selfservice.site.accesslog.RedactedLogger"
     assert argv[-3:] == ["--timeout", "60", "selfservice.wsgi:app"]
     assert "--threads" not in gunicorn_argv("127.0.0.1:8000", 1)
+    assert "--logger-class" not in gunicorn_argv("127.0.0.1:8000", 1, logger_class=None)
+
+
+@pytest.mark.slow
+def test_compile_only_writes_the_bytecode_and_starts_nothing() -> None:
+    compiled = Path(importlib.util.cache_from_source(selfservice.portal.views.__file__, optimization=2))
+    compiled.unlink(missing_ok=True)
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONOPTIMIZE"}
+    done = subprocess.run(
+        [SELFSERVICE, "serve", "--compile-only"], env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "bytecode written"
+    assert compiled.is_file()
