@@ -41,5 +41,8 @@ ensure_installed() {
     return 0
   fi
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" >&2
+  # The bytecode `selfservice serve` runs its workers on (-OO), written once here rather
+  # than at the first start; a standard library we may not write to is only a warning.
+  .venv/bin/selfservice serve --compile-only >/dev/null || echo "(continuing)" >&2
   echo "$want" >>"$stamp"
 }
