@@ -114,6 +114,14 @@ class PasswordRejected(DirectoryError):
         self.reason = reason
 
 
+class PasswordUnchanged(PasswordRejected):
+    """Refused because the new password already is the current one (OpenLDAP ppolicy says so).
+
+    To a person that is a refusal like any other; to the sync worker it means the target
+    already has the password it was asked to write (an earlier attempt's reply was lost).
+    """
+
+
 class InvalidCredentials(DirectoryError):
     """The current password given for a change was wrong."""
 

@@ -32,6 +32,7 @@ from selfservice.directory.interfaces import (
     OutcomeUnknown,
     PasswordRejected,
     PasswordRules,
+    PasswordUnchanged,
     Role,
     normalise_login,
 )
@@ -65,6 +66,7 @@ PPOLICY_ATTRIBUTES = ("pwdReset", "pwdAccountLockedTime")
 #: What a ppolicy entry says about new passwords.
 PPOLICY_RULES = ("pwdMinLength", "pwdInHistory", "pwdCheckQuality", "pwdMinAge")
 
+SAME_AS_CURRENT = N_("The new password must be different from the current one.")
 #: ppolicy / constraint messages (lower-cased fragments) -> what the holder is told.
 REJECTION_MESSAGES = (
     ("history", N_("That password was used recently. Choose one you have not used before.")),
@@ -72,7 +74,7 @@ REJECTION_MESSAGES = (
     ("quality", N_("The new password is too short or too simple. Choose a longer one.")),
     ("too short", N_("The new password is too short. Choose a longer one.")),
     ("old password", N_("The current password is required to change it.")),
-    ("not being changed", N_("The new password must be different from the current one.")),
+    ("not being changed", SAME_AS_CURRENT),
 )
 REJECTED_BY_CODE = {
     19: N_("The new password does not meet the password rules."),
@@ -592,7 +594,8 @@ def _reject(result: Mapping[str, Any]) -> None:
         raise DirectoryUnavailable(f"LDAP operation failed: {result.get('description')}")
     if code == INVALID_CREDENTIALS:
         raise InvalidCredentials("the current password is wrong")
-    raise PasswordRejected(_rejection_reason(code, str(result.get("message") or "")))
+    reason = _rejection_reason(code, str(result.get("message") or ""))
+    raise (PasswordUnchanged if reason == SAME_AS_CURRENT else PasswordRejected)(reason)
 
 
 def _rejection_reason(code: int | None, message: str) -> str:

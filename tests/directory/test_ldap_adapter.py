@@ -20,6 +20,7 @@ from selfservice.directory.interfaces import (
     DirectoryUnavailable,
     InvalidCredentials,
     PasswordRejected,
+    PasswordUnchanged,
     Role,
 )
 from selfservice.directory.ldap import LdapDirectory
@@ -264,6 +265,19 @@ def test_recent_password_is_refused_with_a_reason(ldap_directory: LdapDirectory)
         ldap_directory.change_password(account, NEW_PASSWORD, "Correct-Horse-1001")
 
     assert "used recently" in refused.value.reason
+
+
+def test_a_reset_to_the_current_password_is_refused_as_unchanged(ldap_directory: LdapDirectory) -> None:
+    """ppolicy's "not being changed": a refusal for a person, "already there" for the sync worker."""
+    account = ldap_directory.find("s1000001")
+    assert account is not None
+    ldap_directory.set_password(account, NEW_PASSWORD)
+
+    with pytest.raises(PasswordUnchanged) as refused:
+        ldap_directory.set_password(account, NEW_PASSWORD)
+
+    assert refused.value.reason == "The new password must be different from the current one."
+    assert isinstance(refused.value, PasswordRejected)
 
 
 def test_empty_new_password_is_refused(ldap_directory: LdapDirectory) -> None:
