@@ -148,8 +148,14 @@ class Directory(Protocol):
     def authenticate(self, login: str, password: str) -> Account | None:
         """Return the account when ``password`` binds, else ``None``."""
 
-    def set_password(self, account: Account, new_password: str, *, must_change: bool = False) -> None:
-        """Administrative reset: write ``new_password`` without knowing the old one."""
+    def set_password(
+        self, account: Account, new_password: str, *, must_change: bool = False, unlock: bool = True
+    ) -> None:
+        """Administrative reset: write ``new_password`` without knowing the old one.
+
+        The reset also ends a directory lockout, as an administrator's reset does; with
+        ``unlock=False`` the account's lock is as it was before (a sync target's choice).
+        """
 
     def change_password(self, account: Account, old_password: str, new_password: str) -> None:
         """The account holder's own change; raises InvalidCredentials on a wrong old one."""

@@ -210,7 +210,7 @@ def apply_write(write: Claimed, target: Target | None, directory: Directory | No
         if account is None:
             fields = ", ".join(write.lookups) or "none of the match fields has a value"
             raise Outcome(SyncStatus.MISSING, f"no account in the target matches ({fields})")
-        _write_password(directory, account, password, write.must_change)
+        _write_password(directory, account, password, write.must_change, unlock=target.unlock)
     except PasswordRejected as exc:
         raise Outcome(SyncStatus.REFUSED, exc.reason) from exc
     except (DirectoryUnavailable, OutcomeUnknown) as exc:
@@ -222,9 +222,11 @@ def apply_write(write: Claimed, target: Target | None, directory: Directory | No
     return account.key
 
 
-def _write_password(directory: Directory, account: Account, password: str, must_change: bool) -> None:
+def _write_password(
+    directory: Directory, account: Account, password: str, must_change: bool, *, unlock: bool
+) -> None:
     try:
-        directory.set_password(account, password, must_change=must_change)
+        directory.set_password(account, password, must_change=must_change, unlock=unlock)
     except PasswordUnchanged:
         # The target already has it: an earlier attempt whose reply was lost wrote it. Only
         # the flag that attempt never got to may be missing.

@@ -306,6 +306,25 @@ def test_directory_lock_shows_as_disabled_and_unlock_clears_it(
     assert not unlocked.disabled
 
 
+def test_a_reset_ends_a_ppolicy_lock_unless_told_to_keep_it(
+    ldap_directory: LdapDirectory, slapd: Slapd
+) -> None:
+    """ppolicy itself removes pwdAccountLockedTime on a reset; ``unlock=False`` writes it back."""
+    lock_in_directory(slapd, "p2000002")
+    lock_in_directory(slapd, "s1000002")
+
+    ldap_directory.set_password(ldap_directory.find("p2000002"), NEW_PASSWORD, unlock=False)
+    ldap_directory.set_password(ldap_directory.find("s1000002"), NEW_PASSWORD)
+
+    kept = ldap_directory.find("p2000002")
+    assert kept is not None
+    assert kept.disabled
+    assert ldap_directory.authenticate("p2000002", NEW_PASSWORD) is None
+    ldap_directory.unlock(kept)
+    assert ldap_directory.authenticate("p2000002", NEW_PASSWORD) is not None  # the password was set
+    assert ldap_directory.authenticate("s1000002", NEW_PASSWORD) is not None  # the default: unlocked
+
+
 # --- connections ----------------------------------------------------------------------
 
 

@@ -208,9 +208,11 @@ def test_unlock_clears_ppolicys_lock_on_the_target_only_when_asked(
     assert run_worker(app).counts == {"done": 1}
 
     locked = ppolicy_state(slapd, slapd.dn("s1000002")).get("pwdAccountLockedTime")
+    assert locked == (None if unlock else ["000001010000Z"])  # ppolicy lifts it on any reset
     assert ldap_directory.find("s1000002").disabled is not unlock
-    assert (locked is None) is unlock
     assert binds(slapd, slapd.dn("s1000002"), NEW_PASSWORD) is unlock
+    ldap_directory.unlock(ldap_directory.find("s1000002"))
+    assert binds(slapd, slapd.dn("s1000002"), NEW_PASSWORD)  # the password was written either way
 
 
 # --- the target away -----------------------------------------------------------------------------
