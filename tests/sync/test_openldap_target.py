@@ -8,6 +8,7 @@ target takes it away and brings it back.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -219,7 +220,7 @@ def test_unlock_clears_ppolicys_lock_on_the_target_only_when_asked(
 
 
 @pytest.fixture
-def target_proxy(slapd: Slapd) -> Any:
+def target_proxy(slapd: Slapd) -> Iterator[FaultProxy]:
     """A proxy to the session slapd that a test stops (the target is down) and starts again."""
     host, port = slapd.url.rsplit("//", 1)[1].rsplit(":", 1)
     proxy = FaultProxy((host, int(port)))
