@@ -23,7 +23,7 @@ from selfservice.extensions import db, limiter
 from selfservice.portal.question_bank import seed_question_bank
 from tests.fixtures.people import PEOPLE, Person
 
-pytest_plugins = ["tests.slapd", "tests.samba", "tests.faultproxy"]
+pytest_plugins = ["tests.slapd", "tests.samba", "tests.faultproxy", "tests.doctor.district"]
 
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

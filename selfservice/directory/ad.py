@@ -149,15 +149,18 @@ class AdDirectory(LdapDirectory):
             return dataclasses.replace(account, must_change=True)
         return None
 
-    def set_password(self, account: Account, new_password: str, *, must_change: bool = False) -> None:
-        """Administrative reset: replace unicodePwd, set or clear must-change, end any lockout."""
+    def set_password(
+        self, account: Account, new_password: str, *, must_change: bool = False, unlock: bool = True
+    ) -> None:
+        """Administrative reset: replace unicodePwd, set or clear must-change, end a lockout (``unlock``)."""
         _require_new_password(new_password)
         self._require_encryption()
         changes = {
             "unicodePwd": [(ldap3.MODIFY_REPLACE, [_unicode_pwd(new_password)])],
             "pwdLastSet": [(ldap3.MODIFY_REPLACE, ["0" if must_change else "-1"])],  # -1: "now"
-            "lockoutTime": [(ldap3.MODIFY_REPLACE, ["0"])],
         }
+        if unlock:
+            changes["lockoutTime"] = [(ldap3.MODIFY_REPLACE, ["0"])]
         self._write_as_service(lambda connection: _modify(connection, account.ref, changes))
 
     def change_password(self, account: Account, old_password: str, new_password: str) -> None:

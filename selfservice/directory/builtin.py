@@ -103,7 +103,10 @@ class BuiltinDirectory:
             return None
         return self.get(found.id)
 
-    def set_password(self, account: Account, new_password: str, *, must_change: bool = False) -> None:
+    def set_password(
+        self, account: Account, new_password: str, *, must_change: bool = False, unlock: bool = True
+    ) -> None:
+        # ``unlock`` changes nothing here: no directory lockout of its own (see unlock()).
         password_hash = self.hasher.hash(new_password)
         # One UPDATE and one commit: the hash and its timestamp land together, or neither
         # does. A commit that fails may still have landed (the connection lost with the

@@ -114,6 +114,14 @@ class PasswordRejected(DirectoryError):
         self.reason = reason
 
 
+class PasswordUnchanged(PasswordRejected):
+    """Refused because the new password already is the current one (OpenLDAP ppolicy says so).
+
+    To a person that is a refusal like any other; to the sync worker it means the target
+    already has the password it was asked to write (an earlier attempt's reply was lost).
+    """
+
+
 class InvalidCredentials(DirectoryError):
     """The current password given for a change was wrong."""
 
@@ -140,8 +148,14 @@ class Directory(Protocol):
     def authenticate(self, login: str, password: str) -> Account | None:
         """Return the account when ``password`` binds, else ``None``."""
 
-    def set_password(self, account: Account, new_password: str, *, must_change: bool = False) -> None:
-        """Administrative reset: write ``new_password`` without knowing the old one."""
+    def set_password(
+        self, account: Account, new_password: str, *, must_change: bool = False, unlock: bool = True
+    ) -> None:
+        """Administrative reset: write ``new_password`` without knowing the old one.
+
+        The reset also ends a directory lockout, as an administrator's reset does; with
+        ``unlock=False`` the account's lock is as it was before (a sync target's choice).
+        """
 
     def change_password(self, account: Account, old_password: str, new_password: str) -> None:
         """The account holder's own change; raises InvalidCredentials on a wrong old one."""

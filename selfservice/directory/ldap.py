@@ -32,6 +32,7 @@ from selfservice.directory.interfaces import (
     OutcomeUnknown,
     PasswordRejected,
     PasswordRules,
+    PasswordUnchanged,
     Role,
     normalise_login,
 )
@@ -65,6 +66,7 @@ PPOLICY_ATTRIBUTES = ("pwdReset", "pwdAccountLockedTime")
 #: What a ppolicy entry says about new passwords.
 PPOLICY_RULES = ("pwdMinLength", "pwdInHistory", "pwdCheckQuality", "pwdMinAge")
 
+SAME_AS_CURRENT = N_("The new password must be different from the current one.")
 #: ppolicy / constraint messages (lower-cased fragments) -> what the holder is told.
 REJECTION_MESSAGES = (
     ("history", N_("That password was used recently. Choose one you have not used before.")),
@@ -72,7 +74,7 @@ REJECTION_MESSAGES = (
     ("quality", N_("The new password is too short or too simple. Choose a longer one.")),
     ("too short", N_("The new password is too short. Choose a longer one.")),
     ("old password", N_("The current password is required to change it.")),
-    ("not being changed", N_("The new password must be different from the current one.")),
+    ("not being changed", SAME_AS_CURRENT),
 )
 REJECTED_BY_CODE = {
     19: N_("The new password does not meet the password rules."),
@@ -131,25 +133,37 @@ class LdapDirectory:
         _close(connection)
         return account
 
-    def set_password(self, account: Account, new_password: str, *, must_change: bool = False) -> None:
+    def set_password(
+        self, account: Account, new_password: str, *, must_change: bool = False, unlock: bool = True
+    ) -> None:
         """Administrative reset as the service account, then set or clear pwdReset.
 
+        ppolicy removes pwdAccountLockedTime on any reset, even an administrator's
+        permanent lock: with ``unlock=False`` the lock read before is written back after.
         Raises PasswordRejected (nothing changed), DirectoryUnavailable (never sent) or
         OutcomeUnknown (sent, no answer). The reset is never sent twice.
         """
         _require_new_password(new_password)
+        kept_lock = None if unlock else self._locked_time(account)
 
         def reset(connection: ldap3.Connection) -> None:
             _modify_password(connection, user=account.ref, new_password=new_password)
 
         self._write_as_service(reset)
+        # ppolicy's pwdMustChange may have set pwdReset on the reset; make it say what we mean.
+        changes = {"pwdReset": [(ldap3.MODIFY_REPLACE, ["TRUE"] if must_change else [])]}
+        if kept_lock:
+            changes["pwdAccountLockedTime"] = [(ldap3.MODIFY_REPLACE, [kept_lock])]
         try:
-            # ppolicy's pwdMustChange may have set pwdReset on the reset; make it say what we mean.
-            self.set_must_change(account, must_change)
+            self._as_service(lambda connection: _checked(connection, connection.modify(account.ref, changes)))
         except DirectoryError as exc:
             # The password is set: that is what the holder is told. A lost flag leaves
-            # ppolicy's own pwdMustChange answer in place; say so for the operator.
-            log.warning("password set, but the must-change flag was not written: %s", type(exc).__name__)
+            # ppolicy's own answer in place (pwdMustChange; the lock lifted); say so for the operator.
+            log.warning(
+                "password set, but %s not written: %s",
+                "the must-change flag and the kept lock were" if kept_lock else "the must-change flag was",
+                type(exc).__name__,
+            )
 
     def change_password(self, account: Account, old_password: str, new_password: str) -> None:
         """The holder's own change: bind as them, so ppolicy applies to them."""
@@ -187,6 +201,16 @@ class LdapDirectory:
         def read(connection: ldap3.Connection) -> str | None:
             entry = self._read(connection, account.ref, ["pwdChangedTime"])
             raw = (entry or {}).get("raw_attributes", {}).get("pwdChangedTime") or []
+            return raw[0].decode("ascii", "replace") if raw else None
+
+        return self._as_service(read)
+
+    def _locked_time(self, account: Account) -> str | None:
+        """The account's pwdAccountLockedTime as the server wrote it (None: not locked)."""
+
+        def read(connection: ldap3.Connection) -> str | None:
+            entry = self._read(connection, account.ref, ["pwdAccountLockedTime"])
+            raw = (entry or {}).get("raw_attributes", {}).get("pwdAccountLockedTime") or []
             return raw[0].decode("ascii", "replace") if raw else None
 
         return self._as_service(read)
@@ -592,7 +616,8 @@ def _reject(result: Mapping[str, Any]) -> None:
         raise DirectoryUnavailable(f"LDAP operation failed: {result.get('description')}")
     if code == INVALID_CREDENTIALS:
         raise InvalidCredentials("the current password is wrong")
-    raise PasswordRejected(_rejection_reason(code, str(result.get("message") or "")))
+    reason = _rejection_reason(code, str(result.get("message") or ""))
+    raise (PasswordUnchanged if reason == SAME_AS_CURRENT else PasswordRejected)(reason)
 
 
 def _rejection_reason(code: int | None, message: str) -> str:

@@ -10,11 +10,14 @@ Outcomes per target:
 * written -> ``done``; the encrypted password is set to NULL in that same update.
 * no matching account -> ``missing``; refused by the target's policy -> ``refused``:
   reported (audit, admin page) and never retried, since a retry would get the same answer.
-* target unreachable -> queued again after a backoff; ``failed`` after SYNC_MAX_ATTEMPTS.
+* target unreachable, or the write sent and left unanswered (the target may or may not
+  have it) -> queued again after a backoff; ``failed`` after SYNC_MAX_ATTEMPTS.
 
-What can still happen: a worker that dies between the target accepting the password and
-the database recording it leaves the row queued; once its lease lapses another worker
-writes the same password again (harmless: the same value, as an administrative reset).
+A write is tried again whenever its outcome is unknown: a lost reply, or a worker that
+dies between the target accepting the password and the database recording it (once its
+lease lapses another worker takes the row). Writing the same password again is harmless
+(an administrative reset); a target that refuses it as already its current password
+(OpenLDAP's ppolicy: PasswordUnchanged) has it, and the write is done.
 """
 
 from __future__ import annotations
@@ -31,7 +34,15 @@ from sqlalchemy.exc import OperationalError
 
 from selfservice.audit.services import record
 from selfservice.audit.tags import Tag
-from selfservice.directory.interfaces import Directory, DirectoryError, DirectoryUnavailable, PasswordRejected
+from selfservice.directory.interfaces import (
+    Account,
+    Directory,
+    DirectoryError,
+    DirectoryUnavailable,
+    OutcomeUnknown,
+    PasswordRejected,
+    PasswordUnchanged,
+)
 from selfservice.extensions import db
 from selfservice.sync import Sync
 from selfservice.sync.crypto import Undecryptable
@@ -199,16 +210,27 @@ def apply_write(write: Claimed, target: Target | None, directory: Directory | No
         if account is None:
             fields = ", ".join(write.lookups) or "none of the match fields has a value"
             raise Outcome(SyncStatus.MISSING, f"no account in the target matches ({fields})")
-        directory.set_password(account, password, must_change=write.must_change)
+        _write_password(directory, account, password, write.must_change, unlock=target.unlock)
     except PasswordRejected as exc:
         raise Outcome(SyncStatus.REFUSED, exc.reason) from exc
-    except DirectoryUnavailable as exc:
+    except (DirectoryUnavailable, OutcomeUnknown) as exc:
         raise Outcome(SyncStatus.QUEUED, str(exc) or "the target did not answer") from exc
     except (DirectoryError, LookupError) as exc:
         raise Outcome(SyncStatus.REFUSED, f"{type(exc).__name__}: {exc}") from exc
     if target.unlock:
         _unlock(directory, account, write)
     return account.key
+
+
+def _write_password(
+    directory: Directory, account: Account, password: str, must_change: bool, *, unlock: bool
+) -> None:
+    try:
+        directory.set_password(account, password, must_change=must_change, unlock=unlock)
+    except PasswordUnchanged:
+        # The target already has it: an earlier attempt whose reply was lost wrote it. Only
+        # the flag that attempt never got to may be missing.
+        directory.set_must_change(account, must_change)
 
 
 def _unlock(directory: Directory, account: Any, write: Claimed) -> None:

@@ -20,6 +20,7 @@ from selfservice.directory.interfaces import (
     DirectoryUnavailable,
     InvalidCredentials,
     PasswordRejected,
+    PasswordUnchanged,
     Role,
 )
 from selfservice.directory.ldap import LdapDirectory
@@ -266,6 +267,19 @@ def test_recent_password_is_refused_with_a_reason(ldap_directory: LdapDirectory)
     assert "used recently" in refused.value.reason
 
 
+def test_a_reset_to_the_current_password_is_refused_as_unchanged(ldap_directory: LdapDirectory) -> None:
+    """ppolicy's "not being changed": a refusal for a person, "already there" for the sync worker."""
+    account = ldap_directory.find("s1000001")
+    assert account is not None
+    ldap_directory.set_password(account, NEW_PASSWORD)
+
+    with pytest.raises(PasswordUnchanged) as refused:
+        ldap_directory.set_password(account, NEW_PASSWORD)
+
+    assert refused.value.reason == "The new password must be different from the current one."
+    assert isinstance(refused.value, PasswordRejected)
+
+
 def test_empty_new_password_is_refused(ldap_directory: LdapDirectory) -> None:
     account = ldap_directory.find("s1000001")
     assert account is not None
@@ -290,6 +304,25 @@ def test_directory_lock_shows_as_disabled_and_unlock_clears_it(
     unlocked = ldap_directory.authenticate("p2000002", "Quiet-Harbor-2002")
     assert unlocked is not None
     assert not unlocked.disabled
+
+
+def test_a_reset_ends_a_ppolicy_lock_unless_told_to_keep_it(
+    ldap_directory: LdapDirectory, slapd: Slapd
+) -> None:
+    """ppolicy itself removes pwdAccountLockedTime on a reset; ``unlock=False`` writes it back."""
+    lock_in_directory(slapd, "p2000002")
+    lock_in_directory(slapd, "s1000002")
+
+    ldap_directory.set_password(ldap_directory.find("p2000002"), NEW_PASSWORD, unlock=False)
+    ldap_directory.set_password(ldap_directory.find("s1000002"), NEW_PASSWORD)
+
+    kept = ldap_directory.find("p2000002")
+    assert kept is not None
+    assert kept.disabled
+    assert ldap_directory.authenticate("p2000002", NEW_PASSWORD) is None
+    ldap_directory.unlock(kept)
+    assert ldap_directory.authenticate("p2000002", NEW_PASSWORD) is not None  # the password was set
+    assert ldap_directory.authenticate("s1000002", NEW_PASSWORD) is not None  # the default: unlocked
 
 
 # --- connections ----------------------------------------------------------------------

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 import ldap3
 import pytest
 
-from tests.doctor.district import district_slapd  # noqa: F401 - the fixture, for the tests here
 from tests.samba import BASE_DN as AD_BASE_DN
 from tests.samba import SambaDC
 from tests.slapd import BASE_DN, Slapd

@@ -2,7 +2,8 @@
 and a ppolicy of at least 10 characters with a history of 3 (the docs' worked example).
 
 Started once per session, with the machinery of tests/slapd.py, only by the tests that ask
-for the ``district_slapd`` fixture.
+for the ``district_slapd`` fixture (a plugin of tests/conftest.py: the doctor tests and the
+sync tests, where it is an OpenLDAP target with its own attribute names, share one).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Sync fixtures: the primary slapd with two targets, the Samba AD DC and the builtin directory."""
+"""Sync fixtures: the primary slapd with two targets, the Samba AD DC and the builtin directory;
+the builtin primary with the session slapd as an OpenLDAP target; the district slapd as a target
+with its own schema."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from flask import Flask
 
 from selfservice.directory.builtin import BuiltinDirectory
 from tests.conftest import seed_builtin
+from tests.doctor import district
 from tests.samba import BASE_DN as AD_BASE_DN
+from tests.slapd import Slapd
 from tests.sync.proxy import FaultProxy
 
 BUILTIN_TARGET = {"name": "library", "label": "Library catalog", "kind": "builtin", "match": ["login"]}
@@ -70,3 +74,83 @@ def make_sync_app(make_app: Any, samba_ad: Any, ad_directory: Any) -> SyncAppFac
         return app
 
     return factory
+
+
+# --- an OpenLDAP target ------------------------------------------------------------------
+
+
+def openldap_target(slapd: Slapd, url: str | None = None, **options: Any) -> dict[str, Any]:
+    """A target table for the session slapd (what the school portals read), by student ID then login."""
+    settings = {key: value for key, value in slapd.settings().items() if key.startswith("LDAP_")}
+    if url:
+        settings["LDAP_URL"] = url
+    return {
+        "name": "portals",
+        "label": "School portals",
+        "kind": "openldap",
+        "match": ["student_id", "login"],
+        "settings": settings,
+        **options,
+    }
+
+
+@pytest.fixture
+def make_ldap_target_app(make_app: Any, slapd: Slapd, ldap_directory: Any) -> Iterator[SyncAppFactory]:
+    """An app on the builtin directory whose target is the session slapd (seed state restored)."""
+
+    def factory(targets: list[dict[str, Any]] | None = None, **overrides: Any) -> Flask:
+        chosen = targets if targets is not None else [openldap_target(slapd)]
+        return make_app(directory="builtin", SYNC_TARGETS=chosen, **overrides)
+
+    yield factory
+    slapd.restore_seed()  # the next test that reads the slapd without restoring finds the seed
+
+
+#: Accounts added to the district slapd for one test (its seed stays as the doctor tests expect):
+#: Ana Lopez under another login with the primary's student ID, a parent with the primary's
+#: login, and someone else who has Ana's primary login.
+LAKESIDE_ACCOUNTS = {
+    "ana.lopez": {"lakesideRole": "student", "lakesideStudentNumber": "1000001", "cn": "Ana Lopez"},
+    "p2000001": {"lakesideRole": "parent", "lakesideFamilyAccount": "9000001", "cn": "Maria Lopez"},
+    "s1000001": {"lakesideRole": "student", "lakesideStudentNumber": "7999999", "cn": "Sam Other"},
+}
+
+
+def district_target(district_slapd: Slapd, **options: Any) -> dict[str, Any]:
+    """A target table for the district slapd: its own base DN, service account and attribute names."""
+    settings = {
+        key: value
+        for key, value in district.district_settings(district_slapd.url).items()
+        if key.startswith("LDAP_")
+    }
+    return {
+        "name": "lakeside",
+        "label": "Lakeside portals",
+        "kind": "openldap",
+        "match": ["student_id", "login"],
+        "settings": settings,
+        **options,
+    }
+
+
+def lakeside_dn(login: str) -> str:
+    return f"uid={login},{district.PEOPLE}"
+
+
+@pytest.fixture
+def lakeside_accounts(district_slapd: Slapd) -> Iterator[dict[str, dict[str, str]]]:
+    """LAKESIDE_ACCOUNTS in the district slapd for one test, removed after it."""
+    connection = district_slapd.root_connection()
+    for login, attributes in LAKESIDE_ACCOUNTS.items():
+        entry = {
+            "objectClass": ["inetOrgPerson", "lakesidePerson"],
+            "uid": login,
+            "sn": attributes["cn"].split()[-1],
+            "userPassword": district.PASSWORD,
+            **attributes,
+        }
+        assert connection.add(lakeside_dn(login), attributes=entry), connection.result
+    yield LAKESIDE_ACCOUNTS
+    for login in LAKESIDE_ACCOUNTS:
+        connection.delete(lakeside_dn(login))
+    connection.unbind()

@@ -203,6 +203,22 @@ def test_an_account_locked_out_in_ad_signs_in_there_after_the_sync(
     assert ad_directory.authenticate("s1000002", NEW_PASSWORD) is not None
 
 
+def test_with_unlock_off_a_lockout_in_ad_stays_after_the_sync(
+    make_sync_app: Any, samba_ad: Any, ad_directory: Any
+) -> None:
+    app = make_sync_app(targets=[ad_target(samba_ad, unlock=False)])
+    for _attempt in range(10):
+        ad_directory.authenticate("s1000002", "Wrong-Password-0")
+    assert ad_directory.find("s1000002").disabled
+
+    reset(app, "s1000002")
+    assert run_worker(app).counts == {"done": 1}
+
+    assert ad_directory.find("s1000002").disabled  # still locked out
+    ad_directory.unlock(ad_directory.find("s1000002"))
+    assert ad_directory.authenticate("s1000002", NEW_PASSWORD) is not None  # the password was written
+
+
 def test_a_newer_change_supersedes_a_pending_older_one(
     make_sync_app: Any, ad_proxy: Any, ad_directory: Any
 ) -> None:
