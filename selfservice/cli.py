@@ -126,10 +126,8 @@ def demo_command(host: str, port: int, instance_path: Path | None, keep: bool) -
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    envvar="SELFSERVICE_WEB_WORKERS",
-    help="Worker processes; also sets WEB_WORKERS for the portal, so the two always agree.",
+    default=None,
+    help="Worker processes (default: the WEB_WORKERS setting); WEB_WORKERS follows, so the two agree.",
 )
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads per worker.")
 @click.option(
@@ -139,13 +137,19 @@ def demo_command(host: str, port: int, instance_path: Path | None, keep: bool) -
 )
 @click.argument("gunicorn_options", nargs=-1, type=click.UNPROCESSED)
 def serve_command(
-    bind: str, workers: int, threads: int | None, compile_only: bool, gunicorn_options: tuple[str, ...]
+    bind: str, workers: int | None, threads: int | None, compile_only: bool, gunicorn_options: tuple[str, ...]
 ) -> None:
     """Serve the portal with gunicorn as production should (options after -- go to gunicorn)."""
     from importlib.util import find_spec
 
+    from selfservice.config import load_settings
     from selfservice.serving import gunicorn_argv, optimize_level, precompile, worker_environment
 
+    if workers is None:
+        try:
+            workers = int(load_settings(instance_folder())["WEB_WORKERS"])
+        except ConfigError as exc:
+            raise click.ClickException(f"configuration: {exc}") from exc
     environment = worker_environment(os.environ, workers)
     unwritable = precompile(optimize_level(environment))
     for folder in unwritable:

@@ -13,13 +13,14 @@ import os
 import subprocess
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
 
 import selfservice.portal.views
 from selfservice.serving import gunicorn_argv, optimize_level, worker_environment
-from tests.deploy.instances import SELFSERVICE, _wait_until_serving, free_port, serve_argv
+from tests.deploy.instances import SELFSERVICE, _wait_until_serving, free_port
 
 TOKEN = "IjEyMzQ1Njc4OTAi.Zx9aBc.secret-reset-token-value"
 
@@ -56,12 +57,18 @@ def test_serve_runs_optimized_workers_on_precompiled_bytecode_and_keeps_tokens_o
         "SELFSERVICE_DATABASE_URL": f"sqlite:///{tmp_path}/serve.sqlite",
         "PYTHONDONTWRITEBYTECODE": "1",  # workers write no bytecode themselves: only serve does
     }
+    # The worker count comes from the instance's config.toml when --workers is not given.
+    (tmp_path / "config.toml").write_text(
+        f'web_workers = 2\nratelimit_storage_uri = "redis://127.0.0.1:6379/0"\n'
+        f'ratelimit_key_prefix = "serve-{uuid.uuid4().hex[:8]}"\n'
+    )
     subprocess.run([SELFSERVICE, "db", "upgrade"], env=environment, check=True, capture_output=True)
     compiled = Path(importlib.util.cache_from_source(selfservice.portal.views.__file__, optimization=2))
     compiled.unlink(missing_ok=True)
     port = free_port()
+    argv = [SELFSERVICE, "serve", "--bind", f"127.0.0.1:{port}", "--", "--no-control-socket"]
     process = subprocess.Popen(
-        serve_argv(port, "--access-logfile", "-"),
+        [*argv, "--access-logfile", "-"],
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -73,10 +80,11 @@ def test_serve_runs_optimized_workers_on_precompiled_bytecode_and_keeps_tokens_o
         assert get(url + "/healthz") == 200
         get(f"{url}/forgot/reset/{TOKEN}")
         workers = children(process.pid)
-        assert len(workers) == 1
-        seen = environ_of(workers[0])
-        assert seen["PYTHONOPTIMIZE"] == "2"
-        assert seen["SELFSERVICE_WEB_WORKERS"] == "1"
+        assert len(workers) == 2
+        for worker in workers:
+            seen = environ_of(worker)
+            assert seen["PYTHONOPTIMIZE"] == "2"
+            assert seen["SELFSERVICE_WEB_WORKERS"] == "2"
         assert compiled.is_file(), "serve did not write the -OO bytecode before the workers started"
     finally:
         process.terminate()
