@@ -229,11 +229,16 @@ class LdapDirectory:
         return self._as_service(read)
 
     def unlock(self, account: Account) -> None:
-        """Remove pwdAccountLockedTime when the directory has locked the account."""
+        """Remove a failure lock (pwdAccountLockedTime holding a time).
+
+        An administrator's permanent lock (``000001010000Z``) stays: the help desk, the
+        admin console, the CLI and a sync target's ``unlock`` end lockouts, never a disable.
+        """
 
         def clear(connection: ldap3.Connection) -> None:
             entry = self._read(connection, account.ref, ["pwdAccountLockedTime"])
-            if entry is None or not _first(entry, "pwdAccountLockedTime"):
+            lock = _locked_time(entry) if entry is not None else None
+            if not lock or lock == PERMANENT_LOCK:
                 return
             change = {"pwdAccountLockedTime": [(ldap3.MODIFY_DELETE, [])]}
             _checked(connection, connection.modify(account.ref, change))

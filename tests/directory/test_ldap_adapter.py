@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import ldap3
 import pytest
 
 from selfservice import config
@@ -53,15 +52,6 @@ def unreachable_directory(url: str) -> LdapDirectory:
     settings = {**config.DEFAULTS, "LDAP_URL": url, "LDAP_BASE_DN": "dc=school,dc=test"}
     settings |= {"LDAP_BIND_DN": "cn=selfservice,ou=services,dc=school,dc=test", "LDAP_BIND_PASSWORD": "x"}
     return LdapDirectory(settings)
-
-
-def lock_in_directory(slapd: Slapd, login: str) -> None:
-    conn = slapd.root_connection()
-    try:
-        conn.modify(slapd.dn(login), {"pwdAccountLockedTime": [(ldap3.MODIFY_REPLACE, ["000001010000Z"])]})
-        assert conn.result["result"] == 0, conn.result
-    finally:
-        conn.unbind()
 
 
 @pytest.fixture
@@ -293,7 +283,7 @@ def test_empty_new_password_is_refused(ldap_directory: LdapDirectory) -> None:
 def test_directory_lock_shows_as_disabled_and_unlock_clears_it(
     ldap_directory: LdapDirectory, slapd: Slapd
 ) -> None:
-    lock_in_directory(slapd, "p2000002")
+    ldap_lock(slapd, "p2000002", failure_lock_time())
     account = ldap_directory.find("p2000002")
     assert account is not None
     assert account.disabled
@@ -352,8 +342,22 @@ def test_a_reset_never_lifts_an_administrators_permanent_lock(
     assert kept is not None
     assert kept.disabled_by_admin
     assert ldap_directory.authenticate("s1000002", NEW_PASSWORD) is None
-    ldap_directory.unlock(kept)  # an administrator lifts it: the password was set all the same
-    assert ldap_directory.authenticate("s1000002", NEW_PASSWORD) is not None
+    ldap_lock(slapd, "s1000002", failure_lock_time())  # what is left once an administrator enables it
+    ldap_directory.unlock(kept)
+    assert ldap_directory.authenticate("s1000002", NEW_PASSWORD) is not None  # the password was set
+
+
+def test_unlock_never_lifts_an_administrators_permanent_lock(
+    ldap_directory: LdapDirectory, slapd: Slapd
+) -> None:
+    """unlock ends a failure lock (help desk, admin console, CLI, a sync target's unlock); a disable stays."""
+    ldap_lock(slapd, "p2000002", PERMANENT_LOCK)
+    ldap_directory.unlock(ldap_directory.find("p2000002"))
+
+    still = ldap_directory.find("p2000002")
+    assert still is not None
+    assert still.disabled_by_admin
+    assert ldap_directory.authenticate("p2000002", "Quiet-Harbor-2002") is None
 
 
 # --- connections ----------------------------------------------------------------------
