@@ -160,8 +160,9 @@ def _matches(account: Account | None, details: Details) -> bool:
     on_file = ((account.parent_pin if account else None) or "").strip() or DECOY_PIN
     pin_ok = hmac.compare_digest(details.pin.strip().encode(), on_file.encode())
     name_ok = names_match(details.parent_name, account.display_name if account else "")
-    # A disabled account is not for claiming: it answers like a wrong PIN (staff can help).
-    usable = account is not None and bool(account.parent_pin) and not account.disabled
+    # An account an administrator disabled is not for claiming: it answers like a wrong PIN
+    # (staff can help). A failure lock is no bar: setting the password ends it, as a reset does.
+    usable = account is not None and bool(account.parent_pin) and not account.disabled_by_admin
     return usable and pin_ok and name_ok
 
 

@@ -23,10 +23,11 @@ from selfservice.extensions import limiter
 from selfservice.i18n import _, remember_page_language
 from selfservice.portal import change, enrollment
 from selfservice.portal.forms import RecoveryPasswordForm, VerificationCodeForm, enrollment_form
-from selfservice.portal.passwords import NewPassword, PolicyViolation
+from selfservice.portal.passwords import AccountDisabled, NewPassword, PolicyViolation
 from selfservice.portal.recovery import Attempt, seal, unseal
 from selfservice.security import get_security
 from selfservice.security.throttling import throttle
+from selfservice.site.errors import account_disabled
 from selfservice.web import current_origin
 
 blueprint = Blueprint("activation", __name__, url_prefix="/activate")
@@ -111,6 +112,8 @@ def password() -> ResponseReturnValue:
             services.set_password(
                 get_directory(), get_security(), account, new, current_origin(), attribute=attribute
             )
+        except AccountDisabled:
+            return account_disabled(account.kind.value)
         except PolicyViolation as refused:
             on_new, on_confirm = change.split_problems(refused.problems)
             form.new_password.errors.extend(_(problem) for problem in on_new)

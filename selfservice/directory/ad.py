@@ -12,7 +12,8 @@ connection, timeouts, TLS and filter escaping. What AD does differently lives he
   StartTLS: a reset replaces the value, the holder's own change deletes the old value and
   adds the new one in one modify, so AD checks the old password and its policy applies.
 * State: must-change is ``pwdLastSet=0``; disabled is userAccountControl bit 2 or a
-  lockout in force; unlock writes ``lockoutTime=0``; roles come from (nested) groups.
+  lockout in force, disabled by an administrator bit 2 alone; unlock writes
+  ``lockoutTime=0`` (never userAccountControl); roles come from (nested) groups.
 * AD's error codes (``data 52e``, ``775``, ``0000052D``...) become the protocol's errors.
 """
 
@@ -275,6 +276,7 @@ class AdDirectory(LdapDirectory):
             key=_guid(entry, self._attribute("unique_id")),
             must_change=_first(entry, "pwdLastSet") == "0",
             disabled=bool(control & ACCOUNT_DISABLED or computed & LOCKED_OUT),
+            disabled_by_admin=bool(control & ACCOUNT_DISABLED),  # a lockout (LOCKED_OUT) is AD's own
         )
 
     # --- connections ----------------------------------------------------------------------

@@ -281,6 +281,7 @@ class BuiltinDirectory:
             roles=frozenset(role for role, group in self.role_groups.items() if group in names),
             must_change=row.must_change,
             disabled=row.disabled,
+            disabled_by_admin=row.disabled,  # no failure lock of its own: only an administrator disables
         )
 
     @staticmethod

@@ -49,6 +49,14 @@ class Account:
     ``key`` is the directory's stable unique id (entryUUID, objectGUID or the
     builtin row id): enrollments and lockouts hang off it, so renames don't
     orphan them. ``ref`` is the adapter's own handle (a DN for LDAP).
+
+    ``disabled``: the directory refuses this account's sign-in now, for any reason (an
+    administrator disabled it, or it is locked after failed binds). ``disabled_by_admin``:
+    an administrator disabled it and only an administrator may enable it again (builtin:
+    its disabled flag; OpenLDAP: ppolicy's permanent lock ``000001010000Z``; AD:
+    userAccountControl ACCOUNTDISABLE). A failure lock is for self-service to end (a
+    reset lifts it); an administrator's disable never is: no flow gives such an account
+    a password.
     """
 
     key: str
@@ -65,6 +73,7 @@ class Account:
     roles: frozenset[Role] = frozenset()
     must_change: bool = False
     disabled: bool = False
+    disabled_by_admin: bool = False
 
     def has_role(self, *roles: Role) -> bool:
         return bool(self.roles.intersection(roles))

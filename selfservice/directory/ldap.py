@@ -63,6 +63,8 @@ SUCCESS, SIZE_LIMIT_EXCEEDED, NO_SUCH_OBJECT, INVALID_CREDENTIALS = 0, 4, 32, 49
 UNAVAILABLE_CODES = frozenset({1, 3, 51, 52, 80})
 
 PPOLICY_ATTRIBUTES = ("pwdReset", "pwdAccountLockedTime")
+#: ppolicy's pwdAccountLockedTime for a lock only an administrator lifts (a failure lock holds its time).
+PERMANENT_LOCK = "000001010000Z"
 #: What a ppolicy entry says about new passwords.
 PPOLICY_RULES = ("pwdMinLength", "pwdInHistory", "pwdCheckQuality", "pwdMinAge")
 
@@ -139,12 +141,15 @@ class LdapDirectory:
         """Administrative reset as the service account, then set or clear pwdReset.
 
         ppolicy removes pwdAccountLockedTime on any reset, even an administrator's
-        permanent lock: with ``unlock=False`` the lock read before is written back after.
-        Raises PasswordRejected (nothing changed), DirectoryUnavailable (never sent) or
-        OutcomeUnknown (sent, no answer). The reset is never sent twice.
+        permanent lock, so the lock read before is written back after when it must stay:
+        always for the permanent lock (``000001010000Z``: only an administrator lifts it),
+        and for a failure lock too with ``unlock=False``. Raises PasswordRejected (nothing
+        changed), DirectoryUnavailable (never sent) or OutcomeUnknown (sent, no answer).
+        The reset is never sent twice.
         """
         _require_new_password(new_password)
-        kept_lock = None if unlock else self._locked_time(account)
+        lock = self._locked_time(account)
+        kept_lock = lock if lock == PERMANENT_LOCK or not unlock else None
 
         def reset(connection: ldap3.Connection) -> None:
             _modify_password(connection, user=account.ref, new_password=new_password)
@@ -159,6 +164,14 @@ class LdapDirectory:
         except DirectoryError as exc:
             # The password is set: that is what the holder is told. A lost flag leaves
             # ppolicy's own answer in place (pwdMustChange; the lock lifted); say so for the operator.
+            if kept_lock == PERMANENT_LOCK:  # an administrator's disable undone: the operator must act
+                log.error(
+                    "password set, but the administrator's permanent lock of %s was not written back "
+                    "(%s): lock the account again",
+                    account.ref,
+                    type(exc).__name__,
+                )
+                return
             log.warning(
                 "password set, but %s not written: %s",
                 "the must-change flag and the kept lock were" if kept_lock else "the must-change flag was",
@@ -216,11 +229,16 @@ class LdapDirectory:
         return self._as_service(read)
 
     def unlock(self, account: Account) -> None:
-        """Remove pwdAccountLockedTime when the directory has locked the account."""
+        """Remove a failure lock (pwdAccountLockedTime holding a time).
+
+        An administrator's permanent lock (``000001010000Z``) stays: the help desk, the
+        admin console, the CLI and a sync target's ``unlock`` end lockouts, never a disable.
+        """
 
         def clear(connection: ldap3.Connection) -> None:
             entry = self._read(connection, account.ref, ["pwdAccountLockedTime"])
-            if entry is None or not _first(entry, "pwdAccountLockedTime"):
+            lock = _locked_time(entry) if entry is not None else None
+            if not lock or lock == PERMANENT_LOCK:
                 return
             change = {"pwdAccountLockedTime": [(ldap3.MODIFY_DELETE, [])]}
             _checked(connection, connection.modify(account.ref, change))
@@ -369,7 +387,8 @@ class LdapDirectory:
             parent_pin=value("parent_pin"),
             roles=roles,
             must_change=(_first(entry, "pwdReset") or "").upper() == "TRUE",
-            disabled=bool(_first(entry, "pwdAccountLockedTime")),
+            disabled=bool(_locked_time(entry)),
+            disabled_by_admin=_locked_time(entry) == PERMANENT_LOCK,
         )
 
     # --- connections ------------------------------------------------------------
@@ -529,6 +548,14 @@ def _first(entry: Mapping[str, Any], attribute: str) -> str | None:
     if values is None or values == "":
         return None
     return values.decode("utf-8", "replace") if isinstance(values, bytes) else str(values)
+
+
+def _locked_time(entry: Mapping[str, Any]) -> str | None:
+    """pwdAccountLockedTime exactly as the server wrote it (ldap3 may parse the value it decodes)."""
+    raw = entry.get("raw_attributes", {}).get("pwdAccountLockedTime") or []
+    if raw:
+        return raw[0].decode("ascii", "replace") if isinstance(raw[0], bytes) else str(raw[0])
+    return _first(entry, "pwdAccountLockedTime")
 
 
 def _generalized_time(value: str | None) -> datetime | None:

@@ -31,7 +31,7 @@ from selfservice.helpdesk.models import (
 from selfservice.helpdesk.queues import Staff, can_work_its, is_own, opened_it, require
 from selfservice.helpdesk.services import ActionRefused, add_event, audit, transition
 from selfservice.i18n_markers import N_
-from selfservice.portal.passwords import How, NewPassword, Spend, apply_new_password
+from selfservice.portal.passwords import How, NewPassword, Spend, apply_new_password, refuse_if_disabled
 from selfservice.security import Security
 from selfservice.security.models import TokenNonce
 from selfservice.security.tokens import Purpose, TokenRefused
@@ -46,6 +46,10 @@ PARENT_NO_EMAIL = N_(
     "to add one on the Parent Information screen, then issue the link."
 )
 HOLDER_GONE = N_("The account holder is no longer in the directory.")
+HOLDER_DISABLED = N_(
+    "An administrator disabled this account in the directory, so a reset link cannot help: the "
+    "account must be enabled again first. Ask a directory administrator."
+)
 OPENER_ISSUES = N_(
     "You opened this request, so a colleague in ITS must issue its link: whoever opens a request "
     "never issues its link."
@@ -91,6 +95,8 @@ def issue_reset_link(
     holder = directory.get(request.subject_key)
     if holder is None:
         raise ActionRefused(HOLDER_GONE)
+    if holder.disabled_by_admin:  # the link's page would refuse it: say why now
+        raise ActionRefused(HOLDER_DISABLED)
     recipient, address = _recipient(directory, request, holder)
     if is_own(directory, staff, holder, address):
         raise ActionRefused(ISSUER_RECEIVES)
@@ -176,8 +182,11 @@ def link_is_live(link: ResetLink, now: datetime | None = None) -> bool:
     return nonce is not None and nonce.used_at is None
 
 
-def open_link(directory: Directory, security: Security, token: str) -> LinkTarget:
-    """Check a link without using it up (to show its form); raise LinkRefused."""
+def open_link(directory: Directory, security: Security, token: str, origin: Origin) -> LinkTarget:
+    """Check a link without using it up (to show its form); raise LinkRefused.
+
+    AccountDisabled (audited) when an administrator disabled the holder: the link stays unused.
+    """
     try:
         claim = security.tokens.peek(token, Purpose.ASSISTED_RESET)
     except TokenRefused as exc:
@@ -188,6 +197,7 @@ def open_link(directory: Directory, security: Security, token: str) -> LinkTarge
     holder = directory.get(claim.account_key)
     if holder is None:
         raise LinkRefused()
+    refuse_if_disabled(holder, How.ASSISTED, origin)
     return LinkTarget(link=link, holder=holder)
 
 
@@ -203,10 +213,10 @@ def use_link(
 
     The link is claimed by the change's intent and spent (request resolved, employee told)
     in the same transaction as the change's audit event, once the change is known. Raises
-    LinkRefused, PolicyViolation or DirectoryUnavailable (the link stays usable), or
+    LinkRefused, AccountDisabled, PolicyViolation or DirectoryUnavailable (the link stays usable), or
     ChangeUnconfirmed (settled later by the sweeper).
     """
-    target = open_link(directory, security, token)
+    target = open_link(directory, security, token, origin)
     try:
         apply_new_password(
             directory,

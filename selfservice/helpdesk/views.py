@@ -33,10 +33,10 @@ from selfservice.helpdesk.hours import SupportHours
 from selfservice.helpdesk.models import ContactMethod, ContactOutcome, HelpRequest, Queue
 from selfservice.helpdesk.queues import NotAllowed, Staff
 from selfservice.i18n import _, remember_page_language
-from selfservice.portal.passwords import ChangeUnconfirmed, NewPassword, PolicyViolation
+from selfservice.portal.passwords import AccountDisabled, ChangeUnconfirmed, NewPassword, PolicyViolation
 from selfservice.security import get_security, throttling
 from selfservice.security.throttling import throttle
-from selfservice.site.errors import password_not_changed, password_unconfirmed
+from selfservice.site.errors import account_disabled, password_not_changed, password_unconfirmed
 from selfservice.timeutil import utcnow
 from selfservice.web import base_url, current_origin
 
@@ -429,9 +429,11 @@ def _areas(staff: Staff) -> list[tuple[str, str]]:
 def reset_password(token: str) -> ResponseReturnValue:
     directory, security = get_directory(), get_security()
     try:
-        target = links.open_link(directory, security, token)
+        target = links.open_link(directory, security, token, current_origin())
     except links.LinkRefused:
         return _link_refused()
+    except AccountDisabled:
+        return account_disabled()
     form = ResetPasswordForm()
     if form.validate_on_submit():
         new = NewPassword(form.new_password.data, form.confirm.data)
@@ -440,6 +442,8 @@ def reset_password(token: str) -> ResponseReturnValue:
             links.use_link(directory, security, token, new, origin=current_origin())
         except links.LinkRefused:
             return _link_refused()
+        except AccountDisabled:
+            return account_disabled(target.holder.kind.value)
         except DirectoryUnavailable:
             return password_not_changed(url_for(".reset_password", token=token))
         except ChangeUnconfirmed:

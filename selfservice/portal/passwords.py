@@ -36,7 +36,16 @@ from selfservice.security.passwords import check_password
 from selfservice.security.tokens import Purpose
 from selfservice.sync import get_sync
 
-__all__ = ["ChangeUnconfirmed", "How", "NewPassword", "PolicyViolation", "Spend", "apply_new_password"]
+__all__ = [
+    "AccountDisabled",
+    "ChangeUnconfirmed",
+    "How",
+    "NewPassword",
+    "PolicyViolation",
+    "Spend",
+    "apply_new_password",
+    "refuse_if_disabled",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +56,14 @@ class PolicyViolation(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+
+
+class AccountDisabled(Exception):
+    """An administrator disabled the account: no flow gives it a password (nothing was written).
+
+    Only an administrator enables it again; a reset would not let the holder sign in (AD)
+    or would undo the administrator's decision (OpenLDAP ppolicy lifts any lock on a reset).
+    """
 
 
 class ChangeUnconfirmed(Exception):
@@ -85,10 +102,11 @@ def apply_new_password(
 ) -> None:
     """Check ``new``, commit the intent (claiming ``spend``), write, settle.
 
-    Raises PolicyViolation or InvalidCredentials (nothing changed, token still good),
+    Raises AccountDisabled, PolicyViolation or InvalidCredentials (nothing changed, token still good),
     DirectoryUnavailable (nothing changed, token still good), ChangeUnconfirmed, or
     TokenRefused when ``spend`` is no longer live.
     """
+    refuse_if_disabled(account, how, origin)
     ensure_acceptable(security, account, new)
     intent_id = _open(directory, security, account, how, origin, must_change, spend, new.password)
     try:
@@ -196,8 +214,20 @@ def _complete_after_write(directory: Directory, security: Security, account: Acc
         )
 
 
+def refuse_if_disabled(account: Account, how: How, origin: Origin) -> None:
+    """Raise AccountDisabled, audited, when an administrator disabled ``account``.
+
+    ``account`` is read from the directory in the caller's request. A failure lock
+    (``disabled`` alone) is no refusal: a reset is how self-service ends it.
+    """
+    if account.disabled_by_admin:
+        refused = AccountDisabled(f"{account.login} is disabled by an administrator")
+        _record_failure(account, how, origin, refused)
+        raise refused
+
+
 def _record_failure(account: Account, how: How, origin: Origin, exc: Exception) -> None:
-    refused = isinstance(exc, PasswordRejected | InvalidCredentials)
+    refused = isinstance(exc, PasswordRejected | InvalidCredentials | AccountDisabled)
     record(
         Tag.PASSWORD_CHANGE_FAILED,
         outcome="refused" if refused else "error",

@@ -41,7 +41,14 @@ from selfservice.i18n import _
 from selfservice.mail.notices import Notice, compose, notify_account
 from selfservice.mail.services import queue_mail
 from selfservice.portal.models import Enrollment, EnrollmentAnswer, Question, RecoveryChallenge
-from selfservice.portal.passwords import How, NewPassword, Spend, apply_new_password
+from selfservice.portal.passwords import (
+    AccountDisabled,
+    How,
+    NewPassword,
+    Spend,
+    apply_new_password,
+    refuse_if_disabled,
+)
 from selfservice.security import Security
 from selfservice.security.answers import AnswerHasher
 from selfservice.security.lockout import Locked
@@ -70,6 +77,7 @@ class HelpReason(StrEnum):
     NOT_VERIFIED = "not-verified"  # wrong answers, locked, unknown: the generic page
     NO_EMAIL = "no-email"  # answers right, but the second factor needs an address on file
     CODE_FAILED = "code-failed"  # answers right, the code expired or ran out of tries
+    DISABLED = "disabled"  # answers (and code) right, but an administrator disabled the account
 
 
 @dataclass(frozen=True)
@@ -400,6 +408,19 @@ def _second_factor(security: Security, settings: Mapping[str, Any], account: Acc
     if mode != OFF and account.email:
         _send_code(settings, account, origin)
         return Step(Stage.CODE, kind=account.kind)
+    return _reset_step(security, settings, account, origin)
+
+
+def _reset_step(security: Security, settings: Mapping[str, Any], account: Account, origin: Origin) -> Step:
+    """The reset token; none for an account an administrator disabled.
+
+    Said only here, once the person has shown who they are (answers, and the code where
+    one is asked): before that a disabled account looks like any other (invariant 4).
+    """
+    try:
+        refuse_if_disabled(account, How.RECOVERY, origin)
+    except AccountDisabled:
+        return Step(Stage.HELP, kind=account.kind, reason=HelpReason.DISABLED)
     return Step(Stage.RESET, token=_issue_token(security, settings, account))
 
 
@@ -452,7 +473,7 @@ def check_code(
         return Step(Stage.HELP, kind=account.kind if account else None, reason=HelpReason.CODE_FAILED)
     if hmac.compare_digest(stored, _code_digest(settings, _normalise_code(typed))) and _use(code_id):
         security.lockout.give_back_code(account.key)
-        return Step(Stage.RESET, token=_issue_token(security, settings, account))
+        return _reset_step(security, settings, account, origin)
     tries_left = db.session.scalar(select(VerificationCode.tries_left).where(VerificationCode.id == code_id))
     _record_code(Tag.RECOVERY_CODE_FAILED, "failure", origin, account, reason="wrong", tries_left=tries_left)
     _notice_if_due(security, account.key, account)
@@ -530,7 +551,10 @@ def _issue_token(security: Security, settings: Mapping[str, Any], account: Accou
 
 
 def open_reset(directory: Directory, security: Security, token: str, origin: Origin) -> Account:
-    """The account a live recovery token is for, without using the token up; else TokenRefused."""
+    """The account a live recovery token is for, without using the token up; else TokenRefused.
+
+    AccountDisabled when an administrator disabled it since the answers (the token stays unspent).
+    """
     try:
         claim = security.tokens.peek(token, Purpose.RECOVERY)
     except TokenRefused:
@@ -542,6 +566,7 @@ def open_reset(directory: Directory, security: Security, token: str, origin: Ori
     if account is None:
         record(Tag.TOKEN_REFUSED, outcome="refused", origin=origin, subject_key=claim.account_key)
         raise TokenRefused()
+    refuse_if_disabled(account, How.RECOVERY, origin)
     return account
 
 

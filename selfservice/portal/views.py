@@ -24,11 +24,11 @@ from selfservice.portal.forms import (
     question_label,
     recovery_answers_form,
 )
-from selfservice.portal.passwords import ChangeUnconfirmed, NewPassword, PolicyViolation
+from selfservice.portal.passwords import AccountDisabled, ChangeUnconfirmed, NewPassword, PolicyViolation
 from selfservice.security import get_security
 from selfservice.security.throttling import throttle
 from selfservice.security.tokens import TokenRefused
-from selfservice.site.errors import password_not_changed, password_unconfirmed
+from selfservice.site.errors import account_disabled, password_not_changed, password_unconfirmed
 from selfservice.site.pages import render_shared
 from selfservice.web import current_origin
 
@@ -112,6 +112,8 @@ def change_password() -> ResponseReturnValue:
                 origin=current_origin(),
                 time_zone=current_app.config["TIME_ZONE"],
             )
+        except AccountDisabled:
+            return account_disabled()
         except DirectoryUnavailable:
             return password_not_changed(url_for("portal.change_password"))
         except ChangeUnconfirmed:
@@ -247,6 +249,8 @@ def forgot_reset(token: str) -> ResponseReturnValue:
             return redirect(url_for("portal.forgot_done"), code=303)
     except TokenRefused:
         return render_template("portal/forgot_link_refused.html"), 410
+    except AccountDisabled:
+        return account_disabled()
     except DirectoryUnavailable:
         return password_not_changed(url_for("portal.forgot_reset", token=token))
     except ChangeUnconfirmed:
@@ -268,6 +272,8 @@ def forgot_done() -> ResponseReturnValue:
 def forgot_help() -> ResponseReturnValue:
     """What to do next. Before the answers were right it never depends on the login (invariant 4)."""
     state = session.get(HELP_KEY) or {}
+    if state.get("reason") == recovery.HelpReason.DISABLED.value:
+        return render_template("site/account_disabled.html", kind=state.get("kind"))
     return render_template(
         "portal/forgot_help.html",
         reason=state.get("reason"),

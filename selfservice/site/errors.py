@@ -62,6 +62,11 @@ def password_unconfirmed(retry_url: str | None = None) -> tuple[str, int]:
     return render_template("portal/password_unconfirmed.html", retry_url=retry_url), 202
 
 
+def account_disabled(kind: str | None = None) -> tuple[str, int]:
+    """A password refused because an administrator disabled the account: nothing was written."""
+    return render_template("site/account_disabled.html", kind=kind), 403
+
+
 def csrf_failed(error: CSRFError) -> tuple[str, int]:
     message = _(
         "This form had expired or was sent from another page. Please go back, reload it and try again."

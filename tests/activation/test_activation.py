@@ -270,3 +270,27 @@ def test_the_api_reports_the_activation_as_the_last_password_change(app: Flask, 
     assert api.get("/accounts/p2000001/status").json["last_password_change"] is None
     activate(app, client)
     assert api.get("/accounts/p2000001/status").json["last_password_change"] is not None
+
+
+def test_an_account_disabled_during_activation_gets_no_password(app: Flask, client: FlaskClient) -> None:
+    """Disabled by an administrator between the code and the password: refused, nothing written."""
+    from selfservice.directory.models import DirectoryAccount
+
+    assert submit_letter(client).headers["Location"].endswith("/activate/code")
+    post_form(client, "/activate/code", {"code": mailed_code(app)})
+    with app.app_context():
+        row = db.session.scalar(select(DirectoryAccount).where(DirectoryAccount.login == "p2000001"))
+        row.disabled = True
+        db.session.commit()
+    response = post_form(
+        client, "/activate/password", {"new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    )
+    assert response.status_code == 403
+    assert "has been disabled" in response.get_data(as_text=True)
+    with app.app_context():
+        assert (
+            db.session.scalars(
+                select(AuditEvent).where(AuditEvent.tag == "account:activation:complete")
+            ).all()
+            == []
+        )

@@ -206,6 +206,7 @@ def test_disabled_account_shows_as_disabled_and_cannot_sign_in(
     account = ad_directory.find("s1000002")
     assert account is not None
     assert account.disabled
+    assert account.disabled_by_admin
     assert ad_directory.authenticate("s1000002", "Battery-Staple-1002") is None
     with pytest.raises(PasswordRejected, match="disabled"):
         ad_directory.change_password(account, "Battery-Staple-1002", NEW_PASSWORD)
@@ -354,6 +355,7 @@ def test_directory_lockout_shows_as_disabled_and_unlock_clears_it(ad_directory: 
     locked = ad_directory.find("p2000002")
     assert locked is not None
     assert locked.disabled
+    assert not locked.disabled_by_admin  # a lockout is the directory's, not an administrator's
     assert ad_directory.authenticate("p2000002", "Quiet-Harbor-2002") is None
     with pytest.raises(PasswordRejected, match="locked"):
         ad_directory.change_password(locked, "Quiet-Harbor-2002", NEW_PASSWORD)

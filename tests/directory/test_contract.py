@@ -23,6 +23,7 @@ from selfservice.directory.interfaces import (
     InvalidCredentials,
     Role,
 )
+from tests.fixtures.disabling import disable_by_admin
 from tests.fixtures.people import PEOPLE, person
 
 ADAPTERS = [
@@ -128,6 +129,25 @@ def test_set_password_then_the_new_binds_and_the_old_fails(directory: Directory)
     directory.set_password(account, NEW_PASSWORD)
     assert directory.authenticate(ben.login, NEW_PASSWORD) is not None
     assert directory.authenticate(ben.login, ben.password) is None
+
+
+def test_an_administrators_disable_is_told_apart_and_outlives_a_reset(
+    directory: Directory, app: Flask, request: pytest.FixtureRequest
+) -> None:
+    """Disabled by an administrator: ``disabled`` and ``disabled_by_admin``; a primary's reset keeps it."""
+    assert not directory.find("s1000002").disabled_by_admin  # type: ignore[union-attr]
+    disable_by_admin(request, app, "s1000002", kind=directory.name)
+    account = directory.find("s1000002")
+    assert account is not None
+    assert account.disabled
+    assert account.disabled_by_admin
+
+    directory.set_password(account, NEW_PASSWORD)  # the default, a primary's: unlock=True
+
+    after = directory.get(account.key)
+    assert after is not None
+    assert after.disabled_by_admin
+    assert directory.authenticate("s1000002", NEW_PASSWORD) is None
 
 
 def test_must_change_flag_is_set_and_cleared(directory: Directory) -> None:

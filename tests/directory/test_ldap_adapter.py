@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import ldap3
 import pytest
 
 from selfservice import config
@@ -24,6 +23,7 @@ from selfservice.directory.interfaces import (
     Role,
 )
 from selfservice.directory.ldap import LdapDirectory
+from tests.fixtures.disabling import PERMANENT_LOCK, failure_lock_time, ldap_lock
 from tests.fixtures.people import PEOPLE, person
 from tests.slapd import Slapd
 
@@ -52,15 +52,6 @@ def unreachable_directory(url: str) -> LdapDirectory:
     settings = {**config.DEFAULTS, "LDAP_URL": url, "LDAP_BASE_DN": "dc=school,dc=test"}
     settings |= {"LDAP_BIND_DN": "cn=selfservice,ou=services,dc=school,dc=test", "LDAP_BIND_PASSWORD": "x"}
     return LdapDirectory(settings)
-
-
-def lock_in_directory(slapd: Slapd, login: str) -> None:
-    conn = slapd.root_connection()
-    try:
-        conn.modify(slapd.dn(login), {"pwdAccountLockedTime": [(ldap3.MODIFY_REPLACE, ["000001010000Z"])]})
-        assert conn.result["result"] == 0, conn.result
-    finally:
-        conn.unbind()
 
 
 @pytest.fixture
@@ -292,7 +283,7 @@ def test_empty_new_password_is_refused(ldap_directory: LdapDirectory) -> None:
 def test_directory_lock_shows_as_disabled_and_unlock_clears_it(
     ldap_directory: LdapDirectory, slapd: Slapd
 ) -> None:
-    lock_in_directory(slapd, "p2000002")
+    ldap_lock(slapd, "p2000002", failure_lock_time())
     account = ldap_directory.find("p2000002")
     assert account is not None
     assert account.disabled
@@ -309,9 +300,9 @@ def test_directory_lock_shows_as_disabled_and_unlock_clears_it(
 def test_a_reset_ends_a_ppolicy_lock_unless_told_to_keep_it(
     ldap_directory: LdapDirectory, slapd: Slapd
 ) -> None:
-    """ppolicy itself removes pwdAccountLockedTime on a reset; ``unlock=False`` writes it back."""
-    lock_in_directory(slapd, "p2000002")
-    lock_in_directory(slapd, "s1000002")
+    """ppolicy itself removes pwdAccountLockedTime on a reset; ``unlock=False`` writes a failure lock back."""
+    ldap_lock(slapd, "p2000002", failure_lock_time())
+    ldap_lock(slapd, "s1000002", failure_lock_time())
 
     ldap_directory.set_password(ldap_directory.find("p2000002"), NEW_PASSWORD, unlock=False)
     ldap_directory.set_password(ldap_directory.find("s1000002"), NEW_PASSWORD)
@@ -323,6 +314,50 @@ def test_a_reset_ends_a_ppolicy_lock_unless_told_to_keep_it(
     ldap_directory.unlock(kept)
     assert ldap_directory.authenticate("p2000002", NEW_PASSWORD) is not None  # the password was set
     assert ldap_directory.authenticate("s1000002", NEW_PASSWORD) is not None  # the default: unlocked
+
+
+def test_a_failure_lock_is_not_an_administrators_disable_and_a_reset_lifts_it(
+    ldap_directory: LdapDirectory, slapd: Slapd
+) -> None:
+    """ppolicy's lock after failed binds carries a real time; only 000001010000Z is an administrator's."""
+    ldap_lock(slapd, "s1000002", failure_lock_time())
+    locked = ldap_directory.find("s1000002")
+    assert locked is not None
+    assert locked.disabled  # no sign-in while it holds
+    assert not locked.disabled_by_admin
+
+    ldap_directory.set_password(locked, NEW_PASSWORD)
+
+    assert ldap_directory.authenticate("s1000002", NEW_PASSWORD) is not None
+
+
+def test_a_reset_never_lifts_an_administrators_permanent_lock(
+    ldap_directory: LdapDirectory, slapd: Slapd
+) -> None:
+    """A primary's reset (unlock=True) writes the permanent lock back after ppolicy removed it."""
+    ldap_lock(slapd, "s1000002", PERMANENT_LOCK)
+    ldap_directory.set_password(ldap_directory.find("s1000002"), NEW_PASSWORD)
+
+    kept = ldap_directory.find("s1000002")
+    assert kept is not None
+    assert kept.disabled_by_admin
+    assert ldap_directory.authenticate("s1000002", NEW_PASSWORD) is None
+    ldap_lock(slapd, "s1000002", failure_lock_time())  # what is left once an administrator enables it
+    ldap_directory.unlock(kept)
+    assert ldap_directory.authenticate("s1000002", NEW_PASSWORD) is not None  # the password was set
+
+
+def test_unlock_never_lifts_an_administrators_permanent_lock(
+    ldap_directory: LdapDirectory, slapd: Slapd
+) -> None:
+    """unlock ends a failure lock (help desk, admin console, CLI, a sync target's unlock); a disable stays."""
+    ldap_lock(slapd, "p2000002", PERMANENT_LOCK)
+    ldap_directory.unlock(ldap_directory.find("p2000002"))
+
+    still = ldap_directory.find("p2000002")
+    assert still is not None
+    assert still.disabled_by_admin
+    assert ldap_directory.authenticate("p2000002", "Quiet-Harbor-2002") is None
 
 
 # --- connections ----------------------------------------------------------------------

@@ -194,3 +194,39 @@ def test_the_link_form_takes_no_address(app: Flask) -> None:
     form = action_form(its, number)
     its.post(f"/helpdesk/requests/{number}/reset-link", data={**form, "to": "attacker@evil.test"})
     assert [mail.to_address for mail in link_mails(app)] == [person("teacher1").email]
+
+
+# An account an administrator disabled ------------------------------------------------------
+
+
+def disable(app: Flask, login: str) -> None:
+    with app.app_context():
+        db.session.execute(
+            update(DirectoryAccount).where(DirectoryAccount.login == login).values(disabled=True)
+        )
+        db.session.commit()
+
+
+def test_staff_are_told_why_no_link_goes_out_for_a_disabled_account(app: Flask) -> None:
+    number = opened_number(open_request(browser(app, "teacher1"), "student"))
+    disable(app, "s1000001")
+    response = act(browser(app, "its1"), number, "reset-link")
+    assert response.status_code == 409
+    assert "disabled this account" in response.get_data(as_text=True)
+    assert link_mails(app) == []
+
+
+def test_a_link_for_an_account_disabled_after_it_was_issued_sets_no_password(app: Flask) -> None:
+    _number, token = student_request_with_link(app)
+    disable(app, "s1000001")
+
+    shown = browser(app, None).get(f"/reset/{token}")
+    assert shown.status_code == 403
+    assert "has been disabled" in shown.get_data(as_text=True)
+    used = use_link(app, token)
+    assert used.status_code == 403
+    with app.app_context():  # the link stays unused: nothing changed
+        assert db.session.scalar(select(ResetLink)).used_at is None  # type: ignore[union-attr]
+    assert audit_events(app, Tag.RESET_LINK_USED) == []
+    refused = [e.details for e in audit_events(app, Tag.PASSWORD_CHANGE_FAILED)]
+    assert {"how": "assisted", "reason": "AccountDisabled"} in refused

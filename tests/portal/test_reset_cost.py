@@ -186,15 +186,18 @@ def test_a_parent_reset_with_a_mailed_code_stays_within_its_counts(
 
 #: LDAP searches per request of a student's reset on slapd: a lookup is one search (its
 #: entry; recovery never reads group membership), the write reads the stamp and proves the
-#: service connection alive first. The first password page of a process also reads the
-#: password rules (the naming context, then the ppolicy entries; cached after).
+#: service connection alive first, and reads the account's ppolicy lock just before the
+#: reset (an administrator's permanent lock is written back after it: ppolicy removes any
+#: lock on a reset, and the account read earlier in the request may be stale by then).
+#: The first password page of a process also reads the password rules (the naming
+#: context, then the ppolicy entries; cached after).
 LDAP_SEARCH_CEILINGS = {
     "GET /forgot": 0,
     "POST /forgot": 1,
     "GET /forgot/questions": 0,
     "POST /forgot/questions": 1,
     "GET /forgot/reset": 3,
-    "POST /forgot/reset": 3,
+    "POST /forgot/reset": 4,
 }
 
 

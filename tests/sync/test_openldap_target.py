@@ -24,6 +24,7 @@ from selfservice.workers import StopFlag
 from tests.conftest import AuthActions, person, post_form
 from tests.doctor import district
 from tests.faultproxy import EXTENDED_REQUEST, Fault, ldap_request
+from tests.fixtures.disabling import PERMANENT_LOCK, failure_lock_time, ldap_lock
 from tests.portal.test_recovery import enroll, recover, reset_to
 from tests.slapd import Slapd
 from tests.sync.conftest import district_target, lakeside_dn, openldap_target
@@ -198,22 +199,39 @@ def test_a_signed_in_change_clears_a_must_change_left_on_the_target(
 
 
 @pytest.mark.parametrize("unlock", [True, False])
-def test_unlock_clears_ppolicys_lock_on_the_target_only_when_asked(
+def test_unlock_clears_ppolicys_failure_lock_on_the_target_only_when_asked(
     make_ldap_target_app: Any, slapd: Slapd, ldap_directory: Any, unlock: bool
 ) -> None:
     app = make_ldap_target_app(targets=[openldap_target(slapd, unlock=unlock)])
-    lock(slapd, slapd.dn("s1000002"))
+    failure_lock = failure_lock_time()
+    ldap_lock(slapd, "s1000002", failure_lock)
     assert ldap_directory.find("s1000002").disabled
 
     reset(app, "s1000002")
     assert run_worker(app).counts == {"done": 1}
 
     locked = ppolicy_state(slapd, slapd.dn("s1000002")).get("pwdAccountLockedTime")
-    assert locked == (None if unlock else ["000001010000Z"])  # ppolicy lifts it on any reset
+    assert locked == (None if unlock else [failure_lock])  # ppolicy lifts it on any reset
     assert ldap_directory.find("s1000002").disabled is not unlock
     assert binds(slapd, slapd.dn("s1000002"), NEW_PASSWORD) is unlock
     ldap_directory.unlock(ldap_directory.find("s1000002"))
     assert binds(slapd, slapd.dn("s1000002"), NEW_PASSWORD)  # the password was written either way
+
+
+@pytest.mark.parametrize("unlock", [True, False])
+def test_an_administrators_permanent_lock_on_the_target_outlives_the_sync(
+    make_ldap_target_app: Any, slapd: Slapd, ldap_directory: Any, unlock: bool
+) -> None:
+    """unlock = true ends failure locks only: an account disabled in the target stays disabled."""
+    app = make_ldap_target_app(targets=[openldap_target(slapd, unlock=unlock)])
+    lock(slapd, slapd.dn("s1000002"))
+
+    reset(app, "s1000002")
+    assert run_worker(app).counts == {"done": 1}
+
+    assert ppolicy_state(slapd, slapd.dn("s1000002")).get("pwdAccountLockedTime") == [PERMANENT_LOCK]
+    assert ldap_directory.find("s1000002").disabled_by_admin
+    assert not binds(slapd, slapd.dn("s1000002"), NEW_PASSWORD)
 
 
 # --- the target away -----------------------------------------------------------------------------
