@@ -16,6 +16,7 @@ from selfservice.admin.timerange import parse_moment
 from selfservice.audit.services import SYSTEM
 from selfservice.audit.tags import Tag
 from selfservice.directory import get_directory
+from selfservice.portal.passwords import AccountDisabled
 from selfservice.portal.unlock import unlock_account
 from selfservice.security import get_security
 from selfservice.timeutil import utcnow
@@ -31,7 +32,12 @@ def unlock_command(login: str) -> None:
     account = get_directory().find(login)
     if account is None:
         raise click.ClickException(f"no account found for {login!r}")
-    was_locked = unlock_account(get_directory(), get_security(), account, actor=CLI_ACTOR, origin=SYSTEM)
+    try:
+        was_locked = unlock_account(get_directory(), get_security(), account, actor=CLI_ACTOR, origin=SYSTEM)
+    except AccountDisabled as exc:
+        raise click.ClickException(
+            f"{account.login} is disabled by an administrator in the directory; enable it there first"
+        ) from exc
     state = "was locked; unlocked" if was_locked else "was not locked; failures cleared"
     click.echo(f"{account.login}: {state}. The account holder can try self-service again now.")
 

@@ -42,7 +42,9 @@ from selfservice.dates import format_log_moment
 from selfservice.directory import get_directory
 from selfservice.directory.interfaces import Role
 from selfservice.i18n import _
+from selfservice.portal.passwords import AccountDisabled
 from selfservice.portal.reconcile import unsettled
+from selfservice.portal.unlock import DISABLED as UNLOCK_DISABLED
 from selfservice.portal.unlock import unlock_account
 from selfservice.security import get_security, throttling
 from selfservice.timeutil import utcnow
@@ -185,9 +187,13 @@ def unlock(account_key: str) -> ResponseReturnValue:
     form = ConfirmForm(message=_("Tick the box to confirm that you want to unlock this account."))
     if form.validate_on_submit():
         account = get_directory().get(account_key) or abort(404)
-        unlock_account(
-            get_directory(), get_security(), account, actor=current_user.login, origin=current_origin()
-        )
+        try:
+            unlock_account(
+                get_directory(), get_security(), account, actor=current_user.login, origin=current_origin()
+            )
+        except AccountDisabled:
+            flash(_(UNLOCK_DISABLED), "error")
+            return render_template("admin/unlock.html", lock=lock, form=form), 409
         flash(
             _("Self-service is unlocked for %(login)s: they can try again now.", login=account.login),
             "success",

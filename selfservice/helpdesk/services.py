@@ -40,6 +40,7 @@ from selfservice.helpdesk.queues import (
 )
 from selfservice.i18n_markers import N_
 from selfservice.portal.enrollment import clear_enrollment
+from selfservice.portal.unlock import DISABLED as UNLOCK_DISABLED
 from selfservice.portal.unlock import unlock_account
 from selfservice.security import Security
 from selfservice.timeutil import utcnow
@@ -260,6 +261,8 @@ def unlock(
 ) -> bool:
     """ITS lifts the account holder's self-service lockout; True when a lock was in force."""
     holder = _its_holder(directory, request, staff)
+    if holder.disabled_by_admin:
+        raise ActionRefused(UNLOCK_DISABLED)
     _start_its_work(request, staff, revision)
     add_event(request, staff.login, Action.UNLOCKED)
     return unlock_account(directory, security, holder, actor=staff.login, origin=origin)

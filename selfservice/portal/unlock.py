@@ -6,8 +6,16 @@ from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
 from selfservice.directory.interfaces import Account, Directory
 from selfservice.extensions import db
+from selfservice.i18n_markers import N_
 from selfservice.mail.notices import Notice, notify_account
+from selfservice.portal.passwords import AccountDisabled
 from selfservice.security import Security
+
+#: What staff are told when the account holder cannot be helped by an unlock.
+DISABLED = N_(
+    "An administrator disabled this account in the directory, so unlocking self-service cannot "
+    "help: the account must be enabled again first. Ask a directory administrator."
+)
 
 
 def unlock_account(
@@ -16,7 +24,11 @@ def unlock_account(
     """Clear the self-service lock and failures (and any directory lockout); audit and notify.
 
     Returns True when a self-service lock was in force. The account can try again at once.
+    Raises AccountDisabled, with nothing done, when an administrator disabled the account:
+    its holder would be told to try again and could not (self-service refuses it).
     """
+    if account.disabled_by_admin:
+        raise AccountDisabled(f"{account.login} is disabled by an administrator")
     was_locked = security.lockout.clear(account.key)
     directory.unlock(account)
     record(

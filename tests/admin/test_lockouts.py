@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -15,6 +16,7 @@ from selfservice.mail.models import OutboxMessage
 from selfservice.security import get_security
 from tests.admin.conftest import lock_out
 from tests.conftest import csrf_token
+from tests.fixtures.disabling import disable_by_admin
 
 
 def assert_can_try_again(app: Flask, key: str, login: str) -> None:
@@ -146,3 +148,20 @@ def test_bad_history_filters_get_400(admin: FlaskClient) -> None:
     for query in ("since=someday", "after=zzz", "login=" + "x" * 300):
         response = admin.get(f"/admin/lockouts?{query}")
         assert response.status_code == 400, query
+
+
+def test_an_account_an_administrator_disabled_is_not_unlocked_from_the_page_or_the_command_line(
+    admin: FlaskClient, app: Flask, runner: Any, request: pytest.FixtureRequest
+) -> None:
+    key = lock_out(app, "s1000001")
+    disable_by_admin(request, app, "s1000001")
+    confirm_page = f"/admin/lockouts/{key}/unlock"
+    response = admin.post(confirm_page, data={"csrf_token": csrf_token(admin, confirm_page), "confirm": "y"})
+    assert response.status_code == 409
+    assert "An administrator disabled this account in the directory" in response.get_data(as_text=True)
+    result = runner.invoke(args=["unlock", "s1000001"])
+    assert result.exit_code != 0
+    assert "disabled" in result.output
+    with app.app_context():
+        assert get_security().lockout.locked_until(key) is not None
+    assert unlock_records(app, "s1000001") == ([], [])

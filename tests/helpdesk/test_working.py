@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
@@ -13,6 +14,7 @@ from selfservice.portal.models import Enrollment
 from selfservice.security import get_security
 from selfservice.security.lockout import Locked
 from tests.conftest import csrf_token, person
+from tests.fixtures.disabling import disable_by_admin
 from tests.helpdesk.helpers import (
     act,
     audit_events,
@@ -129,3 +131,20 @@ def test_the_employee_adds_a_note_that_staff_see_in_the_timeline(app: Flask) -> 
     page = browser(app, "its1").get(f"/helpdesk/requests/{number}").get_data(as_text=True)
     assert "The student is in room 12 today." in page
     assert "teacher1" in page
+
+
+def test_its_cannot_unlock_an_account_an_administrator_disabled_and_is_told_why(
+    app: Flask, request: pytest.FixtureRequest
+) -> None:
+    lock_out(app, "s1000001")
+    number = opened_number(open_request(browser(app, "teacher1"), "student"))
+    disable_by_admin(request, app, "s1000001")
+    response = act(browser(app, "its1"), number, "unlock")
+    assert response.status_code == 409
+    assert "An administrator disabled this account in the directory" in response.get_data(as_text=True)
+    with app.app_context():
+        key = app.extensions["selfservice.directory"].find("s1000001").key
+        assert get_security().lockout.locked_until(key) is not None
+    assert audit_events(app, Tag.UNLOCKED) == []
+    assert outbox(app, "notice:unlocked") == []
+    assert Action.UNLOCKED not in [event.action for event in request_row(app, number).events]
