@@ -115,7 +115,11 @@ ACCOUNT_STATUS = _object(
         "locked_until": MOMENT,
         "last_password_change": MOMENT,
         "must_change_password": {"type": "boolean"},
-        "disabled": {"type": "boolean"},
+        "disabled": {"type": "boolean", "description": "Sign-in refused now, for any reason."},
+        "disabled_by_admin": {
+            "type": "boolean",
+            "description": "Disabled by an administrator: self-service refuses it until it is enabled again.",
+        },
     }
 )
 

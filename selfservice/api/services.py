@@ -173,7 +173,8 @@ class AccountStatus:
     locked_until: datetime | None
     last_password_change: datetime | None
     must_change: bool
-    disabled: bool
+    disabled: bool  # sign-in refused now: a lockout after failed sign-ins, or an administrator's disable
+    disabled_by_admin: bool  # only an administrator enables it again; self-service refuses it
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -185,6 +186,7 @@ class AccountStatus:
             "last_password_change": _iso(self.last_password_change),
             "must_change_password": self.must_change,
             "disabled": self.disabled,
+            "disabled_by_admin": self.disabled_by_admin,
         }
 
 
@@ -203,6 +205,7 @@ def account_status(directory: Directory, security: Security, login: str) -> Acco
         last_password_change=_last_change(account.key),
         must_change=account.must_change,
         disabled=account.disabled,
+        disabled_by_admin=account.disabled_by_admin,
     )
 
 

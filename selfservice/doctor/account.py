@@ -31,10 +31,16 @@ def _lines(account: Account, locked_until: datetime | None) -> list[str]:
         ("email", account.email),
         ("phone", account.phone),
         ("must change password", "yes" if account.must_change else "no"),
-        ("directory lock", "disabled or locked" if account.disabled else "active"),
+        ("directory lock", _directory_lock(account)),
         ("portal lock", lock),
     ]
     return [f"{label:<22} {value if value else '(not set)'}" for label, value in rows]
+
+
+def _directory_lock(account: Account) -> str:
+    if account.disabled_by_admin:
+        return "disabled by an administrator (self-service refuses it)"
+    return "locked after failed sign-ins (a reset ends it)" if account.disabled else "active"
 
 
 def _month_year(value: str | None) -> str | None:

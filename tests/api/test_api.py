@@ -22,6 +22,7 @@ from selfservice.security import get_security
 from selfservice.security.lockout import Locked
 from selfservice.timeutil import utcnow
 from tests.api.helpers import PARENT, STUDENT, Api, issue
+from tests.fixtures.disabling import disable_by_admin
 
 
 @pytest.fixture
@@ -113,6 +114,7 @@ def test_account_status_says_enrolled_and_locked_but_never_a_secret(app: Flask, 
         "last_password_change": None,
         "must_change_password": False,
         "disabled": False,
+        "disabled_by_admin": False,
     }
     with app.app_context():
         account = get_directory().find("p2000001")
@@ -254,3 +256,11 @@ def test_with_the_limiter_storage_down_calls_are_still_limited_and_answered(make
     # The limiter counts in memory while its storage is away (docs/deployment.md): no 500, no outage.
     assert response.status_code == 200
     assert app.test_client().get("/healthz").get_json()["checks"]["limiter"] == "degraded"
+
+
+def test_account_status_tells_an_administrators_disable_from_a_lockout(
+    app: Flask, api: Api, request: pytest.FixtureRequest
+) -> None:
+    disable_by_admin(request, app, "p2000001")
+    status = api.get("/accounts/p2000001/status").json
+    assert (status["disabled"], status["disabled_by_admin"]) == (True, True)
