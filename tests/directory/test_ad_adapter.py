@@ -29,6 +29,7 @@ from selfservice.directory.interfaces import (
     Role,
 )
 from tests.conftest import AuthActions, post_form
+from tests.fixtures.disabling import ad_modify
 from tests.fixtures.people import PEOPLE, person
 from tests.samba import LOCKOUT_THRESHOLD, SambaDC, group_dn
 
@@ -50,14 +51,6 @@ def directory_with(samba_ad: SambaDC) -> Iterator[Callable[..., AdDirectory]]:
     yield build
     for directory in built:
         directory.close()
-
-
-def admin_modify(samba_ad: SambaDC, dn: str, changes: dict[str, Any]) -> None:
-    conn = samba_ad.admin_connection()
-    try:
-        assert conn.modify(dn, changes), conn.result
-    finally:
-        conn.unbind()
 
 
 @pytest.fixture
@@ -201,7 +194,7 @@ def test_right_password_binds_and_wrong_or_empty_does_not(ad_directory: AdDirect
 def test_disabled_account_shows_as_disabled_and_cannot_sign_in(
     ad_directory: AdDirectory, samba_ad: SambaDC
 ) -> None:
-    admin_modify(samba_ad, samba_ad.dn("s1000002"), {"userAccountControl": [(ldap3.MODIFY_REPLACE, ["514"])]})
+    ad_modify(samba_ad, samba_ad.dn("s1000002"), {"userAccountControl": [(ldap3.MODIFY_REPLACE, ["514"])]})
 
     account = ad_directory.find("s1000002")
     assert account is not None

@@ -23,13 +23,20 @@ BUILTIN_TARGET = {"name": "library", "label": "Library catalog", "kind": "builti
 
 def ad_target(samba_ad: Any, url: str | None = None, **options: Any) -> dict[str, Any]:
     """A target table for the test DC, matched by student ID (employeeID) and then by login."""
-    settings = {key: value for key, value in samba_ad.settings().items() if key.startswith("LDAP_")}
+    return _target(samba_ad, url, "ad", "Windows and Chromebook sign-in", "ad", options)
+
+
+def _target(
+    server: Any, url: str | None, name: str, label: str, kind: str, options: dict[str, Any]
+) -> dict[str, Any]:
+    """A target table on ``server``'s LDAP settings (``url`` instead of its own), by student ID then login."""
+    settings = {key: value for key, value in server.settings().items() if key.startswith("LDAP_")}
     if url:
         settings["LDAP_URL"] = url
     return {
-        "name": "ad",
-        "label": "Windows and Chromebook sign-in",
-        "kind": "ad",
+        "name": name,
+        "label": label,
+        "kind": kind,
         "match": ["student_id", "login"],
         "settings": settings,
         **options,
@@ -81,17 +88,7 @@ def make_sync_app(make_app: Any, samba_ad: Any, ad_directory: Any) -> SyncAppFac
 
 def openldap_target(slapd: Slapd, url: str | None = None, **options: Any) -> dict[str, Any]:
     """A target table for the session slapd (what the school portals read), by student ID then login."""
-    settings = {key: value for key, value in slapd.settings().items() if key.startswith("LDAP_")}
-    if url:
-        settings["LDAP_URL"] = url
-    return {
-        "name": "portals",
-        "label": "School portals",
-        "kind": "openldap",
-        "match": ["student_id", "login"],
-        "settings": settings,
-        **options,
-    }
+    return _target(slapd, url, "portals", "School portals", "openldap", options)
 
 
 @pytest.fixture
