@@ -69,8 +69,8 @@ def code_folders() -> list[Path]:
     paths = sysconfig.get_paths()
     folders = [package, Path(paths["purelib"]), Path(paths["platlib"]), Path(paths["stdlib"])]
     unique: list[Path] = []
-    for folder in folders:
-        if folder.is_dir() and folder not in unique and not any(folder.is_relative_to(u) for u in unique):
+    for folder in folders:  # a folder inside one already listed is compiled with it
+        if folder.is_dir() and not any(folder.is_relative_to(listed) for listed in unique):
             unique.append(folder)
     return unique
 

@@ -44,6 +44,14 @@ def serve_argv(port: int, *gunicorn_options: str) -> list[str]:
     ]
 
 
+def worker_pids(master: int) -> list[int]:
+    """The processes gunicorn's master ``master`` has forked (its workers), from /proc."""
+    found: list[int] = []
+    for task in Path(f"/proc/{master}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

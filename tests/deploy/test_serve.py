@@ -20,7 +20,7 @@ import pytest
 
 import selfservice.portal.views
 from selfservice.serving import gunicorn_argv, optimize_level, worker_environment
-from tests.deploy.instances import SELFSERVICE, _wait_until_serving, free_port
+from tests.deploy.instances import SELFSERVICE, _wait_until_serving, free_port, worker_pids
 
 TOKEN = "IjEyMzQ1Njc4OTAi.Zx9aBc.secret-reset-token-value"
 
@@ -31,13 +31,6 @@ def get(url: str) -> int:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
-
-
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(child) for child in (task / "children").read_text().split()]
-    return found
 
 
 def environ_of(pid: int) -> dict[str, str]:
@@ -79,7 +72,7 @@ def test_serve_runs_optimized_workers_on_precompiled_bytecode_and_keeps_tokens_o
         _wait_until_serving(url, process)
         assert get(url + "/healthz") == 200
         get(f"{url}/forgot/reset/{TOKEN}")
-        workers = children(process.pid)
+        workers = worker_pids(process.pid)
         assert len(workers) == 2
         for worker in workers:
             seen = environ_of(worker)

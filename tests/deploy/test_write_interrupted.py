@@ -36,7 +36,14 @@ from selfservice.portal.models import PendingChange
 from selfservice.security import get_security
 from selfservice.security.tokens import Purpose
 from tests.conftest import FAST_HASHING, POSTGRES_ADMIN_URL, person, post_form
-from tests.deploy.instances import Client, free_port, production_environment, scratch_postgres, serve_argv
+from tests.deploy.instances import (
+    Client,
+    free_port,
+    production_environment,
+    scratch_postgres,
+    serve_argv,
+    worker_pids,
+)
 from tests.deploy.instances import _wait_until_serving as wait_until_serving
 from tests.faultproxy import EXTENDED_REQUEST, Fault, FaultProxy, ldap_request
 
@@ -187,9 +194,8 @@ def _eventually(check: Callable[[], bool], seconds: float = 20.0) -> bool:
 
 
 def _worker_of(master: int) -> int:
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    assert len(children) == 1, children
-    return int(children[0])
+    [worker] = worker_pids(master)
+    return worker
 
 
 # --- the database connection dies right after the write ------------------------------------
