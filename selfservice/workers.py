@@ -1,4 +1,4 @@
-"""What the long-running workers share (mail, sync, webhooks): a name, a stop flag, signals.
+"""What the long-running workers share (mail, sync, webhooks): a name, a stop flag, signals, the loop.
 
 Apart from the mail delivery module (and its smtplib), so that the sync and webhook commands,
 which web workers import with their blueprints, do not load mail delivery (issue 17, P5).
@@ -6,21 +6,38 @@ which web workers import with their blueprints, do not load mail delivery (issue
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import signal
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
+from sqlalchemy.exc import OperationalError
+
+from selfservice.extensions import db
+
+log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Stop(Protocol):
     def is_set(self) -> bool: ...
+
+
+class PassTotals(Protocol):
+    """What one pass of a worker did; passes add up."""
+
+    def merge(self, other: Any) -> None: ...
+
+    def worth_reporting(self) -> bool: ...
+
+
+Totals = TypeVar("Totals", bound=PassTotals)
 
 
 def worker_name() -> str:
@@ -65,3 +82,41 @@ def stopped_by_signals(stop: StopFlag) -> Iterator[None]:
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def run_passes(
+    one_pass: Callable[[], Totals],
+    nothing: Callable[[], Totals],
+    *,
+    name: str,
+    stop: StopFlag,
+    poll_seconds: float,
+    max_seconds: float | None = None,
+    report: Callable[[Totals], None] = lambda result: None,
+    before_pass: Callable[[], None] = lambda: None,
+) -> Totals:
+    """Pass after pass until ``stop`` is set (or ``max_seconds`` passed); the totals.
+
+    A database that is away ends a pass, not the worker: it tries again at the next poll.
+    ``before_pass`` runs first in every pass; ``nothing()`` is an empty pass.
+    """
+    started = time.monotonic()
+    totals = nothing()
+    while not stop.is_set():
+        try:
+            before_pass()
+            result = one_pass()
+        except OperationalError as exc:
+            db.session.rollback()
+            log.warning("%s worker: database unavailable: %s", name, exc.orig)
+            result = nothing()
+        totals.merge(result)
+        if result.worth_reporting():
+            report(result)
+        left = poll_seconds
+        if max_seconds is not None:
+            left = min(left, max_seconds - (time.monotonic() - started))
+            if left <= 0:
+                break
+        stop.wait(left)
+    return totals

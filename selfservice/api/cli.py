@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
-from sqlalchemy.exc import OperationalError
 
 from selfservice.api import clients, webhooks
 from selfservice.api.clients import Scope
 from selfservice.audit.services import SYSTEM
-from selfservice.extensions import db
 from selfservice.i18n import _
-from selfservice.workers import StopFlag, stopped_by_signals, worker_name
+from selfservice.workers import StopFlag, run_passes, stopped_by_signals, worker_name
 
 CLI_ACTOR = "cli"
 
@@ -110,20 +106,18 @@ def deliver_webhooks_command(once: bool, max_seconds: float | None) -> None:
         click.echo(f"webhooks: {webhooks.deliver_due(config, worker=worker).summary()}")
         return
     stop = StopFlag()
-    click.echo(f"webhook worker {worker} started: polling every {config['WEBHOOK_POLL_SECONDS']} s")
-    deadline = time.monotonic() + max_seconds if max_seconds else None
+    poll = config["WEBHOOK_POLL_SECONDS"]
+    click.echo(f"webhook worker {worker} started: polling every {poll} s")
     with stopped_by_signals(stop):
-        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-            try:
-                result = webhooks.deliver_due(config, worker=worker)
-            except OperationalError as exc:  # the database is away: try again at the next poll
-                db.session.rollback()
-                click.echo(f"webhooks: database unavailable: {exc.orig}", err=True)
-                result = webhooks.PassResult()
-            if result.sent or result.retry or result.failed:
-                click.echo(f"webhooks: {result.summary()}")
-            pause = config["WEBHOOK_POLL_SECONDS"]
-            stop.wait(min(pause, max(0.0, deadline - time.monotonic())) if deadline else pause)
+        run_passes(
+            lambda: webhooks.deliver_due(config, worker=worker),
+            webhooks.PassResult,
+            name="webhook",
+            stop=stop,
+            poll_seconds=poll,
+            max_seconds=max_seconds,
+            report=lambda result: click.echo(f"webhooks: {result.summary()}"),
+        )
     click.echo(f"webhook worker {worker} stopped")
 
 

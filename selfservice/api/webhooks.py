@@ -4,10 +4,10 @@ Queued in the change's own transaction: an ``after_flush`` hook sees each new ti
 row, reads the request's status as the change left it, and when that status differs
 from the last one announced for the request, inserts one ``webhook_delivery`` row per
 URL (unique per URL and event, so an event is never queued twice). The worker
-(``selfservice deliver-webhooks``) claims due rows the way the mail outbox does
-(``FOR UPDATE SKIP LOCKED`` plus a conditional lease UPDATE), POSTs them outside any
-transaction, and records the outcome: 2xx is sent; anything else is retried with
-exponential backoff until WEBHOOK_MAX_ATTEMPTS, then marked failed.
+(``selfservice deliver-webhooks``) leases due rows as the mail outbox does
+(selfservice/queues.py), POSTs them outside any transaction, and records the outcome:
+2xx is sent; anything else is retried with exponential backoff until
+WEBHOOK_MAX_ATTEMPTS, then marked failed.
 
 Signature: ``X-Selfservice-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret,
 "<t>.<body>")>``. Receivers recompute it, compare in constant time and refuse old
@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,6 +42,7 @@ from selfservice.api.services import describe_event, describe_request
 from selfservice.config import ConfigError
 from selfservice.extensions import db
 from selfservice.helpdesk.models import HelpRequest, RequestEvent
+from selfservice.queues import LeasedQueue, QueueRules
 from selfservice.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -144,27 +145,15 @@ def verify(secret: str, header: str, body: bytes, *, now: float, tolerance_secon
 class WebhookRules:
     secret: str
     timeout_seconds: int
-    max_attempts: int
-    retry_base_seconds: int
-    retry_max_seconds: int
-    batch_size: int
-    claim_seconds: int
+    queue: QueueRules
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> WebhookRules:
         return cls(
             secret=config["WEBHOOK_SECRET"],
             timeout_seconds=max(1, config["WEBHOOK_TIMEOUT_SECONDS"]),
-            max_attempts=max(1, config["WEBHOOK_MAX_ATTEMPTS"]),
-            retry_base_seconds=max(0, config["WEBHOOK_RETRY_BASE_SECONDS"]),
-            retry_max_seconds=max(0, config["WEBHOOK_RETRY_MAX_SECONDS"]),
-            batch_size=max(1, config["WEBHOOK_BATCH_SIZE"]),
-            claim_seconds=max(1, config["WEBHOOK_CLAIM_SECONDS"]),
+            queue=QueueRules.from_config(config, "WEBHOOK"),
         )
-
-    def retry_delay(self, attempts: int) -> timedelta:
-        seconds = self.retry_base_seconds * 2 ** max(0, attempts - 1)
-        return timedelta(seconds=min(seconds, self.retry_max_seconds))
 
 
 @dataclass(frozen=True)
@@ -184,56 +173,23 @@ class PassResult:
     def summary(self) -> str:
         return f"sent {self.sent}, failed {self.failed}, retry {self.retry}"
 
+    def worth_reporting(self) -> bool:
+        return bool(self.sent or self.retry or self.failed)
 
-def _due(now: datetime) -> sa.ColumnElement[bool]:
-    return sa.and_(
-        WebhookDelivery.status == DeliveryStatus.QUEUED.value,
-        WebhookDelivery.next_attempt_at <= now,
-        sa.or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now),
-    )
+    def merge(self, other: PassResult) -> None:
+        self.sent += other.sent
+        self.retry += other.retry
+        self.failed += other.failed
 
 
-def _update(condition: sa.ColumnElement[bool], **values: Any) -> bool:
-    result = db.session.execute(
-        sa.update(WebhookDelivery)
-        .where(condition)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+DELIVERIES = LeasedQueue(WebhookDelivery)
 
 
 def claim_due(worker: str, now: datetime, rules: WebhookRules) -> list[Claimed]:
-    """Lease up to a batch of due deliveries to ``worker`` (row locks on PostgreSQL)."""
-    while candidates := list(
-        db.session.scalars(
-            sa.select(WebhookDelivery.id)
-            .where(_due(now))
-            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-            .limit(rules.batch_size)
-            .with_for_update(skip_locked=True)
-        )
-    ):
-        until = now + timedelta(seconds=rules.claim_seconds)
-        won = [
-            delivery_id
-            for delivery_id in candidates
-            if _update(
-                sa.and_(WebhookDelivery.id == delivery_id, _due(now)), claimed_by=worker, claimed_until=until
-            )
-        ]
-        rows = db.session.scalars(
-            sa.select(WebhookDelivery)
-            .where(WebhookDelivery.id.in_(won))
-            .order_by(WebhookDelivery.id)
-            .execution_options(populate_existing=True)
-        ).all()
-        claimed = [Claimed(row.id, row.url, row.payload, row.attempts) for row in rows]
-        db.session.commit()
-        if claimed:
-            return claimed
-    db.session.commit()
-    return []
+    """Lease up to a batch of due deliveries to ``worker`` (selfservice/queues.py)."""
+    return DELIVERIES.claim(
+        worker, now, rules.queue, lambda row: Claimed(row.id, row.url, row.payload, row.attempts)
+    )
 
 
 def post(delivery: Claimed, rules: WebhookRules) -> str | None:
@@ -273,28 +229,14 @@ def _record(
     now = utcnow()
     attempts = delivery.attempts + 1
     if error is None:
-        # Recorded whatever became of the lease: the receiver has it, so it must never go again.
-        _update(
-            sa.and_(WebhookDelivery.id == delivery.id, WebhookDelivery.status == DeliveryStatus.QUEUED.value),
-            status=DeliveryStatus.SENT.value,
-            attempts=attempts,
-            sent_at=now,
-            last_error=None,
-            claimed_by=None,
-            claimed_until=None,
+        DELIVERIES.finish(
+            delivery.id, DeliveryStatus.SENT.value, attempts=attempts, sent_at=now, last_error=None
         )
         result.sent += 1
     else:
-        gives_up = attempts >= rules.max_attempts
-        _update(
-            sa.and_(WebhookDelivery.id == delivery.id, WebhookDelivery.claimed_by == worker),
-            status=(DeliveryStatus.FAILED if gives_up else DeliveryStatus.QUEUED).value,
-            attempts=attempts,
-            next_attempt_at=now + rules.retry_delay(attempts),
-            last_error=error[:500],
-            claimed_by=None,
-            claimed_until=None,
-        )
+        gives_up = attempts >= rules.queue.max_attempts
+        status = DeliveryStatus.FAILED if gives_up else DeliveryStatus.QUEUED
+        DELIVERIES.retry(delivery.id, worker, attempts, error, now, rules.queue, status=status.value)
         if gives_up:
             result.failed += 1
         else:

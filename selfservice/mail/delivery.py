@@ -18,49 +18,23 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.charset import Charset
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError
-
 from selfservice.extensions import db
 from selfservice.mail.models import MailStatus, OutboxMessage
 from selfservice.mail.smtp import Outcome, Relay, SmtpSettings, describe
+from selfservice.queues import LeasedQueue, QueueRules
 from selfservice.timeutil import utcnow
-from selfservice.workers import Stop, StopFlag
+from selfservice.workers import Stop, StopFlag, run_passes
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DeliveryRules:
-    max_attempts: int
-    retry_base_seconds: int
-    retry_max_seconds: int
-    batch_size: int
-    claim_seconds: int
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> DeliveryRules:
-        return cls(
-            max_attempts=max(1, config["MAIL_MAX_ATTEMPTS"]),
-            retry_base_seconds=max(0, config["MAIL_RETRY_BASE_SECONDS"]),
-            retry_max_seconds=max(0, config["MAIL_RETRY_MAX_SECONDS"]),
-            batch_size=max(1, config["MAIL_BATCH_SIZE"]),
-            claim_seconds=max(1, config["MAIL_CLAIM_SECONDS"]),
-        )
-
-    def retry_delay(self, attempts: int) -> timedelta:
-        """Exponential backoff: base, 2 x base, 4 x base ... capped at the maximum."""
-        seconds = self.retry_base_seconds * 2 ** max(0, attempts - 1)
-        return timedelta(seconds=min(seconds, self.retry_max_seconds))
 
 
 @dataclass(frozen=True)
@@ -96,7 +70,10 @@ class PassResult:
     def handled(self) -> int:
         return self.sent + self.retry + self.failed
 
-    def add(self, other: PassResult) -> None:
+    def worth_reporting(self) -> bool:
+        return bool(self.handled or self.released)
+
+    def merge(self, other: PassResult) -> None:
         self.sent += other.sent
         self.retry += other.retry
         self.failed += other.failed
@@ -112,115 +89,34 @@ class PassResult:
         return text
 
 
-# --- claiming ------------------------------------------------------------------------
+# --- claiming and recording outcomes ------------------------------------------------------
+
+OUTBOX = LeasedQueue(OutboxMessage)
 
 
-def _due(now: datetime) -> sa.ColumnElement[bool]:
-    return sa.and_(
-        OutboxMessage.status == MailStatus.QUEUED.value,
-        OutboxMessage.next_attempt_at <= now,
-        sa.or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
-    )
-
-
-def claim_due(worker: str, now: datetime, rules: DeliveryRules) -> list[Claimed]:
+def claim_due(worker: str, now: datetime, rules: QueueRules) -> list[Claimed]:
     """Lease up to a batch of due messages to ``worker``; empty only when none is left."""
-    while candidates := _candidates(now, rules):
-        until = now + timedelta(seconds=rules.claim_seconds)
-        won = [
-            message_id
-            for message_id in candidates
-            if _update(
-                sa.and_(OutboxMessage.id == message_id, _due(now)), claimed_by=worker, claimed_until=until
-            )
-        ]
-        rows = db.session.scalars(
-            sa.select(OutboxMessage)
-            .where(OutboxMessage.id.in_(won))
-            .order_by(OutboxMessage.id)
-            .execution_options(populate_existing=True)
-        ).all()
-        claimed = [Claimed.of(row) for row in rows]
-        db.session.commit()
-        if claimed:
-            return claimed
-        # Another worker won every row we saw (SQLite: no SKIP LOCKED); look again.
-    db.session.commit()
-    return []
-
-
-def _candidates(now: datetime, rules: DeliveryRules) -> list[int]:
-    return list(
-        db.session.scalars(
-            sa.select(OutboxMessage.id)
-            .where(_due(now))
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-            .limit(rules.batch_size)
-            .with_for_update(skip_locked=True)
-        )
-    )
-
-
-def _update(condition: sa.ColumnElement[bool], **values: Any) -> bool:
-    """Update the one row matching ``condition``; False when no row matched any more."""
-    result = db.session.execute(
-        sa.update(OutboxMessage)
-        .where(condition)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined]
-
-
-# --- recording outcomes ----------------------------------------------------------------
+    return OUTBOX.claim(worker, now, rules, Claimed.of)
 
 
 def _record_sent(message: Claimed, now: datetime) -> None:
-    # Recorded whatever became of the lease: the relay has the message, so it must
-    # never be sent again, even if a slow send outlived the lease.
-    _update(
-        sa.and_(OutboxMessage.id == message.id, OutboxMessage.status == MailStatus.QUEUED.value),
-        status=MailStatus.SENT.value,
-        attempts=message.attempts + 1,
-        sent_at=now,
-        last_error=None,
-        claimed_by=None,
-        claimed_until=None,
+    OUTBOX.finish(
+        message.id, MailStatus.SENT.value, attempts=message.attempts + 1, sent_at=now, last_error=None
     )
     db.session.commit()
 
 
 def _record_failure(
-    message: Claimed, worker: str, error: str, now: datetime, rules: DeliveryRules, *, permanent: bool = False
+    message: Claimed, worker: str, error: str, now: datetime, rules: QueueRules, *, permanent: bool = False
 ) -> MailStatus:
     """Count a failed attempt: queue it again after the backoff, or give up."""
     attempts = message.attempts + 1
-    gives_up = permanent or attempts >= rules.max_attempts
-    status = MailStatus.FAILED if gives_up else MailStatus.QUEUED
-    held = _update(
-        sa.and_(OutboxMessage.id == message.id, OutboxMessage.claimed_by == worker),
-        status=status.value,
-        attempts=attempts,
-        next_attempt_at=now + rules.retry_delay(attempts),
-        last_error=error[:500],
-        claimed_by=None,
-        claimed_until=None,
-    )
+    status = MailStatus.FAILED if permanent or attempts >= rules.max_attempts else MailStatus.QUEUED
+    held = OUTBOX.retry(message.id, worker, attempts, error, now, rules, status=status.value)
     db.session.commit()
     if not held:
         log.warning("outbox message %s: lease lapsed before its failure was recorded", message.id)
     return status
-
-
-def release(messages: Sequence[Claimed], worker: str) -> None:
-    """Give back leases on messages this worker will not try (stopping, lease nearly over)."""
-    for message in messages:
-        _update(
-            sa.and_(OutboxMessage.id == message.id, OutboxMessage.claimed_by == worker),
-            claimed_by=None,
-            claimed_until=None,
-        )
-    db.session.commit()
 
 
 ADDRESS_HEADERS = frozenset({"From", "To", "Reply-To"})
@@ -343,7 +239,7 @@ def deliver_due(
     queued again with the error and a backoff, and nothing is lost.
     """
     settings = SmtpSettings.from_config(config)
-    rules = DeliveryRules.from_config(config)
+    rules = QueueRules.from_config(config, "MAIL")
     now = now or utcnow()
     result = PassResult()
     while not (stop and stop.is_set()) and not result.relay_error:
@@ -357,7 +253,7 @@ def deliver_due(
 def _deliver_batch(
     batch: list[Claimed],
     settings: SmtpSettings,
-    rules: DeliveryRules,
+    rules: QueueRules,
     worker: str,
     now: datetime,
     result: PassResult,
@@ -370,7 +266,7 @@ def _deliver_batch(
     try:
         for index, message in enumerate(batch):
             if (stop and stop.is_set()) or time.monotonic() > deadline:
-                release(batch[index:], worker)
+                OUTBOX.release((message.id for message in batch[index:]), worker)
                 result.released += len(batch) - index
                 return
             outcome, error = _attempt(relay, message)
@@ -417,23 +313,13 @@ def run_worker(
     ``before_pass`` runs first in every pass (the password-change sweeper), so the mail
     it queues goes out in the same pass.
     """
-    started = time.monotonic()
-    totals = PassResult()
-    while not stop.is_set():
-        try:
-            before_pass()
-            result = deliver_due(config, worker=worker, stop=stop)
-        except OperationalError as exc:  # the database is away: try again at the next poll
-            db.session.rollback()
-            log.warning("mail worker: database unavailable: %s", exc.orig)
-            result = PassResult()
-        totals.add(result)
-        if result.handled or result.released:
-            report(result)
-        left = poll_seconds
-        if max_seconds is not None:
-            left = min(left, max_seconds - (time.monotonic() - started))
-            if left <= 0:
-                break
-        stop.wait(left)
-    return totals
+    return run_passes(
+        lambda: deliver_due(config, worker=worker, stop=stop),
+        PassResult,
+        name="mail",
+        stop=stop,
+        poll_seconds=poll_seconds,
+        max_seconds=max_seconds,
+        report=report,
+        before_pass=before_pass,
+    )

@@ -1,9 +1,8 @@
 """The sync worker: claim due writes, apply each to its target, record what happened.
 
-Claims work as in the mail outbox (selfservice/mail/delivery.py): ``SELECT ... FOR UPDATE
-SKIP LOCKED`` on PostgreSQL, then a conditional UPDATE per row takes a lease whose row
-count says which worker won, so two workers or two hosts never both hold a row. The
-directory write happens outside any transaction; its outcome is committed right after.
+Writes are leased as the mail outbox's messages are (selfservice/queues.py), so two workers
+or two hosts never both hold a row. The directory write happens outside any transaction;
+its outcome is committed right after.
 
 Outcomes per target:
 
@@ -26,11 +25,10 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError
 
 from selfservice.audit.services import record
 from selfservice.audit.tags import Tag
@@ -44,38 +42,15 @@ from selfservice.directory.interfaces import (
     PasswordUnchanged,
 )
 from selfservice.extensions import db
+from selfservice.queues import ERROR_CHARS, LeasedQueue, QueueRules
 from selfservice.sync import Sync
 from selfservice.sync.crypto import Undecryptable
 from selfservice.sync.models import SyncStatus, SyncWrite
 from selfservice.sync.targets import Target, build_adapter, find_in_target
 from selfservice.timeutil import utcnow
-from selfservice.workers import Stop, StopFlag
+from selfservice.workers import Stop, StopFlag, run_passes
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SyncRules:
-    max_attempts: int
-    retry_base_seconds: int
-    retry_max_seconds: int
-    batch_size: int
-    claim_seconds: int
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> SyncRules:
-        return cls(
-            max_attempts=max(1, config["SYNC_MAX_ATTEMPTS"]),
-            retry_base_seconds=max(0, config["SYNC_RETRY_BASE_SECONDS"]),
-            retry_max_seconds=max(0, config["SYNC_RETRY_MAX_SECONDS"]),
-            batch_size=max(1, config["SYNC_BATCH_SIZE"]),
-            claim_seconds=max(1, config["SYNC_CLAIM_SECONDS"]),
-        )
-
-    def retry_delay(self, attempts: int) -> timedelta:
-        """Exponential backoff: base, 2 x base, 4 x base ... capped at the maximum."""
-        seconds = self.retry_base_seconds * 2 ** max(0, attempts - 1)
-        return timedelta(seconds=min(seconds, self.retry_max_seconds))
 
 
 @dataclass(frozen=True)
@@ -123,6 +98,9 @@ class SyncPassResult:
     def handled(self) -> int:
         return sum(self.counts.values())
 
+    def worth_reporting(self) -> bool:
+        return bool(self.handled)
+
     def summary(self) -> str:
         always = [("done", "done"), ("queued", "retry later")]
         sometimes = [(name, name) for name in ("missing", "refused", "failed", "superseded", "released")]
@@ -132,55 +110,12 @@ class SyncPassResult:
 
 # --- claiming ------------------------------------------------------------------------------
 
-
-def _due(now: datetime) -> sa.ColumnElement[bool]:
-    return sa.and_(
-        SyncWrite.status == SyncStatus.QUEUED.value,
-        SyncWrite.next_attempt_at <= now,
-        sa.or_(SyncWrite.claimed_until.is_(None), SyncWrite.claimed_until < now),
-    )
+WRITES = LeasedQueue(SyncWrite)
 
 
-def claim_due(worker: str, now: datetime, rules: SyncRules) -> list[Claimed]:
+def claim_due(worker: str, now: datetime, rules: QueueRules) -> list[Claimed]:
     """Lease up to a batch of due writes to ``worker``; empty only when none is left."""
-    while candidates := _candidates(now, rules):
-        until = now + timedelta(seconds=rules.claim_seconds)
-        won = [
-            write_id
-            for write_id in candidates
-            if _update(sa.and_(SyncWrite.id == write_id, _due(now)), claimed_by=worker, claimed_until=until)
-        ]
-        rows = db.session.scalars(
-            sa.select(SyncWrite)
-            .where(SyncWrite.id.in_(won))
-            .order_by(SyncWrite.id)
-            .execution_options(populate_existing=True)
-        ).all()
-        claimed = [Claimed.of(row) for row in rows]
-        db.session.commit()
-        if claimed:
-            return claimed
-    db.session.commit()
-    return []
-
-
-def _candidates(now: datetime, rules: SyncRules) -> list[int]:
-    return list(
-        db.session.scalars(
-            sa.select(SyncWrite.id)
-            .where(_due(now))
-            .order_by(SyncWrite.next_attempt_at, SyncWrite.id)
-            .limit(rules.batch_size)
-            .with_for_update(skip_locked=True)
-        )
-    )
-
-
-def _update(condition: sa.ColumnElement[bool], **values: Any) -> bool:
-    result = db.session.execute(
-        sa.update(SyncWrite).where(condition).values(**values).execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return WRITES.claim(worker, now, rules, Claimed.of)
 
 
 # --- applying one write ----------------------------------------------------------------------
@@ -255,15 +190,13 @@ def _settle(
 ) -> None:
     # The audit event is written for what the worker did, even when its lease had lapsed:
     # an operator must see a second write to a target if one ever happens.
-    _update(
-        sa.and_(SyncWrite.id == write.id, SyncWrite.status == SyncStatus.QUEUED.value),
-        status=status.value,
+    WRITES.finish(
+        write.id,
+        status.value,
         attempts=write.attempts + 1,
         secret=None,
         settled_at=now,
-        last_error=error[:500] if error else None,
-        claimed_by=None,
-        claimed_until=None,
+        last_error=error[:ERROR_CHARS] if error else None,
     )
     if tag is not None:
         record(
@@ -278,7 +211,7 @@ def _settle(
     db.session.commit()
 
 
-def _defer(write: Claimed, worker: str, error: str, now: datetime, rules: SyncRules) -> SyncStatus:
+def _defer(write: Claimed, worker: str, error: str, now: datetime, rules: QueueRules) -> SyncStatus:
     attempts = write.attempts + 1
     if attempts >= rules.max_attempts:
         _settle(
@@ -291,14 +224,7 @@ def _defer(write: Claimed, worker: str, error: str, now: datetime, rules: SyncRu
             {"reason": error[:200], "attempts": attempts},
         )
         return SyncStatus.FAILED
-    held = _update(
-        sa.and_(SyncWrite.id == write.id, SyncWrite.claimed_by == worker),
-        attempts=attempts,
-        next_attempt_at=now + rules.retry_delay(attempts),
-        last_error=error[:500],
-        claimed_by=None,
-        claimed_until=None,
-    )
+    held = WRITES.retry(write.id, worker, attempts, error, now, rules)
     if attempts == 1:  # the first failure is news; the rest are on the admin page
         record(
             Tag.SYNC_DEFERRED,
@@ -330,17 +256,6 @@ def _superseded(write: Claimed) -> bool:
     return bool(newer)
 
 
-def release(writes: list[Claimed], worker: str) -> None:
-    """Give back leases on writes this worker will not try (stopping, lease nearly over)."""
-    for write in writes:
-        _update(
-            sa.and_(SyncWrite.id == write.id, SyncWrite.claimed_by == worker),
-            claimed_by=None,
-            claimed_until=None,
-        )
-    db.session.commit()
-
-
 # --- one pass ----------------------------------------------------------------------------------
 
 
@@ -353,7 +268,7 @@ def sync_due(
     stop: Stop | None = None,
 ) -> SyncPassResult:
     """One pass: apply every write due at ``now``, batch by batch, until none is left."""
-    rules = SyncRules.from_config(config)
+    rules = QueueRules.from_config(config, "SYNC")
     now = now or utcnow()
     result = SyncPassResult()
     adapters: dict[str, Directory] = {}
@@ -376,7 +291,7 @@ def _apply_batch(
     batch: list[Claimed],
     config: Mapping[str, Any],
     sync: Sync,
-    rules: SyncRules,
+    rules: QueueRules,
     worker: str,
     now: datetime,
     result: SyncPassResult,
@@ -387,7 +302,7 @@ def _apply_batch(
     deadline = time.monotonic() + rules.claim_seconds / 2
     for index, write in enumerate(batch):
         if (stop and stop.is_set()) or time.monotonic() > deadline:
-            release(batch[index:], worker)
+            WRITES.release((write.id for write in batch[index:]), worker)
             result.add("released", len(batch) - index)
             return
         result.add(_apply_one(write, config, sync, rules, worker, now, adapters, down))
@@ -397,7 +312,7 @@ def _apply_one(
     write: Claimed,
     config: Mapping[str, Any],
     sync: Sync,
-    rules: SyncRules,
+    rules: QueueRules,
     worker: str,
     now: datetime,
     adapters: dict[str, Directory],
@@ -423,7 +338,7 @@ def _apply_one(
 
 
 def _record_outcome(
-    write: Claimed, worker: str, outcome: Outcome, now: datetime, rules: SyncRules, down: dict[str, str]
+    write: Claimed, worker: str, outcome: Outcome, now: datetime, rules: QueueRules, down: dict[str, str]
 ) -> SyncStatus:
     log.warning("sync write %s to %s: %s (%s)", write.id, write.target, outcome.status, outcome.reason)
     if outcome.status is SyncStatus.QUEUED:
@@ -460,22 +375,12 @@ def run_worker(
     report: Callable[[SyncPassResult], None] = lambda result: None,
 ) -> SyncPassResult:
     """Pass after pass until ``stop`` is set (or ``max_seconds`` passed); the totals."""
-    started = time.monotonic()
-    totals = SyncPassResult()
-    while not stop.is_set():
-        try:
-            result = sync_due(config, sync, worker=worker, stop=stop)
-        except OperationalError as exc:  # the database is away: try again at the next poll
-            db.session.rollback()
-            log.warning("sync worker: database unavailable: %s", exc.orig)
-            result = SyncPassResult()
-        totals.merge(result)
-        if result.handled:
-            report(result)
-        left = poll_seconds
-        if max_seconds is not None:
-            left = min(left, max_seconds - (time.monotonic() - started))
-            if left <= 0:
-                break
-        stop.wait(left)
-    return totals
+    return run_passes(
+        lambda: sync_due(config, sync, worker=worker, stop=stop),
+        SyncPassResult,
+        name="sync",
+        stop=stop,
+        poll_seconds=poll_seconds,
+        max_seconds=max_seconds,
+        report=report,
+    )

@@ -169,7 +169,7 @@ def test_two_workers_never_claim_the_same_delivery(hooked_app: Flask) -> None:
         second = webhooks.claim_due("worker-b", now, rules)
         assert len(first) == 1
         assert second == []
-        later = webhooks.claim_due("worker-b", now + timedelta(seconds=rules.claim_seconds + 1), rules)
+        later = webhooks.claim_due("worker-b", now + timedelta(seconds=rules.queue.claim_seconds + 1), rules)
         assert [claimed.id for claimed in later] == [first[0].id]  # a crashed worker's claim lapses
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from selfservice.mail.delivery import DeliveryRules, claim_due, deliver_due
+from selfservice.mail.delivery import claim_due, deliver_due
 from selfservice.mail.services import queue_mail
+from selfservice.queues import QueueRules
 from selfservice.timeutil import utcnow
 from tests.mail.helpers import outbox, queue_many
 
@@ -113,7 +114,7 @@ def test_a_message_is_not_retried_before_its_backoff_is_over(make_app, stopped_s
 
 
 def test_backoff_doubles_up_to_its_ceiling():
-    rules = DeliveryRules(
+    rules = QueueRules(
         max_attempts=12, retry_base_seconds=60, retry_max_seconds=3600, batch_size=20, claim_seconds=600
     )
     delays = [rules.retry_delay(attempt).total_seconds() for attempt in range(1, 10)]
@@ -175,7 +176,7 @@ def test_a_crashed_workers_claim_lapses_and_another_worker_sends_its_mail_once(m
     with app.app_context():
         queue_many(3)
         now = utcnow()
-        crashed = claim_due("crashed-worker", now, DeliveryRules.from_config(app.config))
+        crashed = claim_due("crashed-worker", now, QueueRules.from_config(app.config, "MAIL"))
         during_lease = deliver_due(app.config, worker=worker, now=now + timedelta(seconds=599))
         after_lease = deliver_due(app.config, worker=worker, now=now + timedelta(seconds=601))
         rows = outbox()
