@@ -6,7 +6,14 @@ from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import InterfaceError, InternalError, OperationalError
 from sqlalchemy.types import TypeDecorator
+
+#: The database, not the request, is at fault: connection lost, read-only (PostgreSQL raises
+#: InternalError in a read-only transaction: a standby after a failover), disk full, locked.
+#: A page answers 503; a worker ends its pass and tries again. (Constraint and programming
+#: errors are other DBAPIError kinds: they stay errors.)
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, InternalError)
 
 #: 64-bit ids on PostgreSQL; SQLite only auto-increments INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")

@@ -17,8 +17,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy.exc import OperationalError
-
+from selfservice.dbtypes import DATABASE_UNAVAILABLE
 from selfservice.extensions import db
 
 log = logging.getLogger(__name__)
@@ -97,7 +96,8 @@ def run_passes(
 ) -> Totals:
     """Pass after pass until ``stop`` is set (or ``max_seconds`` passed); the totals.
 
-    A database that is away ends a pass, not the worker: it tries again at the next poll.
+    A database that is away or read-only ends a pass, not the worker: it tries again at the
+    next poll.
     ``before_pass`` runs first in every pass; ``nothing()`` is an empty pass.
     """
     started = time.monotonic()
@@ -106,7 +106,7 @@ def run_passes(
         try:
             before_pass()
             result = one_pass()
-        except OperationalError as exc:
+        except DATABASE_UNAVAILABLE as exc:
             db.session.rollback()
             log.warning("%s worker: database unavailable: %s", name, exc.orig)
             result = nothing()

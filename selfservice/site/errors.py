@@ -8,10 +8,11 @@ from flask import Flask, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from limits.errors import StorageError
-from sqlalchemy.exc import DBAPIError, InterfaceError, InternalError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from selfservice.api.errors import json_error
+from selfservice.dbtypes import DATABASE_UNAVAILABLE
 from selfservice.directory.interfaces import DirectoryUnavailable
 from selfservice.extensions import db
 from selfservice.i18n import _
@@ -32,7 +33,7 @@ def directory_unavailable(error: DirectoryUnavailable) -> Page:
 
 
 def database_unavailable(error: DBAPIError) -> Page:
-    """Connection lost, read-only, disk full, locked: the database, not the request, is at fault.
+    """Connection lost, read-only, disk full, locked (``dbtypes.DATABASE_UNAVAILABLE``).
 
     (Constraint and programming errors are other DBAPIError kinds: they stay 500s, and logged.)
     """
@@ -123,9 +124,8 @@ def _messages() -> dict[int, tuple[str, str]]:
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(DirectoryUnavailable, directory_unavailable)
-    app.register_error_handler(OperationalError, database_unavailable)
-    app.register_error_handler(InterfaceError, database_unavailable)
-    app.register_error_handler(InternalError, database_unavailable)  # PostgreSQL read-only
+    for database_error in DATABASE_UNAVAILABLE:
+        app.register_error_handler(database_error, database_unavailable)
     for storage_error in _limiter_storage_errors(app.config["RATELIMIT_STORAGE_URI"]):
         app.register_error_handler(storage_error, limiter_unavailable)
     app.register_error_handler(CSRFError, csrf_failed)

@@ -21,6 +21,7 @@ from selfservice.api.models import DeliveryStatus, WebhookDelivery
 from selfservice.extensions import db
 from selfservice.timeutil import utcnow
 from tests.api.helpers import STUDENT, Api, issue
+from tests.site.test_outages import on_every_connection, read_only, writable
 
 SECRET = "webhook-secret-for-tests-0123456789abcdef"
 
@@ -212,6 +213,24 @@ def test_only_changes_of_status_are_announced(hooked_app: Flask) -> None:
         desk.add_note(request, its, "called the family", revision=None, origin=SYSTEM)
     assert [row.request_status for row in deliveries(hooked_app)] == ["open", "in-progress"]
     assert all(row.payload["request"]["number"] == number for row in deliveries(hooked_app))
+
+
+def test_the_worker_outlives_a_database_that_refuses_writes(
+    hooked_app: Flask, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.start()
+    Api(hooked_app.test_client(), issue(hooked_app)).post("/requests", STUDENT)
+    on_every_connection(hooked_app, read_only)  # claiming a delivery is a write
+    result = hooked_app.test_cli_runner().invoke(args=["deliver-webhooks", "--max-seconds", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert "stopped" in result.output
+    assert any(
+        record.getMessage().startswith("webhook worker: database unavailable") for record in caplog.records
+    )
+    assert receiver.received == []
+    on_every_connection(hooked_app, writable)  # the database takes writes again
+    assert deliver(hooked_app).sent == 1  # nothing was lost
+    assert len(receiver.received) == 1
 
 
 def test_the_long_running_worker_delivers_what_arrives(hooked_app: Flask, receiver: Receiver) -> None:

@@ -46,6 +46,11 @@ def read_only(dialect: str) -> str:
     return "PRAGMA query_only = ON" if dialect == "sqlite" else "SET default_transaction_read_only = on"
 
 
+def writable(dialect: str) -> str:
+    """Undoes :func:`read_only` (its listener stays: this one runs after it)."""
+    return "PRAGMA query_only = OFF" if dialect == "sqlite" else "SET default_transaction_read_only = off"
+
+
 def test_healthz_is_ok_when_every_part_answers(client: Any) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
