@@ -17,11 +17,21 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any, Protocol, TypeVar
 
+import click
+
 from selfservice.dbtypes import DATABASE_UNAVAILABLE
 from selfservice.extensions import db
 
 log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+#: The long-running commands' ``--max-seconds`` (deliver-mail, sync run, deliver-webhooks).
+max_seconds_option = click.option(
+    "--max-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop the worker after this many seconds (at the first pause after it).",
+)
 
 
 class Stop(Protocol):

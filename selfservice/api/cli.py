@@ -10,7 +10,7 @@ from selfservice.api import clients, webhooks
 from selfservice.api.clients import Scope
 from selfservice.audit.services import SYSTEM
 from selfservice.i18n import _
-from selfservice.workers import StopFlag, run_passes, stopped_by_signals, worker_name
+from selfservice.workers import StopFlag, max_seconds_option, run_passes, stopped_by_signals, worker_name
 
 CLI_ACTOR = "cli"
 
@@ -88,12 +88,7 @@ def revoke_command(name: str) -> None:
 
 @click.command("deliver-webhooks")
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
-@click.option(
-    "--max-seconds",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Stop the worker after this many seconds (at the first pause after it).",
-)
+@max_seconds_option
 @with_appcontext
 def deliver_webhooks_command(once: bool, max_seconds: float | None) -> None:
     """POST the queued webhook deliveries, with retries and backoff; several workers may run at once."""

@@ -10,17 +10,12 @@ from selfservice.config import ConfigError
 from selfservice.mail.delivery import PassResult, deliver_due, run_worker
 from selfservice.mail.smtp import SmtpSettings
 from selfservice.portal.reconcile import run_configured_sweep
-from selfservice.workers import StopFlag, stopped_by_signals, worker_name
+from selfservice.workers import StopFlag, max_seconds_option, stopped_by_signals, worker_name
 
 
 @click.command("deliver-mail")
 @click.option("--once", is_flag=True, help="Send what is due now, then exit (status 1 if the relay is down).")
-@click.option(
-    "--max-seconds",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Stop the worker after this many seconds (at the first pause after it).",
-)
+@max_seconds_option
 @with_appcontext
 def deliver_mail_command(once: bool, max_seconds: float | None) -> None:
     """Send the outbox over SMTP, with retries and backoff; several workers may run at once."""

@@ -13,7 +13,7 @@ from selfservice.sync.models import SyncStatus
 from selfservice.sync.services import give_up, retry_now, target_states
 from selfservice.sync.worker import SyncPassResult, run_worker, sync_due
 from selfservice.timeutil import utcnow
-from selfservice.workers import StopFlag, stopped_by_signals, worker_name
+from selfservice.workers import StopFlag, max_seconds_option, stopped_by_signals, worker_name
 
 
 @click.group("sync")
@@ -23,12 +23,7 @@ def sync_group() -> None:
 
 @sync_group.command("run")
 @click.option("--once", is_flag=True, help="Apply what is due now, then exit.")
-@click.option(
-    "--max-seconds",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Stop the worker after this many seconds (at the first pause after it).",
-)
+@max_seconds_option
 @with_appcontext
 def run_command(once: bool, max_seconds: float | None) -> None:
     """Apply queued password changes to every target, with retries; several workers may run at once."""
