@@ -105,7 +105,7 @@ def deliver_webhooks_command(once: bool, max_seconds: float | None) -> None:
     click.echo(f"webhook worker {worker} started: polling every {poll} s")
     with stopped_by_signals(stop):
         run_passes(
-            lambda: webhooks.deliver_due(config, worker=worker),
+            lambda: webhooks.deliver_due(config, worker=worker, stop=stop),
             webhooks.PassResult,
             name="webhook",
             stop=stop,

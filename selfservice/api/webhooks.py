@@ -44,6 +44,7 @@ from selfservice.extensions import db
 from selfservice.helpdesk.models import HelpRequest, RequestEvent
 from selfservice.queues import LeasedQueue, QueueRules
 from selfservice.timeutil import utcnow
+from selfservice.workers import Stop
 
 log = logging.getLogger(__name__)
 
@@ -169,17 +170,20 @@ class PassResult:
     sent: int = 0
     retry: int = 0
     failed: int = 0
+    released: int = 0
 
     def summary(self) -> str:
-        return f"sent {self.sent}, failed {self.failed}, retry {self.retry}"
+        text = f"sent {self.sent}, failed {self.failed}, retry {self.retry}"
+        return text + (f", released {self.released}" if self.released else "")
 
     def worth_reporting(self) -> bool:
-        return bool(self.sent or self.retry or self.failed)
+        return bool(self.sent or self.retry or self.failed or self.released)
 
     def merge(self, other: PassResult) -> None:
         self.sent += other.sent
         self.retry += other.retry
         self.failed += other.failed
+        self.released += other.released
 
 
 DELIVERIES = LeasedQueue(WebhookDelivery)
@@ -211,15 +215,23 @@ def post(delivery: Claimed, rules: WebhookRules) -> str | None:
         return f"{type(exc).__name__}: {exc}"
 
 
-def deliver_due(config: Mapping[str, Any], *, worker: str, now: datetime | None = None) -> PassResult:
-    """One pass: POST every delivery due at ``now``."""
+def deliver_due(
+    config: Mapping[str, Any], *, worker: str, now: datetime | None = None, stop: Stop | None = None
+) -> PassResult:
+    """One pass: POST every delivery due at ``now``, batch by batch, until none is left."""
     rules = WebhookRules.from_config(config)
     now = now or utcnow()
     result = PassResult()
-    while batch := claim_due(worker, now, rules):
-        for delivery in batch:
-            error = post(delivery, rules)
-            _record(delivery, worker, error, rules, result)
+    while not (stop and stop.is_set()) and (batch := claim_due(worker, now, rules)):
+        # No POST starts unless it can end (timeout) before the lease lapses, so no other
+        # worker can take a delivery this one is still sending.
+        deadline = time.monotonic() + rules.queue.claim_seconds - 2 * rules.timeout_seconds
+        for index, delivery in enumerate(batch):
+            if (stop and stop.is_set()) or time.monotonic() > deadline:
+                DELIVERIES.release((left.id for left in batch[index:]), worker)
+                result.released += len(batch) - index
+                return result
+            _record(delivery, worker, post(delivery, rules), rules, result)
     return result
 
 

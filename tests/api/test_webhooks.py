@@ -39,18 +39,21 @@ class Receiver:
         self.port = port
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.server: ThreadingHTTPServer | None = None
+        #: Seconds each answer takes (a slow desk).
+        self.delay = 0.0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hooks/selfservice"
 
     def start(self) -> None:
-        received = self.received
+        received, receiver = self.received, self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 received.append((dict(self.headers), body))
+                time.sleep(receiver.delay)
                 self.send_response(204)
                 self.end_headers()
 
@@ -231,6 +234,30 @@ def test_the_worker_outlives_a_database_that_refuses_writes(
     on_every_connection(hooked_app, writable)  # the database takes writes again
     assert deliver(hooked_app).sent == 1  # nothing was lost
     assert len(receiver.received) == 1
+
+
+def test_a_slow_desk_gets_no_post_after_the_lease_would_lapse(make_app: Any, receiver: Receiver) -> None:
+    # A lease of 3 s and a 1 s timeout: the worker may start a POST only in its first second,
+    # so another worker taking the rest after the lease can never send one twice.
+    app = make_app(
+        WEBHOOK_URLS=[receiver.url],
+        WEBHOOK_SECRET=SECRET,
+        WEBHOOK_CLAIM_SECONDS=3,
+        WEBHOOK_TIMEOUT_SECONDS=1,
+    )
+    receiver.delay = 0.6
+    receiver.start()
+    api = Api(app.test_client(), issue(app))
+    for _ in range(3):
+        api.post("/requests", STUDENT)
+    first = deliver(app)
+    assert (first.sent, first.released) == (2, 1)
+    assert len(receiver.received) == 2
+    left = [row for row in deliveries(app) if row.status == DeliveryStatus.QUEUED.value]
+    assert [(row.claimed_by, row.attempts) for row in left] == [(None, 0)]  # given back, not a failure
+    receiver.delay = 0.0
+    assert deliver(app).sent == 1
+    assert len(receiver.received) == 3
 
 
 def test_the_long_running_worker_delivers_what_arrives(hooked_app: Flask, receiver: Receiver) -> None:
