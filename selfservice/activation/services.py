@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 import unicodedata
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from selfservice.activation.models import ParentActivation
@@ -46,13 +44,10 @@ from selfservice.limiter import Limiter
 from selfservice.mail.notices import compose
 from selfservice.mail.services import queue_mail
 from selfservice.portal.passwords import How, NewPassword, apply_new_password
-from selfservice.security import Security
+from selfservice.security import Security, codes
 from selfservice.security.lockout import Locked
-from selfservice.security.models import VerificationCode
 from selfservice.timeutil import utcnow
 
-CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
-CODE_LENGTH = 8
 #: Compared against when the account number is unknown, so both paths do the same work.
 DECOY_PIN = "decoy-pin-never-matches"
 
@@ -167,23 +162,14 @@ def _matches(account: Account | None, details: Details) -> bool:
 
 
 def _send_code(settings: Mapping[str, Any], account: Account, origin: Origin) -> None:
-    """Mail a fresh code to the address on file; an older unused code of the account dies."""
-    code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-    now = utcnow()
+    """Mail a fresh code to the address on file; an older activation code of the account dies."""
     minutes = settings["CODE_MINUTES"]
-    db.session.execute(
-        update(VerificationCode)
-        .where(VerificationCode.account_key == account.key, VerificationCode.used_at.is_(None))
-        .values(used_at=now)
-    )
-    db.session.add(
-        VerificationCode(
-            account_key=account.key,
-            code_digest=_code_digest(settings, code),
-            created_at=now,
-            expires_at=now + timedelta(minutes=minutes),
-            tries_left=settings["CODE_TRIES"],
-        )
+    code = codes.issue(
+        account.key,
+        codes.Purpose.ACTIVATION,
+        lambda typed: _code_digest(settings, typed),
+        minutes=minutes,
+        tries=settings["CODE_TRIES"],
     )
     body = compose("activation_code", account=account, code=code, minutes=minutes)
     queue_mail(account.email or "", _("Your activation code"), body, purpose="activation:code", commit=False)
@@ -195,49 +181,18 @@ def check_code(
     settings: Mapping[str, Any], account: Account, typed: str, origin: Origin
 ) -> tuple[CodeOutcome, int]:
     """Spend one try of the live code atomically, then compare; (outcome, tries left)."""
-    row = db.session.scalar(
-        select(VerificationCode)
-        .where(VerificationCode.account_key == account.key, VerificationCode.used_at.is_(None))
-        .order_by(VerificationCode.id.desc())
-        .limit(1)
-    )
-    if row is None or not _spend_try(row.id):
+    row = codes.live_code(account.key, codes.Purpose.ACTIVATION)
+    # Read now: spending the try commits, which expires the row (reading it again is a query).
+    code_id, stored, tries = (row.id, row.code_digest, row.tries_left) if row else (0, "", 0)
+    if row is None or not codes.spend_try(code_id):
         _audit(Tag.ACTIVATION_CODE_FAILED, "refused", origin, account, reason="expired-or-used")
         return CodeOutcome.SPENT, 0
-    typed_digest = _code_digest(settings, "".join(c for c in typed.upper() if c.isalnum()))
-    if hmac.compare_digest(row.code_digest, typed_digest) and _use(row.id):
+    if hmac.compare_digest(stored, _code_digest(settings, codes.normalise(typed))) and codes.use(code_id):
         _audit(Tag.ACTIVATION_CODE_VERIFIED, "success", origin, account)
-        return CodeOutcome.RIGHT, row.tries_left
-    tries_left = (
-        db.session.scalar(select(VerificationCode.tries_left).where(VerificationCode.id == row.id)) or 0
-    )
+        return CodeOutcome.RIGHT, tries - 1
+    tries_left = codes.tries_left(code_id)
     _audit(Tag.ACTIVATION_CODE_FAILED, "failure", origin, account, reason="wrong", tries_left=tries_left)
     return (CodeOutcome.WRONG if tries_left else CodeOutcome.SPENT), tries_left
-
-
-def _spend_try(code_id: int) -> bool:
-    spent = db.session.execute(
-        update(VerificationCode)
-        .where(
-            VerificationCode.id == code_id,
-            VerificationCode.used_at.is_(None),
-            VerificationCode.tries_left > 0,
-            VerificationCode.expires_at > utcnow(),
-        )
-        .values(tries_left=VerificationCode.tries_left - 1)
-    ).rowcount  # type: ignore[attr-defined]
-    db.session.commit()
-    return spent == 1
-
-
-def _use(code_id: int) -> bool:
-    used = db.session.execute(
-        update(VerificationCode)
-        .where(VerificationCode.id == code_id, VerificationCode.used_at.is_(None))
-        .values(used_at=utcnow())
-    ).rowcount  # type: ignore[attr-defined]
-    db.session.commit()
-    return used == 1
 
 
 def set_password(

@@ -23,7 +23,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import lazyload
 
@@ -49,17 +49,14 @@ from selfservice.portal.passwords import (
     apply_new_password,
     refuse_if_disabled,
 )
-from selfservice.security import Security
+from selfservice.security import Security, codes
 from selfservice.security.answers import AnswerHasher
 from selfservice.security.lockout import Locked
-from selfservice.security.models import VerificationCode
 from selfservice.security.tokens import Purpose, TokenRefused
 from selfservice.security.work import Busy
 from selfservice.timeutil import utcnow
 
 #: No 0/O, 1/I/L: easy to read aloud and to type from a phone.
-CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
-CODE_LENGTH = 8
 REQUIRED, IF_AVAILABLE, OFF = "required", "if-available", "off"
 
 
@@ -425,23 +422,14 @@ def _reset_step(security: Security, settings: Mapping[str, Any], account: Accoun
 
 
 def _send_code(settings: Mapping[str, Any], account: Account, origin: Origin) -> None:
-    """Mail a fresh code to the address on file only; an older code of the account dies."""
-    code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-    now = utcnow()
+    """Mail a fresh code to the address on file only; an older recovery code of the account dies."""
     minutes = settings["CODE_MINUTES"]
-    db.session.execute(
-        update(VerificationCode)
-        .where(VerificationCode.account_key == account.key, VerificationCode.used_at.is_(None))
-        .values(used_at=now)
-    )
-    db.session.add(
-        VerificationCode(
-            account_key=account.key,
-            code_digest=_code_digest(settings, code),
-            created_at=now,
-            expires_at=now + timedelta(minutes=minutes),
-            tries_left=settings["CODE_TRIES"],
-        )
+    code = codes.issue(
+        account.key,
+        codes.Purpose.RECOVERY,
+        lambda typed: _code_digest(settings, typed),
+        minutes=minutes,
+        tries=settings["CODE_TRIES"],
     )
     body = compose("verification_code", account=account, code=code, minutes=minutes)
     queue_mail(account.email or "", _("Your verification code"), body, purpose="recovery:code", commit=False)
@@ -459,22 +447,22 @@ def check_code(
 ) -> Step:
     """Spend one try of the live code atomically, then compare; a match is single use."""
     account = directory.get(attempt.subject, with_roles=False)
-    row = _live_code(attempt.subject)
+    row = codes.live_code(attempt.subject, codes.Purpose.RECOVERY)
     # Read now: the claim's commit expires the row, and reading it again is a query.
     code_id, stored = (row.id, row.code_digest) if row else (0, "")
     if (
         account is None
         or row is None
         or not _claim_code(security, account, origin)
-        or not _spend_try(code_id)
+        or not codes.spend_try(code_id)
     ):
         if account is not None:
             _record_code(Tag.RECOVERY_CODE_FAILED, "refused", origin, account, reason="expired-or-used")
         return Step(Stage.HELP, kind=account.kind if account else None, reason=HelpReason.CODE_FAILED)
-    if hmac.compare_digest(stored, _code_digest(settings, _normalise_code(typed))) and _use(code_id):
+    if hmac.compare_digest(stored, _code_digest(settings, codes.normalise(typed))) and codes.use(code_id):
         security.lockout.give_back_code(account.key)
         return _reset_step(security, settings, account, origin)
-    tries_left = db.session.scalar(select(VerificationCode.tries_left).where(VerificationCode.id == code_id))
+    tries_left = codes.tries_left(code_id)
     _record_code(Tag.RECOVERY_CODE_FAILED, "failure", origin, account, reason="wrong", tries_left=tries_left)
     _notice_if_due(security, account.key, account)
     if not tries_left:
@@ -489,41 +477,6 @@ def _claim_code(security: Security, account: Account, origin: Origin) -> bool:
     except Locked:
         return False
     return True
-
-
-def _live_code(account_key: str) -> VerificationCode | None:
-    return db.session.scalar(
-        select(VerificationCode)
-        .where(VerificationCode.account_key == account_key, VerificationCode.used_at.is_(None))
-        .order_by(VerificationCode.id.desc())
-        .limit(1)
-    )
-
-
-def _spend_try(code_id: int) -> bool:
-    """One atomic UPDATE per try, so parallel guesses cannot share a try."""
-    spent = db.session.execute(
-        update(VerificationCode)
-        .where(
-            VerificationCode.id == code_id,
-            VerificationCode.used_at.is_(None),
-            VerificationCode.tries_left > 0,
-            VerificationCode.expires_at > utcnow(),
-        )
-        .values(tries_left=VerificationCode.tries_left - 1)
-    ).rowcount  # type: ignore[attr-defined]
-    db.session.commit()
-    return spent == 1
-
-
-def _use(code_id: int) -> bool:
-    used = db.session.execute(
-        update(VerificationCode)
-        .where(VerificationCode.id == code_id, VerificationCode.used_at.is_(None))
-        .values(used_at=utcnow())
-    ).rowcount  # type: ignore[attr-defined]
-    db.session.commit()
-    return used == 1
 
 
 def _record_code(
@@ -593,10 +546,6 @@ def reset_password(
 
 
 # Small helpers --------------------------------------------------------------------
-
-
-def _normalise_code(typed: str) -> str:
-    return "".join(c for c in typed.upper() if c.isalnum())
 
 
 def _hmac(settings: Mapping[str, Any], message: str) -> str:

@@ -51,6 +51,8 @@ class VerificationCode(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_key: Mapped[str] = mapped_column(String(64), index=True)
+    #: The flow that mailed it (``security.codes.Purpose``): checked only by that flow.
+    purpose: Mapped[str] = mapped_column(String(16), server_default="")
     #: HMAC-SHA256 of the code under the app's secret key; the code is never stored.
     code_digest: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -29,6 +29,8 @@ from tests.activation.helpers import (
 from tests.api.helpers import Api, issue
 from tests.conftest import post_form
 from tests.fixtures.directories import ALL_DIRECTORIES
+from tests.portal.test_recovery import enroll, recover
+from tests.portal.test_recovery import mailed_code as recovery_code
 
 
 def tags(app: Flask) -> list[str]:
@@ -294,3 +296,28 @@ def test_an_account_disabled_during_activation_gets_no_password(app: Flask, clie
             ).all()
             == []
         )
+
+
+# One account, two flows that mail codes: each keeps its own -----------------------
+
+
+def test_an_activation_letter_does_not_void_a_recovery_code_in_flight(app: Flask) -> None:
+    enroll(app, "p2000001")  # enrolled, never activated through /activate
+    recovering = app.test_client()
+    assert recover(recovering, app, "p2000001") == "/forgot/code"
+    code = recovery_code(app)
+    assert submit_letter(app.test_client()).headers["Location"].endswith("/activate/code")
+    response = post_form(recovering, "/forgot/code", {"code": code})
+    assert response.status_code == 303
+    assert "/forgot/reset/" in response.headers["Location"]
+
+
+def test_a_recovery_code_does_not_void_an_activation_code_in_flight(app: Flask) -> None:
+    enroll(app, "p2000001")
+    activating = app.test_client()
+    assert submit_letter(activating).headers["Location"].endswith("/activate/code")
+    code = mailed_code(app)
+    assert recover(app.test_client(), app, "p2000001") == "/forgot/code"
+    response = post_form(activating, "/activate/code", {"code": code})
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/activate/password")
