@@ -19,17 +19,17 @@ from flask_babel import get_locale, ngettext
 from selfservice.activation import services
 from selfservice.activation.forms import ActivationForm
 from selfservice.directory import get_directory
-from selfservice.directory.interfaces import Account
+from selfservice.directory.interfaces import Account, DirectoryUnavailable
 from selfservice.extensions import limiter
 from selfservice.i18n import _, remember_page_language
 from selfservice.portal import change, enrollment
 from selfservice.portal.forms import RecoveryPasswordForm, VerificationCodeForm, enrollment_form
-from selfservice.portal.passwords import AccountDisabled, NewPassword, PolicyViolation
+from selfservice.portal.passwords import AccountDisabled, ChangeUnconfirmed, NewPassword, PolicyViolation
 from selfservice.portal.recovery import Attempt, seal, unseal
 from selfservice.security import get_security
 from selfservice.security.throttling import throttle
 from selfservice.security.tokens import TokenRefused
-from selfservice.site.errors import account_disabled
+from selfservice.site.errors import account_disabled, password_not_changed, password_unconfirmed
 from selfservice.web import current_origin
 
 blueprint = Blueprint("activation", __name__, url_prefix="/activate")
@@ -118,6 +118,10 @@ def password() -> ResponseReturnValue:
             return _start_over()
         except AccountDisabled:
             return account_disabled(account.kind.value)
+        except DirectoryUnavailable:  # nothing was written: the step (and its token) still works
+            return password_not_changed(url_for(".password"))
+        except ChangeUnconfirmed:  # the sweeper settles it; if nothing changed, the step works again
+            return password_unconfirmed(url_for(".password"))
         except PolicyViolation as refused:
             on_new, on_confirm = change.split_problems(refused.problems)
             form.new_password.errors.extend(_(problem) for problem in on_new)
