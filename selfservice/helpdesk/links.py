@@ -28,7 +28,7 @@ from selfservice.helpdesk.models import (
     ResetLink,
     Status,
 )
-from selfservice.helpdesk.queues import Staff, can_work_its, is_own, opened_it, require
+from selfservice.helpdesk.queues import Staff, can_work_its, is_own, opened_it, reaches, require
 from selfservice.helpdesk.services import ActionRefused, add_event, audit, transition
 from selfservice.i18n_markers import N_
 from selfservice.portal.passwords import How, NewPassword, Spend, apply_new_password, refuse_if_disabled
@@ -56,6 +56,11 @@ OPENER_ISSUES = N_(
 )
 ISSUER_RECEIVES = N_(
     "This link would be sent to your own address or account, so a colleague in ITS must issue it."
+)
+OPENER_RECEIVES = N_(
+    "The parent's address on file is now the address of the employee who opened this request, and "
+    "a parent's link never goes to whoever opened the request. Ask the parent to check the address "
+    "on the Parent Information screen."
 )
 
 
@@ -100,6 +105,9 @@ def issue_reset_link(
     recipient, address = _recipient(directory, request, holder)
     if is_own(directory, staff, holder, address):
         raise ActionRefused(ISSUER_RECEIVES)
+    # Checked when the request was opened, and again now: the address on file may have changed since.
+    if recipient == "parent" and reaches(directory, request.opened_by_key, holder, address):
+        raise ActionRefused(OPENER_RECEIVES)
     transition(
         request,
         revision=revision,
