@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
-from selfservice.directory.interfaces import Account, Directory
+from selfservice.directory.interfaces import Account, Directory, Role
 from selfservice.extensions import db
 from selfservice.helpdesk import notify
 from selfservice.helpdesk.models import (
@@ -40,6 +40,10 @@ from selfservice.timeutil import utcnow
 EMPLOYEE_NO_EMAIL = N_(
     "The employee who opened this request has no email address in the directory, so the link "
     "cannot be sent. Ask them to have an address added, then issue the link."
+)
+EMPLOYEE_GONE = N_(
+    "The employee who opened this request is no longer an active employee in the directory, so the "
+    "student's link cannot go to them. Ask a colleague to open a new request for the student."
 )
 PARENT_NO_EMAIL = N_(
     "This parent no longer has an email address on file, so the link cannot be sent. Ask the parent "
@@ -150,6 +154,8 @@ def _recipient(directory: Directory, request: HelpRequest, holder: Account) -> t
     """("employee" | "parent", address), read from the directory now; never from a form."""
     if request.kind == RequestKind.STUDENT:
         employee = directory.get(request.opened_by_key)
+        if employee is not None and (employee.disabled_by_admin or not employee.has_role(Role.EMPLOYEE)):
+            raise ActionRefused(EMPLOYEE_GONE)  # left, or moved on, since opening it
         if employee is None or not employee.email:
             raise ActionRefused(EMPLOYEE_NO_EMAIL)
         return "employee", employee.email
