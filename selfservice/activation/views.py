@@ -152,7 +152,8 @@ def questions() -> ResponseReturnValue:
             )
         except enrollment.EnrollmentRefused as refused:
             _show_refusal(form, refused)
-            _remember(account.key, QUESTIONS, services.step_token(security, current_app.config, account))
+            fresh = services.step_token(security, current_app.config, account)  # the same step, a new token
+            session[STATE_KEY] = {**session[STATE_KEY], "token": fresh}
         else:
             services.record_enrolled(account, current_origin())
             session.pop(STATE_KEY, None)
