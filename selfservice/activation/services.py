@@ -36,11 +36,11 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 
 from selfservice.activation.models import ParentActivation
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
+from selfservice.dbtypes import insert_for
 from selfservice.directory.interfaces import Account, AccountKind, Directory, DirectoryError
 from selfservice.extensions import db
 from selfservice.helpdesk.requests import names_match
@@ -286,14 +286,25 @@ def set_password(
     attribute that records the activation too (empty: the portal only).
     """
     spend = Spend(token, Purpose.ACTIVATION)
+    # The change's own transaction records the activation (record_activation), here or in the sweeper.
     apply_new_password(directory, security, account, new, how=How.ACTIVATION, origin=origin, spend=spend)
-    try:
-        db.session.add(ParentActivation(account_key=account.key, login=account.login, activated_at=utcnow()))
-        _audit(Tag.ACTIVATION_COMPLETED, "success", origin, account, commit=False)
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()  # a double submit: the first one recorded it
     _record_in_directory(directory, account, attribute, origin)
+
+
+def record_activation(account: Account, origin: Origin) -> None:
+    """The account's first password is set: it counts as activated (in the caller's transaction).
+
+    Called when the change is settled, whoever settles it (the write's answer or the sweeper);
+    an account already recorded stays as it was.
+    """
+    insert = insert_for(db.session.get_bind().dialect.name)
+    added = db.session.execute(
+        insert(ParentActivation)
+        .values(account_key=account.key, login=account.login, activated_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["account_key"])
+    ).rowcount  # type: ignore[attr-defined]
+    if added:
+        _audit(Tag.ACTIVATION_COMPLETED, "success", origin, account, commit=False)
 
 
 def _record_in_directory(directory: Directory, account: Account, attribute: str, origin: Origin) -> None:

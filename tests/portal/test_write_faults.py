@@ -16,6 +16,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from selfservice.activation.models import ParentActivation
 from selfservice.audit.models import AuditEvent
 from selfservice.audit.tags import Tag
 from selfservice.directory import get_directory
@@ -207,6 +208,14 @@ def test_an_activation_whose_write_nobody_can_confirm_is_told_so(
     assert response.status_code == 202
     assert "We could not confirm the change" in response.get_data(as_text=True)
     assert record_of(app, "p2000001", directory=ldap_directory).intents == ["unknown"]
+    with app.app_context():  # later, with slapd reachable again
+        sweep = reconcile(ldap_directory, get_security(), older_than=timedelta(0))
+        assert sweep.counts[Outcome.CHANGED] == 1
+        assert db.session.get(ParentActivation, ldap_directory.find("p2000001").key) is not None
+    state = record_of(app, "p2000001", directory=ldap_directory)
+    assert state.new_password_works
+    assert "account:activation:complete" in state.audit_tags
+    assert state.notices == ["notice:account_activated"]
 
 
 # --- the write never reaches slapd ------------------------------------------------------------
