@@ -14,9 +14,12 @@ timing do not tell which numbers exist (invariant 4). Only after the PIN and nam
 match does the page depend on the account: already activated, no email on file, or
 "we emailed you a code" (to the address on file only, invariant 8; per-address limit).
 
-The code is single use, short-lived and has few tries; it is kept as an HMAC. The
-password goes through portal/passwords.py (the directory's rules, the notice, the
-audit event); the questions through portal/enrollment.py. Every step is audited.
+The code is single use, short-lived and has few tries; it is kept as an HMAC. Each
+step after it (the password, then the questions) takes a one-time token (invariant 6):
+the browser's copy of the step is signed but could be replayed, the token's nonce is
+spent once and dies with any password change. The password goes through
+portal/passwords.py (the directory's rules, the notice, the audit event); the questions
+through portal/enrollment.py. Every step is audited.
 """
 
 from __future__ import annotations
@@ -27,15 +30,16 @@ import unicodedata
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
 
 from selfservice.activation.models import ParentActivation
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
+from selfservice.dbtypes import insert_for
 from selfservice.directory.interfaces import Account, AccountKind, Directory, DirectoryError
 from selfservice.extensions import db
 from selfservice.helpdesk.requests import names_match
@@ -43,9 +47,10 @@ from selfservice.i18n import _
 from selfservice.limiter import Limiter
 from selfservice.mail.notices import compose
 from selfservice.mail.services import queue_mail
-from selfservice.portal.passwords import How, NewPassword, apply_new_password
+from selfservice.portal.passwords import How, NewPassword, Spend, apply_new_password
 from selfservice.security import Security, codes
 from selfservice.security.lockout import Locked
+from selfservice.security.tokens import Purpose, TokenRefused
 from selfservice.timeutil import utcnow
 
 #: Compared against when the account number is unknown, so both paths do the same work.
@@ -195,6 +200,30 @@ def check_code(
     return (CodeOutcome.WRONG if tries_left else CodeOutcome.SPENT), tries_left
 
 
+def step_token(security: Security, settings: Mapping[str, Any], account: Account) -> str:
+    """A one-time token for the account's next step, live ACTIVATION_MINUTES."""
+    lifetime = timedelta(minutes=settings["ACTIVATION_MINUTES"])
+    token = security.tokens.issue(account.key, Purpose.ACTIVATION, lifetime).value
+    db.session.commit()
+    return token
+
+
+def step_is_live(security: Security, account: Account, token: str) -> bool:
+    """Whether ``token`` still opens the next step for ``account`` (unused, unexpired, no change since)."""
+    try:
+        return security.tokens.peek(token, Purpose.ACTIVATION).account_key == account.key
+    except TokenRefused:
+        return False
+
+
+def take_step(security: Security, account: Account, token: str) -> bool:
+    """Spend ``token`` (atomically: of two copies of the step, one goes on); False when it was spent."""
+    try:
+        return security.tokens.consume(token, Purpose.ACTIVATION).account_key == account.key
+    except TokenRefused:
+        return False
+
+
 def set_password(
     directory: Directory,
     security: Security,
@@ -202,21 +231,36 @@ def set_password(
     new: NewPassword,
     origin: Origin,
     *,
+    token: str,
     attribute: str = "",
 ) -> None:
     """Write the parent's first password under the directory's rules and record the account as activated.
 
-    Raises PolicyViolation (nothing written) like every other password path. ``attribute``
-    names the directory attribute that records the activation too (empty: the portal only).
+    ``token`` (from :func:`step_token`) is spent with the change. Raises PolicyViolation
+    (nothing written, the token still good) like every other password path, and
+    TokenRefused when the step was taken already. ``attribute`` names the directory
+    attribute that records the activation too (empty: the portal only).
     """
-    apply_new_password(directory, security, account, new, how=How.ACTIVATION, origin=origin)
-    try:
-        db.session.add(ParentActivation(account_key=account.key, login=account.login, activated_at=utcnow()))
-        _audit(Tag.ACTIVATION_COMPLETED, "success", origin, account, commit=False)
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()  # a double submit: the first one recorded it
+    spend = Spend(token, Purpose.ACTIVATION)
+    # The change's own transaction records the activation (record_activation), here or in the sweeper.
+    apply_new_password(directory, security, account, new, how=How.ACTIVATION, origin=origin, spend=spend)
     _record_in_directory(directory, account, attribute, origin)
+
+
+def record_activation(account: Account, origin: Origin) -> None:
+    """The account's first password is set: it counts as activated (in the caller's transaction).
+
+    Called when the change is settled, whoever settles it (the write's answer or the sweeper);
+    an account already recorded stays as it was.
+    """
+    insert = insert_for(db.session.get_bind().dialect.name)
+    added = db.session.execute(
+        insert(ParentActivation)
+        .values(account_key=account.key, login=account.login, activated_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["account_key"])
+    ).rowcount  # type: ignore[attr-defined]
+    if added:
+        _audit(Tag.ACTIVATION_COMPLETED, "success", origin, account, commit=False)
 
 
 def _record_in_directory(directory: Directory, account: Account, attribute: str, origin: Origin) -> None:

@@ -1,8 +1,9 @@
 """/activate: a parent claims the Parent Portal account from the letter, in one flow.
 
 Letter details -> code from the mail -> a password -> security questions -> done.
-The browser keeps only the step reached and the account key sealed (as /forgot does);
-each step refuses to run out of order.
+The browser keeps only the step reached, the account key sealed (as /forgot does) and,
+after the code, the one-time token of the next step; each step refuses to run out of
+order, or twice.
 """
 
 from __future__ import annotations
@@ -18,16 +19,17 @@ from flask_babel import get_locale, ngettext
 from selfservice.activation import services
 from selfservice.activation.forms import ActivationForm
 from selfservice.directory import get_directory
-from selfservice.directory.interfaces import Account
+from selfservice.directory.interfaces import Account, DirectoryUnavailable
 from selfservice.extensions import limiter
 from selfservice.i18n import _, remember_page_language
 from selfservice.portal import change, enrollment
 from selfservice.portal.forms import RecoveryPasswordForm, VerificationCodeForm, enrollment_form
-from selfservice.portal.passwords import AccountDisabled, NewPassword, PolicyViolation
+from selfservice.portal.passwords import AccountDisabled, ChangeUnconfirmed, NewPassword, PolicyViolation
 from selfservice.portal.recovery import Attempt, seal, unseal
 from selfservice.security import get_security
 from selfservice.security.throttling import throttle
-from selfservice.site.errors import account_disabled
+from selfservice.security.tokens import TokenRefused
+from selfservice.site.errors import account_disabled, password_not_changed, password_unconfirmed
 from selfservice.web import current_origin
 
 blueprint = Blueprint("activation", __name__, url_prefix="/activate")
@@ -83,7 +85,7 @@ def code() -> ResponseReturnValue:
         )
         if outcome is services.CodeOutcome.RIGHT:
             remember_page_language(account.key)  # the activation notice goes out in this language
-            _remember(account.key, PASSWORD)
+            _remember(account.key, PASSWORD, services.step_token(get_security(), current_app.config, account))
             return redirect(url_for(".password"), code=303)
         if outcome is services.CodeOutcome.SPENT:
             session.pop(STATE_KEY, None)
@@ -107,19 +109,25 @@ def password() -> ResponseReturnValue:
     form = RecoveryPasswordForm()
     if form.validate_on_submit():
         new = NewPassword(form.new_password.data, form.confirm.data)
+        security, attribute = get_security(), current_app.config["ACTIVATION_DIRECTORY_ATTRIBUTE"]
         try:
-            attribute = current_app.config["ACTIVATION_DIRECTORY_ATTRIBUTE"]
             services.set_password(
-                get_directory(), get_security(), account, new, current_origin(), attribute=attribute
+                get_directory(), security, account, new, current_origin(), token=_token(), attribute=attribute
             )
+        except TokenRefused:  # a copy of this step went first
+            return _start_over()
         except AccountDisabled:
             return account_disabled(account.kind.value)
+        except DirectoryUnavailable:  # nothing was written: the step (and its token) still works
+            return password_not_changed(url_for(".password"))
+        except ChangeUnconfirmed:  # the sweeper settles it; if nothing changed, the step works again
+            return password_unconfirmed(url_for(".password"))
         except PolicyViolation as refused:
             on_new, on_confirm = change.split_problems(refused.problems)
             form.new_password.errors.extend(_(problem) for problem in on_new)
             form.confirm.errors.extend(_(problem) for problem in on_confirm)
         else:
-            _remember(account.key, QUESTIONS)
+            _remember(account.key, QUESTIONS, services.step_token(security, current_app.config, account))
             return redirect(url_for(".questions"), code=303)
     return render_template(
         "activation/password.html", form=form, account=account
@@ -135,12 +143,17 @@ def questions() -> ResponseReturnValue:
     offered = enrollment.active_questions(str(get_locale()))
     form = enrollment_form(current_app.config["ENROLL_QUESTION_COUNT"], offered)
     if form.validate_on_submit():
+        security = get_security()
+        if not services.take_step(security, account, _token()):  # a copy of this step went first
+            return _start_over()
         try:
             enrollment.enroll(
                 account, form.choices(), current_password_for_rules=None, origin=current_origin()
             )
         except enrollment.EnrollmentRefused as refused:
             _show_refusal(form, refused)
+            fresh = services.step_token(security, current_app.config, account)  # the same step, a new token
+            session[STATE_KEY] = {**session[STATE_KEY], "token": fresh}
         else:
             services.record_enrolled(account, current_origin())
             session.pop(STATE_KEY, None)
@@ -167,13 +180,26 @@ def _show_refusal(form: Any, refused: enrollment.EnrollmentRefused) -> None:
 # --- the step reached, kept in the session ----------------------------------------------------
 
 
-def _remember(account_key: str, stage: str) -> None:
+def _remember(account_key: str, stage: str, token: str = "") -> None:
     sealed = seal(current_app.config, Attempt(lookup=secrets.token_urlsafe(12), subject=account_key))
-    session[STATE_KEY] = {**sealed, "stage": stage, "since": time.time()}
+    session[STATE_KEY] = {**sealed, "stage": stage, "since": time.time(), "token": token}
+
+
+def _token() -> str:
+    return str((session.get(STATE_KEY) or {}).get("token") or "")
+
+
+def _start_over() -> ResponseReturnValue:
+    session.pop(STATE_KEY, None)
+    return redirect(url_for(".start"), code=303)
 
 
 def _account_at(stage: str) -> Account | None:
-    """The account whose activation is at ``stage`` in this browser, while the flow is fresh."""
+    """The account whose activation is at ``stage`` in this browser, while the flow is fresh.
+
+    After the code, the step's token must still be live: a cookie copied from an earlier
+    visit, or kept past a password change, opens nothing.
+    """
     state = session.get(STATE_KEY)
     if not isinstance(state, dict) or state.get("stage") != stage:
         return None
@@ -181,4 +207,8 @@ def _account_at(stage: str) -> Account | None:
         session.pop(STATE_KEY, None)
         return None
     attempt = unseal(current_app.config, state)
-    return get_directory().get(attempt.subject) if attempt else None
+    account = get_directory().get(attempt.subject) if attempt else None
+    if account is not None and stage != CODE and not services.step_is_live(get_security(), account, _token()):
+        session.pop(STATE_KEY, None)
+        return None
+    return account

@@ -28,7 +28,8 @@ from selfservice.extensions import csrf, db, limiter
 from selfservice.helpdesk import requests as desk_requests
 from selfservice.helpdesk.forms import ParentRequestForm, StudentRequestForm
 from selfservice.i18n import _
-from selfservice.security import get_security
+from selfservice.limiter import RateLimited
+from selfservice.security import get_security, throttling
 from selfservice.timeutil import utcnow
 from selfservice.web import current_origin
 
@@ -39,6 +40,7 @@ csrf.exempt(blueprint)
 
 PUBLIC = frozenset({"api.openapi"})
 MISMATCH_SCOPE = "api-mismatch"
+MISMATCH_LIMIT = "HELPDESK_MISMATCH_RATE_LIMIT"
 STUDENT_FIELDS = ("student_id", "student_name", "birth_month_year", "note")
 PARENT_FIELDS = (
     "contact_name",
@@ -176,7 +178,6 @@ def open_request() -> ResponseReturnValue:
             fields={"kind": _("Use student or parent.")},
         )
     key = _idempotency_key()
-    _refuse_when_mismatches_spent()
     if kind == "student":
         form = _checked_form(StudentRequestForm, body, STUDENT_FIELDS)
         details: Any = desk_requests.StudentDetails(
@@ -195,6 +196,8 @@ def open_request() -> ResponseReturnValue:
             note=form.note.data or "",
         )
         opener = desk_requests.open_parent_request
+    _claim_mismatch()
+    mismatch = False
     try:
         opened = opener(
             get_directory(),
@@ -205,11 +208,13 @@ def open_request() -> ResponseReturnValue:
             form_key=services.form_key(g.api_client, key),
         )
     except desk_requests.RequestRefused as refused:
-        if refused.mismatch:
-            _count_mismatch()
+        mismatch = refused.mismatch
         raise ApiError(
             400, "refused", _(refused.message), fields=dict.fromkeys(refused.failed, _(refused.message))
         ) from None
+    finally:
+        if not mismatch:  # only details that did not match the directory keep their claim
+            throttling.give_back(current_app.config, MISMATCH_LIMIT, MISMATCH_SCOPE, str(g.api_client.id))
     return jsonify(services.describe_request(opened)), 201
 
 
@@ -224,24 +229,19 @@ def _idempotency_key() -> str | None:
     return key
 
 
-def _mismatch_limits() -> list[Any]:
-    return limiter.parse(current_app.config["HELPDESK_MISMATCH_RATE_LIMIT"])
-
-
-def _refuse_when_mismatches_spent() -> None:
-    """Details that did not match the directory count per client, as they do per employee."""
-    wait = limiter.exhausted(_mismatch_limits(), MISMATCH_SCOPE, str(g.api_client.id))
-    if wait is not None:
+def _claim_mismatch() -> None:
+    """Details that do not match count per client, as they do per employee: claimed before the
+    directory is asked, so a burst of parallel calls gets at most the limit's number of checks."""
+    client, endpoint = str(g.api_client.id), request.endpoint or "api"
+    try:
+        throttling.claim(current_app.config, MISMATCH_LIMIT, MISMATCH_SCOPE, client, endpoint)
+    except RateLimited as limited:
         raise ApiError(
             429,
             "rate_limited",
             _("Too many requests whose details did not match. Try again later."),
-            retry_after=wait,
-        )
-
-
-def _count_mismatch() -> None:
-    limiter.hit(_mismatch_limits(), MISMATCH_SCOPE, str(g.api_client.id))
+            retry_after=limited.resets_in,
+        ) from None
 
 
 @blueprint.get("/requests/<number>")

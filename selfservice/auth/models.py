@@ -15,8 +15,9 @@ from selfservice.timeutil import utcnow
 class WebSession(db.Model):
     """One browser's session. The cookie holds a random token; the row is keyed by its SHA-256.
 
-    ``account_key`` is set while someone is signed in, so every session of an account
-    can be ended at once (DESIGN invariant 17).
+    ``account_key`` is set while someone is signed in, or half-way (the password proved,
+    the second factor owed), so every session of an account can be ended at once (DESIGN
+    invariant 17).
     """
 
     __tablename__ = "web_session"

@@ -44,8 +44,10 @@ SERIALIZER = TaggedJSONSerializer()
 TOKEN_CHARS = 43
 #: The session key holding the signed-in account's snapshot (see auth.sessions).
 ACCOUNT_KEY = "account"
+#: The session key of a sign-in half-way: the password proved, the second factor owed.
+PENDING_KEY = "pending_sign_in"
 #: Keys that put a session on the server: someone signed in, or half-way (password proved).
-SERVER_KEYS = frozenset({ACCOUNT_KEY, "pending_sign_in"})
+SERVER_KEYS = frozenset({ACCOUNT_KEY, PENDING_KEY})
 
 
 def digest(token: str) -> str:
@@ -154,13 +156,15 @@ class DatabaseSessionInterface(SessionInterface):
     def _row_values(self, app: Flask, session: ServerSession) -> dict[str, Any]:
         now = utcnow()
         account = session.get(ACCOUNT_KEY) or {}
+        # A half-way sign-in belongs to its account too: ending the account's sessions ends it.
+        pending = session.get(PENDING_KEY) or {}
         idle = timedelta(minutes=app.config["SESSION_IDLE_MINUTES"])
         expires = now + idle
         if account:
             signed_in = datetime.fromtimestamp(account["signed_in_at"], tz=now.tzinfo)
             expires = min(expires, signed_in + timedelta(hours=app.config["SESSION_ABSOLUTE_HOURS"]))
         return {
-            "account_key": account.get("key"),
+            "account_key": account.get("key") or pending.get("key"),
             "data": self.serializer.dumps(dict(session)),
             "last_seen_at": now,
             "expires_at": expires,

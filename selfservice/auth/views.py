@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
-from selfservice.auth import second_factor, services
+from selfservice.auth import second_factor, services, store
 from selfservice.auth.forms import SecondFactorForm, SecondFactorSetupForm, SignInForm
 from selfservice.auth.sessions import end_session, start_session
 from selfservice.directory import get_directory
@@ -22,7 +22,7 @@ from selfservice.web import current_origin, safe_next
 blueprint = Blueprint("auth", __name__)
 
 #: A password proved, the second factor not yet: kept this long, for this many wrong codes.
-PENDING_KEY = "pending_sign_in"
+PENDING_KEY = store.PENDING_KEY
 PENDING_SECONDS = 300
 PENDING_MAX_TRIES = 5
 

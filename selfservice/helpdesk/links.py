@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
-from selfservice.directory.interfaces import Account, Directory
+from selfservice.directory.interfaces import Account, Directory, Role
 from selfservice.extensions import db
 from selfservice.helpdesk import notify
 from selfservice.helpdesk.models import (
@@ -28,7 +28,7 @@ from selfservice.helpdesk.models import (
     ResetLink,
     Status,
 )
-from selfservice.helpdesk.queues import Staff, can_work_its, is_own, opened_it, require
+from selfservice.helpdesk.queues import Staff, can_work_its, is_own, opened_it, reaches, require
 from selfservice.helpdesk.services import ActionRefused, add_event, audit, transition
 from selfservice.i18n_markers import N_
 from selfservice.portal.passwords import How, NewPassword, Spend, apply_new_password, refuse_if_disabled
@@ -40,6 +40,10 @@ from selfservice.timeutil import utcnow
 EMPLOYEE_NO_EMAIL = N_(
     "The employee who opened this request has no email address in the directory, so the link "
     "cannot be sent. Ask them to have an address added, then issue the link."
+)
+EMPLOYEE_GONE = N_(
+    "The employee who opened this request is no longer an active employee in the directory, so the "
+    "student's link cannot go to them. Ask a colleague to open a new request for the student."
 )
 PARENT_NO_EMAIL = N_(
     "This parent no longer has an email address on file, so the link cannot be sent. Ask the parent "
@@ -56,6 +60,11 @@ OPENER_ISSUES = N_(
 )
 ISSUER_RECEIVES = N_(
     "This link would be sent to your own address or account, so a colleague in ITS must issue it."
+)
+OPENER_RECEIVES = N_(
+    "The parent's address on file is now the address of the employee who opened this request, and "
+    "a parent's link never goes to whoever opened the request. Ask the parent to check the address "
+    "on the Parent Information screen."
 )
 
 
@@ -100,6 +109,9 @@ def issue_reset_link(
     recipient, address = _recipient(directory, request, holder)
     if is_own(directory, staff, holder, address):
         raise ActionRefused(ISSUER_RECEIVES)
+    # Checked when the request was opened, and again now: the address on file may have changed since.
+    if recipient == "parent" and reaches(directory, request.opened_by_key, holder, address):
+        raise ActionRefused(OPENER_RECEIVES)
     transition(
         request,
         revision=revision,
@@ -142,6 +154,8 @@ def _recipient(directory: Directory, request: HelpRequest, holder: Account) -> t
     """("employee" | "parent", address), read from the directory now; never from a form."""
     if request.kind == RequestKind.STUDENT:
         employee = directory.get(request.opened_by_key)
+        if employee is not None and (employee.disabled_by_admin or not employee.has_role(Role.EMPLOYEE)):
+            raise ActionRefused(EMPLOYEE_GONE)  # left, or moved on, since opening it
         if employee is None or not employee.email:
             raise ActionRefused(EMPLOYEE_NO_EMAIL)
         return "employee", employee.email

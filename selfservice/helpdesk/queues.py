@@ -93,9 +93,14 @@ def opened_it(staff: Staff, request: HelpRequest) -> bool:
 
 def is_own(directory: Directory, staff: Staff, holder: Account, address: str | None = None) -> bool:
     """Whether ``holder`` is ``staff``'s own account, or ``address`` (default: the holder's) is theirs."""
-    if holder.key == staff.key:
+    return reaches(directory, staff.key, holder, address)
+
+
+def reaches(directory: Directory, person_key: str, holder: Account, address: str | None = None) -> bool:
+    """Whether ``holder`` is the account ``person_key``, or ``address`` (default: the holder's) is theirs."""
+    if holder.key == person_key:
         return True
-    mine = directory.get(staff.key)
+    mine = directory.get(person_key)
     theirs = address if address is not None else holder.email
     return bool(mine and mine.email and theirs and mine.email.strip().casefold() == theirs.strip().casefold())
 

@@ -277,6 +277,10 @@ def _complete(
         from selfservice.helpdesk.links import resolve_by_link  # the help desk builds on this module
 
         resolve_by_link(directory, intent.token_nonce, account, origin)
+    if how is How.ACTIVATION:
+        from selfservice.activation.services import record_activation  # activation builds on this module
+
+        record_activation(account, origin)
     db.session.commit()
     return True
 

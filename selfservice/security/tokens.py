@@ -23,6 +23,7 @@ from selfservice.timeutil import utcnow
 class Purpose(StrEnum):
     RECOVERY = "recovery"  # after answering the questions: 10 minutes
     ASSISTED_RESET = "assisted-reset"  # a help-desk link: hours
+    ACTIVATION = "activation"  # a parent activation's next step, after the code: ACTIVATION_MINUTES
 
 
 class TokenRefused(Exception):

@@ -13,16 +13,20 @@ from sqlalchemy import event, select
 
 from selfservice.activation.models import ParentActivation
 from selfservice.audit.models import AuditEvent
+from selfservice.audit.services import Origin
 from selfservice.directory import get_directory
 from selfservice.extensions import db
 from selfservice.mail.models import OutboxMessage
 from selfservice.portal.enrollment import enrollment_status
+from selfservice.portal.passwords import How, NewPassword, apply_new_password
+from selfservice.security import get_security
 from selfservice.timeutil import utcnow
 from tests.activation.helpers import (
     LETTER,
     NEW_PASSWORD,
     NO_EMAIL_LETTER,
     activate,
+    answers,
     mailed_code,
     submit_letter,
 )
@@ -176,12 +180,74 @@ def test_the_password_follows_the_rules_and_a_refusal_keeps_the_step(app: Flask,
     assert ok.status_code == 303
 
 
+def test_refused_answers_keep_the_questions_step(app: Flask, client: FlaskClient) -> None:
+    submit_letter(client)
+    post_form(client, "/activate/code", {"code": mailed_code(app)})
+    post_form(client, "/activate/password", {"new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    chosen = answers(app, client)
+    same = {name: "harbor harbor" if name.startswith("answer_") else value for name, value in chosen.items()}
+    assert post_form(client, "/activate/questions", same).status_code == 400
+    done = post_form(client, "/activate/questions", chosen)
+    assert done.headers["Location"].endswith("/activate/done")
+
+
 def test_an_activated_account_cannot_be_claimed_again_with_the_letter(
     app: Flask, client: FlaskClient
 ) -> None:
     activate(app, client)
     again = submit_letter(app.test_client())
     assert "already active" in again.get_data(as_text=True)
+
+
+def copy_of(app: Flask, client: FlaskClient) -> FlaskClient:
+    """Another browser holding a copy of ``client``'s session cookie as it is now."""
+    name = app.config["SESSION_COOKIE_NAME"]
+    copy = app.test_client()
+    copy.set_cookie(name, client.get_cookie(name).value)
+    return copy
+
+
+def test_a_copied_step_cookie_sets_neither_the_password_nor_the_answers_again(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Each step after the code is single use (invariant 6): replaying its cookie does nothing."""
+    submit_letter(client)
+    post_form(client, "/activate/code", {"code": mailed_code(app)})
+    at_password = copy_of(app, client)
+    post_form(client, "/activate/password", {"new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    at_questions = copy_of(app, client)
+    chosen = answers(app, client)
+    assert post_form(client, "/activate/questions", chosen).headers["Location"].endswith("/activate/done")
+
+    other = "Walrus-Banjo-Quarry-91"
+    replayed = post_form(
+        at_password, "/activate/password", {"new_password": other, "confirm": other}, form_path="/activate"
+    )
+    assert replayed.status_code == 303
+    assert replayed.headers["Location"].endswith("/activate")
+    again = post_form(at_questions, "/activate/questions", chosen, form_path="/activate")
+    assert again.headers["Location"].endswith("/activate")
+    with app.app_context():
+        assert get_directory().authenticate("p2000001", other) is None
+        assert get_directory().authenticate("p2000001", NEW_PASSWORD) is not None
+    assert tags(app).count("account:password:activation") == 1
+    assert tags(app).count("account:enrollment:save") == 1
+
+
+def test_a_password_change_voids_the_questions_step_of_an_activation(app: Flask, client: FlaskClient) -> None:
+    submit_letter(client)
+    post_form(client, "/activate/code", {"code": mailed_code(app)})
+    post_form(client, "/activate/password", {"new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    chosen = answers(app, client)
+    with app.app_context():
+        directory = get_directory()
+        account = directory.find("p2000001")
+        changed = NewPassword("Orchard-Lantern-Pebble-51", "Orchard-Lantern-Pebble-51")
+        apply_new_password(directory, get_security(), account, changed, how=How.RECOVERY, origin=Origin())
+    assert client.get("/activate/questions").headers["Location"].endswith("/activate")
+    refused = post_form(client, "/activate/questions", chosen, form_path="/activate")
+    assert refused.headers["Location"].endswith("/activate")
+    assert "account:enrollment:save" not in tags(app)
 
 
 @pytest.mark.parametrize("field", ["account_number", "pin", "parent_name"])

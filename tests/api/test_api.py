@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -60,6 +61,39 @@ def test_the_same_checks_as_the_form_refuse_a_wrong_birth_month(app: Flask, api:
     with app.app_context():
         assert db.session.scalar(select(HelpRequest)) is None
     assert audit_rows(app, Tag.HELP_REQUEST_REFUSED)[0].actor == "api:sis"
+
+
+BURST = 16
+
+
+def test_a_burst_of_parallel_mismatches_gets_no_more_checks_than_the_limit(make_app: Any) -> None:
+    """Invariant 3, as for the help desk's form: the mismatch is claimed before the directory is asked."""
+    app = make_app(HELPDESK_MISMATCH_RATE_LIMIT="5 per hour")
+    api = Api(app.test_client(), issue(app))
+    barrier = threading.Barrier(BURST)
+    answers: list[Any] = []
+
+    def send() -> None:
+        barrier.wait()
+        answers.append(api.post("/requests", {**STUDENT, "birth_month_year": "042012"}))
+
+    threads = [threading.Thread(target=send) for _ in range(BURST)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answer.status_code for answer in answers) == [400] * 5 + [429] * (BURST - 5)
+    assert all(int(a.headers["Retry-After"]) >= 1 for a in answers if a.status_code == 429)
+    assert len(audit_rows(app, Tag.HELP_REQUEST_REFUSED)) == 5  # checked against the directory: 5
+
+
+def test_only_details_that_do_not_match_count_against_the_client(make_app: Any) -> None:
+    app = make_app(HELPDESK_MISMATCH_RATE_LIMIT="2 per hour")
+    api = Api(app.test_client(), issue(app))
+    assert [api.post("/requests", STUDENT).status_code for _ in range(3)] == [201] * 3
+    wrong = {**STUDENT, "birth_month_year": "042012"}
+    assert [api.post("/requests", wrong).status_code for _ in range(3)] == [400, 400, 429]
+    assert api.post("/requests", STUDENT).json["error"]["code"] == "rate_limited"
 
 
 def test_a_parent_without_email_is_refused_with_what_to_do(api: Api) -> None:

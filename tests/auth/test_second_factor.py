@@ -15,8 +15,13 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from selfservice.audit.services import SYSTEM
 from selfservice.audit.tags import Tag
 from selfservice.auth import second_factor
+from selfservice.auth.services import end_every_session
+from selfservice.extensions import db
+from selfservice.portal.passwords import How, NewPassword, apply_new_password
+from selfservice.security import get_security
 from selfservice.timeutil import utcnow
 from tests.conftest import AppFactory, AuthActions, csrf_token, post_form
 from tests.helpdesk.helpers import add_person, audit_events, outbox
@@ -188,6 +193,34 @@ def test_another_admin_resets_a_lost_second_factor(app: Flask, clock: Clock) -> 
     _client, response = sign_in(app, "its1")
     assert response.headers["Location"] == "/login/second-factor/setup"
     del its_browser
+
+
+@pytest.mark.parametrize("change", ["password-reset", "second-factor-reset", "sessions-ended"])
+def test_a_sign_in_waiting_for_its_code_ends_with_the_accounts_sessions(
+    app: Flask, clock: Clock, change: str
+) -> None:
+    """Invariant 17: a half-way session (password proved, code owed) is a session of the account too."""
+    secret, _codes = enroll(app, clock)
+    waiting, response = sign_in(app, "admin1")
+    assert response.headers["Location"] == "/login/second-factor"
+    with app.app_context():
+        directory = app.extensions["selfservice.directory"]
+        account = directory.find("admin1")
+        if change == "password-reset":
+            new = NewPassword("Orchard-Lantern-Pebble-51", "Orchard-Lantern-Pebble-51")
+            apply_new_password(directory, get_security(), account, new, how=How.RECOVERY, origin=SYSTEM)
+        elif change == "second-factor-reset":
+            second_factor.reset(account.key, account.login, actor="admin2", origin=SYSTEM)
+        else:
+            end_every_session(account.key, account.login, actor="admin2", origin=SYSTEM)
+            db.session.commit()
+    clock.step()
+    for path in ("/login/second-factor", "/login/second-factor/setup"):
+        assert waiting.get(path).headers["Location"] == "/login"
+    code = {"code": pyotp.TOTP(secret).at(clock.now)}
+    entered = post_form(waiting, "/login/second-factor", code, form_path="/login")
+    assert entered.headers["Location"] == "/login"
+    assert waiting.get("/admin/audit").status_code == 302
 
 
 def test_an_admin_cannot_reset_their_own_second_factor(app: Flask, clock: Clock) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 from sqlalchemy import select, update
 
@@ -173,6 +174,23 @@ def test_the_parent_link_goes_to_the_address_on_file_at_issue_time(app: Flask) -
         db.session.commit()
     assert act(browser(app, "its1"), number, "reset-link").status_code == 303
     assert [mail.to_address for mail in link_mails(app)] == ["maria@new.test"]
+
+
+@pytest.mark.parametrize(
+    "change", [{"disabled": True}, {"groups": []}], ids=["opener-disabled", "opener-no-longer-an-employee"]
+)
+def test_no_student_link_when_the_opener_is_no_longer_an_active_employee(app: Flask, change: dict) -> None:
+    """A student's link goes to the employee who opened the request: not to a disabled or former one."""
+    number = opened_number(open_request(browser(app, "teacher1"), "student"))
+    with app.app_context():
+        row = db.session.scalar(select(DirectoryAccount).where(DirectoryAccount.login == "teacher1"))
+        for name, value in change.items():
+            setattr(row, name, value)
+        db.session.commit()
+    response = act(browser(app, "its1"), number, "reset-link")
+    assert response.status_code == 409
+    assert "no longer an active employee" in response.get_data(as_text=True)
+    assert link_mails(app) == []
 
 
 def test_no_link_when_the_employee_has_no_address_in_the_directory(app: Flask) -> None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import update
 
 from selfservice.audit.tags import Tag
+from selfservice.directory.models import DirectoryAccount
+from selfservice.extensions import db
 from tests.conftest import AppFactory, AuthActions, post_form
 from tests.helpdesk.helpers import (
     act,
@@ -73,6 +76,23 @@ def test_an_employee_cannot_open_a_parent_request_that_would_mail_their_own_addr
     refused = open_request(sign_in_as(app, "teacher9"), "parent")
     assert refused.status_code == 400
     assert "your own account" in refused.get_data(as_text=True)
+
+
+def test_a_parent_link_never_reaches_the_employee_who_opened_the_request(app: Flask) -> None:
+    """The parent's address on file became the opener's after the request was opened."""
+    number = opened_number(open_request(browser(app, "teacher1"), "parent"))
+    assert act(browser(app, "support1"), number, "escalate", {"escalate_reason": "Reset."}).status_code == 303
+    with app.app_context():
+        db.session.execute(
+            update(DirectoryAccount)
+            .where(DirectoryAccount.login == "p2000001")
+            .values(email="Teacher1@School.test")
+        )
+        db.session.commit()
+    refused = act(browser(app, "its1"), number, "reset-link")
+    assert refused.status_code == 409
+    assert "whoever opened the request" in refused.get_data(as_text=True)
+    assert link_mails(app) == []
 
 
 @pytest.mark.parametrize("login", ["teacher1", "support1", "admin1"])

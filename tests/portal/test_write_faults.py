@@ -16,6 +16,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from selfservice.activation.models import ParentActivation
 from selfservice.audit.models import AuditEvent
 from selfservice.audit.tags import Tag
 from selfservice.directory import get_directory
@@ -26,6 +27,7 @@ from selfservice.portal.pending import Outcome
 from selfservice.portal.reconcile import reconcile
 from selfservice.security import get_security
 from selfservice.security.tokens import Purpose
+from tests.activation.helpers import mailed_code, submit_letter
 from tests.conftest import AppFactory, AuthActions, person, post_form
 from tests.faultproxy import EXTENDED_REQUEST, MODIFY_REQUEST, Fault, FaultProxy, ldap_request
 from tests.helpdesk.helpers import (
@@ -192,6 +194,30 @@ def test_a_change_nobody_can_confirm_yet_is_told_so_and_settled_by_the_sweeper(
     assert state.intents == ["changed"]
 
 
+def test_an_activation_whose_write_nobody_can_confirm_is_told_so(
+    app: Flask, slapd_proxy: FaultProxy, ldap_directory: Any
+) -> None:
+    """A parent's first password, the reply lost and slapd out of reach: the truth, not a 500."""
+    client = app.test_client()
+    submit_letter(client)
+    post_form(client, "/activate/code", {"code": mailed_code(app)})
+    slapd_proxy.arm(Fault.PASS, PASSWORD_WRITE, after_forward=slapd_proxy.close)
+    response = post_form(
+        client, "/activate/password", {"new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    )
+    assert response.status_code == 202
+    assert "We could not confirm the change" in response.get_data(as_text=True)
+    assert record_of(app, "p2000001", directory=ldap_directory).intents == ["unknown"]
+    with app.app_context():  # later, with slapd reachable again
+        sweep = reconcile(ldap_directory, get_security(), older_than=timedelta(0))
+        assert sweep.counts[Outcome.CHANGED] == 1
+        assert db.session.get(ParentActivation, ldap_directory.find("p2000001").key) is not None
+    state = record_of(app, "p2000001", directory=ldap_directory)
+    assert state.new_password_works
+    assert "account:activation:complete" in state.audit_tags
+    assert state.notices == ["notice:account_activated"]
+
+
 # --- the write never reaches slapd ------------------------------------------------------------
 
 
@@ -216,6 +242,23 @@ def test_a_connection_cut_before_the_write_changes_nothing_and_the_token_still_w
     # "Try again" works with the same token, and then it is spent.
     assert reset(app, token).headers["Location"].endswith("/forgot/done")
     assert record_of(app, "p2000001").intents == ["not-changed", "changed"]
+
+
+def test_an_activation_whose_write_never_reached_slapd_says_so_and_the_step_still_works(
+    app: Flask, slapd_proxy: FaultProxy
+) -> None:
+    client = app.test_client()
+    submit_letter(client)
+    post_form(client, "/activate/code", {"code": mailed_code(app)})
+    slapd_proxy.arm(Fault.CUT_BEFORE, PASSWORD_WRITE)
+    password = {"new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    response = post_form(client, "/activate/password", password)
+    assert response.status_code == 503
+    assert "Your password was not changed" in response.get_data(as_text=True)
+    assert record_of(app, "p2000001").intents == ["not-changed"]
+    again = post_form(client, "/activate/password", password)
+    assert again.headers["Location"].endswith("/activate/questions")
+    assert record_of(app, "p2000001").new_password_works
 
 
 def test_a_password_ppolicy_refuses_keeps_the_recovery_usable(app: Flask, slapd: Any) -> None:
