@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
@@ -29,7 +29,7 @@ from selfservice.helpdesk.models import (
     Status,
 )
 from selfservice.helpdesk.queues import Staff, can_work_its, is_own, opened_it, reaches, require
-from selfservice.helpdesk.services import ActionRefused, add_event, audit, transition
+from selfservice.helpdesk.services import ActionRefused, add_event, audit, transition, void_links
 from selfservice.i18n_markers import N_
 from selfservice.portal.passwords import How, NewPassword, Spend, apply_new_password, refuse_if_disabled
 from selfservice.security import Security
@@ -119,7 +119,7 @@ def issue_reset_link(
         status=Status.IN_PROGRESS.value,
         assignee=func.coalesce(HelpRequest.assignee, staff.login),
     )
-    _void_earlier_links(request)
+    void_links(request, utcnow())
     hours = settings["RESET_LINK_HOURS_STUDENT" if recipient == "employee" else "RESET_LINK_HOURS_PARENT"]
     token = security.tokens.issue(holder.key, Purpose.ASSISTED_RESET, timedelta(hours=hours))
     db.session.add(
@@ -162,29 +162,6 @@ def _recipient(directory: Directory, request: HelpRequest, holder: Account) -> t
     if not holder.email:
         raise ActionRefused(PARENT_NO_EMAIL)
     return "parent", holder.email
-
-
-def _void_earlier_links(request: HelpRequest) -> None:
-    now = utcnow()
-    earlier = list(
-        db.session.scalars(
-            select(ResetLink.nonce).where(
-                ResetLink.request_id == request.id, ResetLink.used_at.is_(None), ResetLink.void_at.is_(None)
-            )
-        )
-    )
-    if not earlier:
-        return
-    db.session.execute(
-        update(ResetLink).where(ResetLink.nonce.in_(earlier)).values(void_at=now),
-        execution_options={"synchronize_session": False},
-    )
-    db.session.execute(
-        update(TokenNonce)
-        .where(TokenNonce.nonce.in_(earlier), TokenNonce.used_at.is_(None))
-        .values(used_at=now),
-        execution_options={"synchronize_session": False},
-    )
 
 
 def link_is_live(link: ResetLink, now: datetime | None = None) -> bool:

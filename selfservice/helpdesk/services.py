@@ -10,9 +10,10 @@ does nothing: double-clicking any action does it once.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
 
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
@@ -27,6 +28,7 @@ from selfservice.helpdesk.models import (
     HelpRequest,
     Queue,
     RequestEvent,
+    ResetLink,
     Status,
 )
 from selfservice.helpdesk.queues import (
@@ -43,6 +45,7 @@ from selfservice.portal.enrollment import clear_enrollment
 from selfservice.portal.unlock import DISABLED as UNLOCK_DISABLED
 from selfservice.portal.unlock import unlock_account
 from selfservice.security import Security
+from selfservice.security.models import TokenNonce
 from selfservice.timeutil import utcnow
 
 STALE = N_(
@@ -227,16 +230,43 @@ def resolve(
     revision: int | None,
     origin: Origin,
 ) -> None:
-    """Resolve without a reset (or after one done another way); the employee is told."""
+    """Resolve without a reset (or after one done another way); the employee is told.
+
+    A link mailed earlier and not used dies with it: nothing is left to do with it.
+    """
     require(can_work(staff, request))
     now = utcnow()
     transition(
         request, revision=revision, allowed=ACTIVE_STATUSES, status=Status.RESOLVED.value, resolved_at=now
     )
+    void_links(request, now)
     add_event(request, staff.login, Action.RESOLVED, text)
     audit(Tag.HELP_REQUEST_RESOLVED, request, staff, origin, how="staff")
     notify.mail_resolved(directory, request, how=text)
     db.session.commit()
+
+
+def void_links(request: HelpRequest, now: datetime) -> None:
+    """Make the request's unused links unusable (not committed): replaced, or the request resolved."""
+    live = list(
+        db.session.scalars(
+            select(ResetLink.nonce).where(
+                ResetLink.request_id == request.id, ResetLink.used_at.is_(None), ResetLink.void_at.is_(None)
+            )
+        )
+    )
+    if not live:
+        return
+    db.session.execute(
+        update(ResetLink).where(ResetLink.nonce.in_(live)).values(void_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    db.session.execute(
+        update(TokenNonce)
+        .where(TokenNonce.nonce.in_(live), TokenNonce.used_at.is_(None))
+        .values(used_at=now),
+        execution_options={"synchronize_session": False},
+    )
 
 
 def close(request: HelpRequest, staff: Staff, text: str, *, revision: int | None, origin: Origin) -> None:

@@ -162,6 +162,19 @@ def test_a_password_change_elsewhere_voids_the_link(app: Flask) -> None:
     assert "No longer valid" in page
 
 
+def test_a_request_resolved_by_staff_voids_its_link(app: Flask) -> None:
+    # Done another way (the student remembered, the request was a mistake): the link
+    # mailed earlier must not stay usable for its 72 hours.
+    number, token = student_request_with_link(app)
+    resolved = act(browser(app, "its1"), number, "resolve", {"resolve_note": "Remembered the password."})
+    assert resolved.status_code == 303
+    refused = use_link(app, token)
+    assert refused.status_code == 410
+    assert binds(app, "s1000001", person("s1000001").password)
+    page = browser(app, "its1").get(f"/helpdesk/requests/{number}").get_data(as_text=True)
+    assert "Void: the request was resolved without it." in page
+
+
 def test_the_parent_link_goes_to_the_address_on_file_at_issue_time(app: Flask) -> None:
     number = opened_number(open_request(browser(app, "teacher1"), "parent"))
     assert act(browser(app, "support1"), number, "escalate", {"escalate_reason": "Reset."}).status_code == 303
