@@ -2,8 +2,10 @@
 
 Questions are never deleted: enrollments point at them, and a retired question
 keeps working for everyone who answered it while enrollment stops offering it
-(enrollment offers only active questions). Every change is audited with what
-changed; answers are never involved.
+(enrollment offers only active questions). Enough questions stay on offer for
+enrollment to ask its ENROLL_QUESTION_COUNT, and so for a stranger's decoy to be asked
+as many as a real account. Every change is audited with what changed; answers are
+never involved.
 """
 
 from __future__ import annotations
@@ -16,6 +18,14 @@ from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
 from selfservice.extensions import db
 from selfservice.portal.models import EnrollmentAnswer, Question
+
+
+class TooFewQuestions(Exception):
+    """Retiring would leave fewer questions on offer than enrollment asks for."""
+
+    def __init__(self, needed: int) -> None:
+        super().__init__(f"enrollment needs {needed} questions on offer")
+        self.needed = needed
 
 
 def bank() -> list[Question]:
@@ -67,10 +77,17 @@ def edit_question(
     return changed
 
 
-def set_active(question: Question, active: bool, *, actor: str, origin: Origin) -> bool:
-    """Retire (False) or reactivate (True); False when it already was."""
+def set_active(
+    question: Question, active: bool, *, actor: str, origin: Origin, keep_offered: int = 0
+) -> bool:
+    """Retire (False) or reactivate (True); False when it already was.
+
+    Raises TooFewQuestions rather than leave fewer than ``keep_offered`` questions on offer.
+    """
     if question.active == active:
         return False
+    if not active and _offered_count() <= keep_offered:
+        raise TooFewQuestions(keep_offered)
     question.active = active
     _audit(
         question,
@@ -80,6 +97,10 @@ def set_active(question: Question, active: bool, *, actor: str, origin: Origin) 
         {"in_use": usage([question.id]).get(question.id, 0)},
     )
     return True
+
+
+def _offered_count() -> int:
+    return db.session.scalar(select(func.count(Question.id)).where(Question.active.is_(True))) or 0
 
 
 def move(question: Question, steps: int, *, actor: str, origin: Origin) -> bool:

@@ -41,7 +41,7 @@ from selfservice.auth.sessions import role_required
 from selfservice.dates import format_log_moment
 from selfservice.directory import get_directory
 from selfservice.directory.interfaces import Role
-from selfservice.i18n import _
+from selfservice.i18n import _, ngettext
 from selfservice.portal.passwords import AccountDisabled
 from selfservice.portal.reconcile import unsettled
 from selfservice.portal.unlock import DISABLED as UNLOCK_DISABLED
@@ -275,8 +275,10 @@ def edit_question(question_id: int) -> ResponseReturnValue:
     return _question_page(question, form, ConfirmForm())
 
 
-def _question_page(question: Any, form: QuestionForm, retire_form: ConfirmForm) -> ResponseReturnValue:
-    status = 400 if form.errors or retire_form.errors else 200
+def _question_page(
+    question: Any, form: QuestionForm, retire_form: ConfirmForm, status: int | None = None
+) -> ResponseReturnValue:
+    status = status or (400 if form.errors or retire_form.errors else 200)
     in_use = questions.usage([question.id]).get(question.id, 0)
     return render_template(
         "admin/question_form.html", form=form, question=question, retire_form=retire_form, in_use=in_use
@@ -290,7 +292,22 @@ def retire_question(question_id: int) -> ResponseReturnValue:
     retire_form = ConfirmForm(message=_("Tick the box to confirm that you want to retire this question."))
     if not retire_form.validate_on_submit():
         return _question_page(question, QuestionForm.for_question(question, formdata=None), retire_form)
-    questions.set_active(question, False, actor=current_user.login, origin=current_origin())
+    needed = current_app.config["ENROLL_QUESTION_COUNT"]
+    try:
+        questions.set_active(
+            question, False, actor=current_user.login, origin=current_origin(), keep_offered=needed
+        )
+    except questions.TooFewQuestions:
+        retire_form.confirm.errors.append(
+            ngettext(
+                "Enrollment asks for %(num)d question: keep at least that many offered. "
+                "Add or reactivate a question before you retire this one.",
+                "Enrollment asks for %(num)d questions: keep at least that many offered. "
+                "Add or reactivate a question before you retire this one.",
+                needed,
+            )
+        )
+        return _question_page(question, QuestionForm.for_question(question, formdata=None), retire_form, 409)
     flash(_("The question is retired: it is no longer offered, and existing answers still work."), "success")
     return redirect(url_for("admin.questions_page"), code=303)
 

@@ -140,6 +140,26 @@ def test_retiring_a_question_in_use_keeps_the_enrollment_working(make_app) -> No
     assert "Retired" in client.get("/admin/questions").get_data(as_text=True)
 
 
+def test_the_bank_keeps_enough_questions_on_offer_to_enroll(admin: FlaskClient, app: Flask) -> None:
+    # With fewer than ENROLL_QUESTION_COUNT on offer nobody can enroll; with fewer than
+    # RECOVERY_QUESTION_COUNT a stranger's decoy asks fewer questions than a real account.
+    with app.app_context():
+        offered = [choice.id for choice in active_questions("en")]
+    keep = app.config["ENROLL_QUESTION_COUNT"]
+    for question_id in offered[: len(offered) - keep]:
+        page = f"/admin/questions/{question_id}"
+        assert post_form(admin, f"{page}/retire", {"confirm": "y"}, form_path=page).status_code == 303
+
+    last = offered[-1]
+    page = f"/admin/questions/{last}"
+    refused = post_form(admin, f"{page}/retire", {"confirm": "y"}, form_path=page)
+    assert refused.status_code == 409
+    assert f"Enrollment asks for {keep} questions" in refused.get_data(as_text=True)
+    with app.app_context():
+        assert len(active_questions("en")) == keep
+    assert [c["action"] for c in question_changes(app)] == ["retire"] * (len(offered) - keep)
+
+
 def test_a_retired_question_can_be_offered_again(admin: FlaskClient, app: Flask) -> None:
     with app.app_context():
         question = db.session.query(Question).order_by(Question.position).first()
