@@ -238,8 +238,17 @@ def _all_texts(question: Question | None) -> str:
 
 
 def _replace(account: Account, question_ids: list[int], hashes: list[str]) -> Enrollment:
-    """Swap in the new answers; the caller commits (one transaction)."""
-    enrollment = _enrollment_of(account.key)
+    """Swap in the new answers; the caller commits (one transaction).
+
+    The enrollment row is locked first (PostgreSQL), so a second save at the same time
+    waits, then replaces this set whole instead of adding its answers to it.
+    """
+    enrollment = db.session.scalar(
+        select(Enrollment)
+        .where(Enrollment.account_key == account.key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     if enrollment is None:
         enrollment = Enrollment(account_key=account.key, login=account.login)
         db.session.add(enrollment)

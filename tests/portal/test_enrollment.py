@@ -492,3 +492,45 @@ def test_two_simultaneous_first_enrollments_leave_one_set(app) -> None:  # type:
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Enrollment)) == 1
         assert len(db.session.scalars(select(Enrollment)).one().answers) == 5
+
+
+def test_two_simultaneous_re_enrollments_leave_one_whole_set(app: Flask, ids: list[int]) -> None:
+    """Saving again from two tabs at once: one of the two sets stands, whole; never both mixed."""
+    import threading
+
+    with app.app_context():
+        holder = get_directory().find("s1000002")
+        assert holder is not None
+        enrollment.enroll(
+            holder, list(zip(ids, ANSWERS, strict=True)), current_password_for_rules=None, origin=Origin()
+        )
+    offered = question_ids(app)
+    sets = [offered[5:10], offered[10:15]]
+    errors: list[BaseException] = []
+
+    def submit(chosen: list[int], barrier: threading.Barrier) -> None:
+        with app.app_context():
+            account = get_directory().find("s1000002")
+            assert account is not None
+            barrier.wait()
+            try:
+                enrollment.enroll(
+                    account,
+                    list(zip(chosen, OTHER_ANSWERS, strict=True)),
+                    current_password_for_rules=None,
+                    origin=Origin(),
+                )
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    for _round in range(3):
+        barrier = threading.Barrier(2)
+        threads = [threading.Thread(target=submit, args=(chosen, barrier)) for chosen in sets]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert sorted(qid for qid, _hash in stored(app)) in [sorted(chosen) for chosen in sets]
