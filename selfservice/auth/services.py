@@ -60,6 +60,22 @@ def sign_in(
     return account
 
 
+def claim_password_check(
+    settings: Mapping[str, Any], account: Account, origin: Origin, endpoint: str
+) -> None:
+    """Spend one of the account's password checks before the directory is asked; RateLimited past the limit.
+
+    The current password typed by a signed-in holder (to change it, or to confirm new
+    answers) is a guess at the same secret as a sign-in, so it shares the sign-in's
+    per-account budget: an open session on a shared computer is no way round it.
+    """
+    try:
+        throttling.claim(settings, ACCOUNT_LIMIT, SCOPE, account.key, endpoint)
+    except RateLimited:
+        _burst(settings, account, account.key, origin)
+        raise
+
+
 def login_hash(settings: Mapping[str, Any], typed: str) -> str:
     """A keyed hash of a typed login: equal for equal logins, useless without the secret key."""
     key = settings["SECRET_KEY"].encode()

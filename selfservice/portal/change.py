@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from selfservice.audit.services import Origin
+from selfservice.auth.services import claim_password_check
 from selfservice.directory.interfaces import Account, Directory
 from selfservice.portal.password_age import changeable_from, too_soon_message
 from selfservice.portal.passwords import How, NewPassword, PolicyViolation, apply_new_password
@@ -19,12 +23,16 @@ def change_password(
     current_password: str,
     new: NewPassword,
     origin: Origin,
-    time_zone: str = "UTC",
+    settings: Mapping[str, Any],
 ) -> None:
-    """Write ``new`` after the policy; raise PolicyViolation or InvalidCredentials."""
+    """Write ``new`` after the policy; raise PolicyViolation, InvalidCredentials or RateLimited.
+
+    The current password is a guess like a sign-in's: the account's limit is claimed first.
+    """
+    claim_password_check(settings, account, origin, "portal.change_password")
     until = changeable_from(directory, security, account, utcnow())
     if until is not None:
-        raise PolicyViolation([too_soon_message(until, time_zone)])
+        raise PolicyViolation([too_soon_message(until, settings["TIME_ZONE"])])
     apply_new_password(
         directory, security, account, new, how=How.CHANGE, origin=origin, current_password=current_password
     )

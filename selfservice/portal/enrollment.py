@@ -9,8 +9,9 @@ set as it was.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from flask import current_app
 from sqlalchemy import select
@@ -92,8 +93,16 @@ def reauth_required(signed_in_at: float, minutes: int) -> bool:
     return utcnow().timestamp() - signed_in_at > timedelta(minutes=minutes).total_seconds()
 
 
-def confirm_password(directory: Directory, account: Account, password: str, origin: Origin) -> bool:
-    """Check the signed-in holder's current password at the directory; a failure is audited."""
+def confirm_password(
+    directory: Directory, settings: Mapping[str, Any], account: Account, password: str, origin: Origin
+) -> bool:
+    """Check the signed-in holder's current password at the directory; a failure is audited.
+
+    The account's sign-in limit is claimed first (RateLimited past it): this is a guess too.
+    """
+    from selfservice.auth.services import claim_password_check  # the auth package imports this module
+
+    claim_password_check(settings, account, origin, "portal.enroll")
     confirmed = directory.authenticate(account.login, password)
     if confirmed is not None and confirmed.key == account.key:
         return True

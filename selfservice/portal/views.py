@@ -80,7 +80,9 @@ def _identity_confirmed(form: EnrollmentForm, account: Account, ask_password: bo
     if not password:
         form.current_password.errors.append(_("Enter your current password to confirm it is you."))
         return False
-    if not enrollment.confirm_password(get_directory(), account, password, current_origin()):
+    if not enrollment.confirm_password(
+        get_directory(), current_app.config, account, password, current_origin()
+    ):
         form.current_password.errors.append(_("That is not your current password."))
         return False
     return True
@@ -110,7 +112,7 @@ def change_password() -> ResponseReturnValue:
                 current_password=form.current_password.data,
                 new=NewPassword(form.new_password.data, form.confirm.data),
                 origin=current_origin(),
-                time_zone=current_app.config["TIME_ZONE"],
+                settings=current_app.config,
             )
         except AccountDisabled:
             return account_disabled()

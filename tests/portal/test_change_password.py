@@ -238,6 +238,23 @@ def test_post_without_csrf_token_is_refused(app: Flask, client: FlaskClient, aut
     assert binds(app, "s1000001", person("s1000001").password)
 
 
+def test_guessing_the_current_password_from_many_addresses_is_limited_per_account(make_app: Any) -> None:
+    # A session left open on a shared computer is no way round the sign-in's per-account
+    # limit: the current password is one more guess at the same secret.
+    app = make_app(SIGN_IN_ACCOUNT_RATE_LIMIT="5 per minute")
+    client = app.test_client()
+    AuthActions(client).login("s1000001")  # one claim of the five
+    statuses = []
+    for n in range(8):
+        client.environ_base["REMOTE_ADDR"] = f"198.51.100.{n + 1}"
+        statuses.append(change(client, f"Wrong-Guess-Number-{n}", NEW_PASSWORD).status_code)
+    assert statuses == [400] * 4 + [429] * 4
+    assert len(events(app, Tag.PASSWORD_CHANGE_FAILED)) == 4  # the others never reached the directory
+    client.environ_base["REMOTE_ADDR"] = "198.51.100.99"
+    assert change(client, person("s1000001").password, NEW_PASSWORD).status_code == 429
+    assert binds(app, "s1000001", person("s1000001").password)
+
+
 def test_too_many_attempts_get_429_before_the_directory_is_asked(make_app: Any) -> None:
     app = make_app(PASSWORD_RATE_LIMIT="2 per minute")
     client = app.test_client()

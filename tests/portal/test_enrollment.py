@@ -337,6 +337,23 @@ def test_changing_answers_after_reauth_minutes_takes_the_current_password(any_ap
     assert person("p2000001").password.lower() not in everything_stored(any_app)
 
 
+def test_guessing_the_current_password_to_change_answers_is_limited_per_account(make_app: Any) -> None:
+    app = make_app(SIGN_IN_ACCOUNT_RATE_LIMIT="5 per minute")
+    client = app.test_client()
+    AuthActions(client).login("s1000001")  # one claim of the five
+    age_sign_in(client, 11)
+    ids = question_ids(app)[:5]
+    statuses = []
+    for n in range(8):
+        client.environ_base["REMOTE_ADDR"] = f"198.51.100.{n + 1}"
+        statuses.append(submit(client, ids, ANSWERS, current_password=f"Wrong-Guess-{n}").status_code)
+    assert statuses == [400] * 4 + [429] * 4
+    assert len(events(app, Tag.REAUTH_FAILED)) == 4  # the others never reached the directory
+    right = submit(client, ids, ANSWERS, current_password=person("s1000001").password)
+    assert right.status_code == 429
+    assert stored(app) == []
+
+
 def test_reauth_minutes_is_a_setting(make_app: Any) -> None:
     app = make_app(REAUTH_MINUTES=30)
     client = app.test_client()
