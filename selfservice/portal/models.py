@@ -56,7 +56,7 @@ class EnrollmentAnswer(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollment.id", ondelete="CASCADE"), index=True)
-    question_id: Mapped[int] = mapped_column(ForeignKey("question.id"))
+    question_id: Mapped[int] = mapped_column(ForeignKey("question.id"), index=True)
     #: argon2id of the normalised answer; the answer itself is never stored.
     answer_hash: Mapped[str] = mapped_column(Text)
 

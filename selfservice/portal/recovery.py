@@ -203,12 +203,15 @@ def _enrolled_question_ids(account_key: str, settings: Mapping[str, Any]) -> lis
 
 
 def _decoy_pool(settings: Mapping[str, Any], login: str) -> list[int]:
-    """K questions of the active bank ranked by an HMAC of the login: a stable fake enrollment.
+    """K questions ranked by an HMAC of the login: a stable fake enrollment.
 
     M of these are then drawn at random like a real account's, so even across
-    expiries a decoy behaves like a real enrollment of K questions.
+    expiries a decoy behaves like a real enrollment of K questions. They come from the
+    questions a real account can be asked: the active ones, and the retired ones someone
+    still answers (a retired question keeps working), or seeing one would prove a login real.
     """
-    ids = db.session.scalars(select(Question.id).where(Question.active.is_(True))).all()
+    answered = select(EnrollmentAnswer.id).where(EnrollmentAnswer.question_id == Question.id).exists()
+    ids = db.session.scalars(select(Question.id).where(Question.active.is_(True) | answered)).all()
     login = normalise_login(login)
     ranked = sorted(ids, key=lambda qid: _hmac(settings, f"recovery-decoy-question:{login}:{qid}"))
     return ranked[: settings["ENROLL_QUESTION_COUNT"]]

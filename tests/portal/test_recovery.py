@@ -370,6 +370,24 @@ def test_decoys_cost_the_same_argon2_work_as_a_real_account(make_app: AppFactory
     assert counts == [3, 3, 3]
 
 
+def test_a_retired_question_in_use_is_drawn_for_strangers_too(make_app: AppFactory) -> None:
+    # A retired question keeps working for those who answered it. If decoys never drew it,
+    # seeing it asked would prove the login real and enrolled.
+    app = make_app()
+    enroll(app, "s1000001")
+    enrolled = list(enrolled_answers(app, "s1000001"))
+    with app.app_context():
+        unused = db.session.scalar(
+            select(Question.id).where(Question.id.not_in(enrolled)).order_by(Question.id.desc())
+        )
+        in_use = enrolled[0]
+        db.session.execute(update(Question).where(Question.id.in_([in_use, unused])).values(active=False))
+        db.session.commit()
+        drawn = {qid for n in range(40) for qid in recovery._decoy_pool(app.config, f"ghost-{n}")}
+    assert in_use in drawn
+    assert unused not in drawn  # asked of nobody real any more: nor of strangers
+
+
 def test_decoy_questions_are_stable_across_requests_and_restarts(
     make_app: AppFactory, database_url: str, tmp_path: Any
 ) -> None:
