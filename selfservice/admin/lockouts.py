@@ -4,28 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
-
 from selfservice.admin.audit_log import AuditQuery, Cursor, Page, merged_page
 from selfservice.audit.tags import Tag
-from selfservice.extensions import db
 from selfservice.security.lockout import LockoutService
 from selfservice.security.models import Lockout
-from selfservice.timeutil import utcnow
 
 HISTORY_TAGS = (Tag.LOCKED, Tag.UNLOCKED)
 
 
-def locked_now() -> list[Lockout]:
-    """Accounts whose self-service lock is in force, the longest-running lock last."""
-    return LockoutService.currently_locked()
+def locked_now(lockout: LockoutService) -> list[Lockout]:
+    """Accounts self-service refuses now (a lock in force or the day's cap), the longest-running lock last."""
+    return lockout.currently_locked()
 
 
-def find_locked(account_key: str) -> Lockout | None:
-    """The lock row of ``account_key`` while its lock is in force."""
-    return db.session.scalar(
-        select(Lockout).where(Lockout.account_key == account_key, Lockout.locked_until > utcnow())
-    )
+def find_locked(lockout: LockoutService, account_key: str) -> Lockout | None:
+    """The lock row of ``account_key`` while self-service refuses it (an admin's unlock lifts both)."""
+    return lockout.refusing(account_key)
 
 
 def history(

@@ -80,6 +80,7 @@ def _helpers() -> dict[str, Any]:
         "time_zone": zone.key,
         "format_age": lambda age: format_timedelta(age, threshold=1.5),
         "maybe_url": maybe_url,
+        "lock_until": get_security().lockout.refused_until,
     }
 
 
@@ -155,7 +156,7 @@ def audit_csv() -> ResponseReturnValue:
 @role_required(Role.ADMIN)
 def lockouts_page() -> ResponseReturnValue:
     form = LockoutFilterForm(formdata=request.args, zone=_zone(), now=utcnow())
-    locked = lockouts.locked_now()
+    locked = lockouts.locked_now(get_security().lockout)
     if not form.validate():
         return _refused("admin/lockouts.html", form=form, locked=locked)
     login = (form.login.data or "").strip() or None
@@ -180,7 +181,7 @@ def lockouts_page() -> ResponseReturnValue:
 @blueprint.route("/lockouts/<account_key>/unlock", methods=["GET", "POST"])
 @role_required(Role.ADMIN)
 def unlock(account_key: str) -> ResponseReturnValue:
-    lock = lockouts.find_locked(account_key)
+    lock = lockouts.find_locked(get_security().lockout, account_key)
     if lock is None:
         flash(_("That account is not locked out of self-service now."), "info")
         return redirect(url_for("admin.lockouts_page"), code=303)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, or_, select, update
 
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
@@ -203,27 +203,45 @@ class LockoutService:
             execution_options={"synchronize_session": False},
         )
 
-    @staticmethod
-    def clear(account_key: str) -> bool:
-        """Forget failures, the day's too, and any lock (an admin's unlock). True when a lock was lifted."""
+    def clear(self, account_key: str) -> bool:
+        """Forget failures, the day's too, and any lock (an admin's unlock). True when a lock or cap held."""
         lifted = db.session.execute(
             update(Lockout)
-            .where(Lockout.account_key == account_key, Lockout.locked_until > utcnow())
+            .where(Lockout.account_key == account_key, self._refusing(utcnow()))
             .values(failures=0, locked_until=None)
         ).rowcount  # type: ignore[attr-defined]
         LockoutService.forget(account_key)
         return bool(lifted)
 
-    @staticmethod
-    def currently_locked() -> list[Lockout]:
-        now = utcnow()
+    def currently_locked(self) -> list[Lockout]:
+        """Accounts self-service refuses now: a lock in force, or the day's cap reached."""
         return list(
             db.session.scalars(
                 select(Lockout)
-                .where(Lockout.locked_until > now, Lockout.login != "")  # decoys are nobody's
+                .where(self._refusing(utcnow()), Lockout.login != "")  # decoys are nobody's
                 .order_by(Lockout.locked_until.desc())
             )
         )
+
+    def refusing(self, account_key: str) -> Lockout | None:
+        """The account's row while self-service refuses it (a lock or the day's cap), else None."""
+        return db.session.scalar(
+            select(Lockout).where(Lockout.account_key == account_key, self._refusing(utcnow()))
+        )
+
+    def refused_until(self, row: Lockout) -> datetime | None:
+        """When self-service takes the account again: the later of its lock's end and its cap's end."""
+        now = utcnow()
+        ends = [row.locked_until] if row.locked_until and row.locked_until > now else []
+        if row.day_started_at and row.day_failures >= self.policy.max_failures_per_day:
+            ends += [row.day_started_at + DAY] if row.day_started_at + DAY > now else []
+        return max(ends, default=None)
+
+    def _refusing(self, now: datetime) -> ColumnElement[bool]:
+        capped = and_(
+            Lockout.day_started_at > now - DAY, Lockout.day_failures >= self.policy.max_failures_per_day
+        )
+        return or_(Lockout.locked_until > now, capped)
 
     def _lock(self, account_key: str, login: str, origin: Origin) -> tuple[datetime, bool]:
         """Set the lock once: only the first caller writes it and records the event (newly=True)."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import update
 
 from selfservice.audit.models import AuditEvent
 from selfservice.audit.services import Origin
@@ -14,6 +16,9 @@ from selfservice.audit.tags import Tag
 from selfservice.extensions import db
 from selfservice.mail.models import OutboxMessage
 from selfservice.security import get_security
+from selfservice.security.lockout import Locked
+from selfservice.security.models import Lockout
+from selfservice.timeutil import utcnow
 from tests.admin.conftest import lock_out
 from tests.conftest import csrf_token
 from tests.fixtures.disabling import disable_by_admin
@@ -57,6 +62,37 @@ def test_unlocking_from_the_page_lets_the_account_try_again(admin: FlaskClient, 
     assert [m.to_address for m in mail] == ["ana.lopez@students.school.test"]
     page = admin.get("/admin/lockouts").get_data(as_text=True)
     assert "s1000001" not in page.split('id="locked-now"')[1].split('id="lock-history"')[0]
+
+
+def test_an_account_at_the_daily_cap_can_be_unlocked_from_the_page(admin: FlaskClient, app: Flask) -> None:
+    # Past LOCKOUT_MAX_FAILURES_PER_DAY self-service waits for the day to end "or an admin's
+    # unlock" (docs/configuration.md), also once the last 30-minute lock has run out.
+    key = lock_out(app, "s1000001")
+    with app.app_context():
+        now = utcnow()
+        db.session.execute(
+            update(Lockout)
+            .where(Lockout.account_key == key)
+            .values(
+                locked_at=now - timedelta(hours=2),
+                locked_until=now - timedelta(hours=1),
+                day_started_at=now - timedelta(hours=3),
+                day_failures=app.config["LOCKOUT_MAX_FAILURES_PER_DAY"],
+            )
+        )
+        db.session.commit()
+        with pytest.raises(Locked):
+            get_security().lockout.claim_attempt(key, "s1000001", Origin(ip="198.51.100.7"))
+
+    listed = admin.get("/admin/lockouts").get_data(as_text=True)
+    assert "s1000001" in listed.split('id="locked-now"')[1].split('id="lock-history"')[0]
+    confirm_page = f"/admin/lockouts/{key}/unlock"
+    assert admin.get(confirm_page).status_code == 200
+    response = admin.post(confirm_page, data={"csrf_token": csrf_token(admin, confirm_page), "confirm": "y"})
+    assert response.status_code == 303
+    assert_can_try_again(app, key, "s1000001")
+    events, _mail = unlock_records(app, "s1000001")
+    assert [e.details["was_locked"] for e in events] == [True]
 
 
 def test_unlocking_needs_the_confirmation_tick(admin: FlaskClient, app: Flask) -> None:
