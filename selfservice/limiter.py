@@ -3,7 +3,10 @@
 Every limit is a set of fixed windows ("10 per minute;50 per hour") counted per key.
 A request is *tested* against every window first and spends a window only when all
 of them still have room, so a request refused by one limit spends no other budget
-(invariant 14).
+(invariant 14). On Redis the test, the spending and, on a refusal, the wait are one
+Lua script: one round trip a hit, allowed or refused, and atomic, so parallel requests
+never spend past a full window. Other storages do the same in steps under a lock (the
+memory store is per process anyway).
 
 When the shared storage stops answering, the portal keeps limiting with a per-process
 in-memory store until the storage answers again (flask-limiter's in-memory fallback,
@@ -19,10 +22,10 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.storage import MemoryStorage, RedisClusterStorage, RedisStorage, Storage, storage_from_string
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -31,6 +34,22 @@ T = TypeVar("T")
 RETRY_SHARED_SECONDS = 5.0
 #: A storage that does not answer within this is treated as down (Redis socket options).
 STORAGE_TIMEOUT_SECONDS = 0.5
+
+#: KEYS: the windows' keys; ARGV: each window's amount and expiry (seconds), in turn.
+#: -1 when every window had room and one of each was spent, else the full window's TTL.
+HIT_SCRIPT = """
+for i, key in ipairs(KEYS) do
+    if tonumber(redis.call('get', key) or '0') >= tonumber(ARGV[2 * i - 1]) then
+        return math.max(redis.call('ttl', key), 0)
+    end
+end
+for i, key in ipairs(KEYS) do
+    if redis.call('incr', key) == 1 then
+        redis.call('expire', key, ARGV[2 * i])
+    end
+end
+return -1
+"""
 
 
 class RateLimited(Exception):
@@ -53,7 +72,9 @@ class Limiter:
         self.fallback = MemoryStorage()
         self._down_until = 0.0
         self._lock = threading.Lock()
+        self._hit_lock = threading.Lock()
         self._parsed: dict[str, list[RateLimitItem]] = {}
+        self._script: Callable[..., Any] | None = None
 
     def init_app(self, app: Any) -> None:
         uri = app.config["RATELIMIT_STORAGE_URI"]
@@ -64,6 +85,7 @@ class Limiter:
                 "socket_connect_timeout": STORAGE_TIMEOUT_SECONDS,
             }
         self.shared = storage_from_string(uri, **options)  # type: ignore[assignment]
+        self._script = hit_script(self.shared)
         self.fallback = MemoryStorage()
         self.prefix = app.config["RATELIMIT_KEY_PREFIX"]
         self._down_until = 0.0
@@ -80,15 +102,8 @@ class Limiter:
 
     def hit(self, windows: Sequence[RateLimitItem], *key: str) -> int | None:
         """Spend one of every window for ``key``; None when allowed, else seconds until room."""
-        keys = [self._key(window, key) for window in windows]
-        for window, name in zip(windows, keys, strict=True):
-            if self._run(lambda s, n=name: s.get(n)) >= window.amount:
-                return self._wait(name)
-        for window, name in zip(windows, keys, strict=True):
-            count = self._run(lambda s, n=name, w=window: s.incr(n, w.get_expiry()))
-            if count > window.amount:  # a parallel request took the last one
-                return self._wait(name)
-        return None
+        names = [self._key(window, key) for window in windows]
+        return self._run(lambda storage: self._hit(storage, windows, names))
 
     def exhausted(self, windows: Sequence[RateLimitItem], *key: str) -> int | None:
         """Seconds until ``key`` has room again when a window is full (nothing is spent), else None."""
@@ -140,8 +155,28 @@ class Limiter:
         return window.key_for(self.prefix, *key)
 
     def _wait(self, name: str) -> int:
-        expiry = self._run(lambda s: s.get_expiry(name))
-        return max(1, math.ceil(expiry - time.time()))
+        return self._run(lambda storage: wait_seconds(storage, name))
+
+    def _hit(self, storage: Storage, windows: Sequence[RateLimitItem], names: list[str]) -> int | None:
+        if storage is self.shared and self._script is not None:
+            return self._hit_redis(self._script, windows, names)
+        with self._hit_lock:  # test, then spend: no other thread of this process in between
+            for window, name in zip(windows, names, strict=True):
+                if storage.get(name) >= window.amount:
+                    return wait_seconds(storage, name)
+            for window, name in zip(windows, names, strict=True):
+                if storage.incr(name, window.get_expiry()) > window.amount:  # another process took it
+                    return wait_seconds(storage, name)
+        return None
+
+    def _hit_redis(
+        self, script: Callable[..., Any], windows: Sequence[RateLimitItem], names: list[str]
+    ) -> int | None:
+        shared = cast(RedisStorage, self.shared)
+        keys = [shared.prefixed_key(name) for name in names]
+        arguments = [value for window in windows for value in (window.amount, window.get_expiry())]
+        wait = int(script(keys=keys, args=arguments))
+        return None if wait < 0 else max(1, wait)
 
     def _run(self, operation: Callable[[Storage], T]) -> T:
         if not self.degraded:
@@ -153,3 +188,16 @@ class Limiter:
                         log.warning("limiter storage down, counting in memory: %s", type(exc).__name__)
                     self._down_until = time.monotonic() + RETRY_SHARED_SECONDS
         return operation(self.fallback)
+
+
+def hit_script(storage: Storage) -> Callable[..., Any] | None:
+    """:data:`HIT_SCRIPT` on a single Redis server (or Sentinel's master), else None: a cluster
+    may keep one key's windows on different nodes."""
+    if isinstance(storage, RedisStorage) and not isinstance(storage, RedisClusterStorage):
+        return storage.get_connection().register_script(HIT_SCRIPT)  # type: ignore[no-any-return]
+    return None
+
+
+def wait_seconds(storage: Storage, name: str) -> int:
+    """Seconds until the window ``name`` has room again (at least 1)."""
+    return max(1, math.ceil(storage.get_expiry(name) - time.time()))

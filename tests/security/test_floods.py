@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, select
 
 from selfservice.audit.models import AuditEvent
-from selfservice.extensions import db
+from selfservice.extensions import db, limiter
 from selfservice.security import get_security
 from selfservice.security.models import Lockout, RateLimitBreach
 from selfservice.security.throttling import flush_breaches
@@ -23,6 +23,7 @@ from tests.conftest import AppFactory, csrf_token
 from tests.portal.test_recovery import WRONG, answer, begin, enroll
 
 FLOOD = 30
+PARALLEL = 20
 STORAGES = ["memory://", "redis://127.0.0.1:6379"]
 
 
@@ -134,8 +135,43 @@ def test_trusted_networks_get_their_own_limits_and_others_do_not(make_app: AppFa
     assert outside == [400, 400, 429]
 
 
+class Commands:
+    """The Redis commands in a client's byte stream (RESP arrays), by name, as they complete."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self._buffer = b""
+        self._lock = threading.Lock()
+
+    def feed(self, data: bytes) -> None:
+        with self._lock:
+            self._buffer += data
+            while (command := self._next()) is not None:
+                self.names.append(command[0].decode().upper())
+
+    def _next(self) -> list[bytes] | None:
+        buffer, parts = self._buffer, []
+        end = buffer.find(b"\r\n")
+        if end < 0:
+            return None
+        position = end + 2
+        for _ in range(int(buffer[1:end])):  # *<count>, then $<length> and the bytes of each part
+            end = buffer.find(b"\r\n", position)
+            if end < 0:
+                return None
+            start = end + 2
+            stop = start + int(buffer[position + 1 : end])
+            if len(buffer) < stop + 2:
+                return None
+            parts.append(buffer[start:stop])
+            position = stop + 2
+        self._buffer = buffer[position:]
+        return parts
+
+
 class Proxy:
-    """A TCP relay in front of Redis that a test can stop and start (the shared Redis stays up)."""
+    """A TCP relay in front of Redis that a test can stop and start (the shared Redis stays up),
+    and that names every command a client sends through it (``commands``)."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
@@ -144,6 +180,7 @@ class Proxy:
         self.up = threading.Event()
         self.up.set()
         self.sockets: list[socket.socket] = []
+        self.commands: list[str] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -157,13 +194,17 @@ class Proxy:
                 continue
             upstream = socket.create_connection(self.target)
             self.sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            sent = Commands()
+            sent.names = self.commands
+            for a, b, seen in ((client, upstream, sent), (upstream, client, None)):
+                threading.Thread(target=self._pipe, args=(a, b, seen), daemon=True).start()
 
     @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(source: socket.socket, sink: socket.socket, seen: Commands | None) -> None:
         try:
             while data := source.recv(65536):
+                if seen is not None:
+                    seen.feed(data)  # before it is sent on: counted by the time the answer is back
                 sink.sendall(data)
         except OSError:
             pass
@@ -211,6 +252,60 @@ def test_redis_stopped_mid_flood_gives_no_500_and_recovers(make_app: AppFactory,
     redis_proxy.start()
     assert client.get("/healthz").json["checks"]["limiter"] == "ok"
     assert flood(client, "/login", wrong, times=2) == [400, 429]  # Redis still held the first two
+
+
+@pytest.mark.parametrize("limit", ["2 per minute;100 per hour", "100 per minute;2 per hour"])
+def test_a_refused_request_costs_one_redis_command(
+    make_app: AppFactory, redis_proxy: Proxy, limit: str
+) -> None:
+    # The check of every window and the wait of the full one in one round trip, whichever refuses.
+    app = limited_app(make_app, f"redis://127.0.0.1:{redis_proxy.port}", SIGN_IN_RATE_LIMIT=limit)
+    client = from_address(app, "127.0.0.2")
+    wrong = {"login": "s1000001", "password": "not-the-password"}
+    assert flood(client, "/login", wrong, times=4) == [400, 400, 429, 429]  # the page is cached now
+    token = csrf_token(client, "/login")
+    redis_proxy.commands.clear()
+
+    refused = client.post("/login", data={"csrf_token": token, **wrong})
+
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= (60 if "2 per minute" in limit else 3600)
+    assert len(redis_proxy.commands) == 1, redis_proxy.commands
+
+
+def test_a_hit_that_spends_costs_one_redis_command(make_app: AppFactory, redis_proxy: Proxy) -> None:
+    limited_app(make_app, f"redis://127.0.0.1:{redis_proxy.port}")
+    windows = limiter.parse("5 per minute;50 per hour")
+    assert limiter.hit(windows, "test", "warm-up") is None
+    redis_proxy.commands.clear()
+
+    assert limiter.hit(windows, "test", "counted") is None
+
+    assert len(redis_proxy.commands) == 1, redis_proxy.commands
+    assert limiter.used(windows, "test", "counted") == 1
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_parallel_hits_spend_no_window_past_the_one_that_refuses(make_app: AppFactory, storage: str) -> None:
+    # Invariant 14 under a race: the hour window refuses, so the minute window keeps its budget.
+    limited_app(make_app, storage)
+    minute, hour = windows = limiter.parse("100 per minute;3 per hour")
+    start = threading.Barrier(PARALLEL)
+    waits: list[int | None] = []
+
+    def hit() -> None:
+        start.wait()
+        waits.append(limiter.hit(windows, "test", "race"))
+
+    threads = [threading.Thread(target=hit) for _ in range(PARALLEL)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert waits.count(None) == 3
+    assert limiter.used([minute], "test", "race") == 3
+    assert limiter.used([hour], "test", "race") == 3
 
 
 def test_answer_checks_wait_for_a_free_argon2_slot_then_get_a_503(make_app: AppFactory) -> None:
