@@ -16,6 +16,7 @@ argon2 work gate (``security/work.py``), which counts only work actually done.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import math
@@ -28,15 +29,14 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from flask import Flask, make_response, render_template
-from werkzeug.datastructures import LanguageAccept
 from werkzeug.exceptions import HTTPException
-from werkzeug.http import parse_accept_header, parse_cookie
-from werkzeug.routing import RequestRedirect
+from werkzeug.http import parse_cookie
+from werkzeug.routing import MapAdapter, RequestRedirect
 
 from selfservice.audit.counts import count_breaches
 from selfservice.dbtypes import insert_for
 from selfservice.extensions import db, limiter
-from selfservice.i18n import LANGUAGE_COOKIE
+from selfservice.i18n import LANGUAGE_COOKIE, language_of
 from selfservice.limiter import RateLimited
 from selfservice.security.models import RateLimitBreach
 from selfservice.timeutil import utcnow
@@ -48,6 +48,8 @@ TRUSTED_PREFIX = "TRUSTED_"
 #: Refusal pages are rendered again after this long (the help desk's hours change).
 PAGE_SECONDS = 60.0
 FLUSH_SECONDS = 2.0
+#: Accept-Language headers up to this long have their language remembered (a browser's are short).
+CACHED_HEADER_CHARS = 200
 
 
 def throttle(setting: str, methods: tuple[str, ...] = ("POST",)) -> Callable[[F], F]:
@@ -112,6 +114,7 @@ class RefuseEarly:
         self.wsgi_app = wsgi_app
         self._throttled: dict[str, tuple[str, frozenset[str]]] | None = None
         self._methods: frozenset[str] | None = None
+        self._routes: MapAdapter | None = None
         self.pages = RefusalPages(app)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -139,8 +142,11 @@ class RefuseEarly:
         return (setting, endpoint, wait) if wait else None
 
     def _endpoint(self, environ: dict[str, Any], method: str) -> str | None:
+        if self._routes is None:  # bound once: the portal matches on path and method only (no hosts)
+            self._routes = self.app.url_map.bind("localhost")
+        path = environ.get("PATH_INFO", "").encode("latin-1").decode(errors="replace")  # as Werkzeug reads it
         try:
-            endpoint, _ = self.app.url_map.bind_to_environ(environ).match(method=method)
+            endpoint, _ = self._routes.match(path or "/", method=method)
         except (HTTPException, RequestRedirect):
             return None
         return str(endpoint)
@@ -162,12 +168,21 @@ class RefuseEarly:
         return self._methods
 
     def _language(self, environ: dict[str, Any]) -> str:
-        languages = self.app.config["LANGUAGES"]
-        chosen = parse_cookie(environ.get("HTTP_COOKIE", "")).get(LANGUAGE_COOKIE)
-        if chosen in languages:
-            return str(chosen)
-        accepted = parse_accept_header(environ.get("HTTP_ACCEPT_LANGUAGE", ""), LanguageAccept)
-        return accepted.best_match(languages) or self.app.config["DEFAULT_LANGUAGE"]
+        """The language every other page would use (:func:`selfservice.i18n.language_of`)."""
+        config, cookie = self.app.config, environ.get("HTTP_COOKIE", "")
+        if f"{LANGUAGE_COOKIE}=" in cookie:  # parsed only when it may hold a choice
+            chosen = parse_cookie(cookie).get(LANGUAGE_COOKIE)
+            if chosen in config["LANGUAGES"]:
+                return str(chosen)
+        accept = environ.get("HTTP_ACCEPT_LANGUAGE", "")
+        if len(accept) > CACHED_HEADER_CHARS:
+            return language_of({}, accept, config)
+        return _browser_language(accept, tuple(config["LANGUAGES"]), config["DEFAULT_LANGUAGE"])
+
+
+@functools.lru_cache(maxsize=64)
+def _browser_language(accept: str, languages: tuple[str, ...], default: str) -> str:
+    return language_of({}, accept, {"LANGUAGES": languages, "DEFAULT_LANGUAGE": default})
 
 
 class RefusalPages:

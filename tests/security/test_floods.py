@@ -110,12 +110,14 @@ def test_the_refusal_page_speaks_the_persons_language(make_app: AppFactory) -> N
     spanish = client.post("/login", data={"csrf_token": token}, headers={"Accept-Language": "es"}).get_data(
         as_text=True
     )
+    haiti = client.post("/login", data={"csrf_token": token}, headers={"Accept-Language": "fr-HT,fr;q=0.8"})
     client.set_cookie("lang", "ht")
     creole = client.post("/login", data={"csrf_token": token}).get_data(as_text=True)
     assert 'lang="es"' in spanish
     assert "Too many attempts" not in spanish
     assert 'lang="ht"' in creole
     assert "Too many attempts" not in creole
+    assert 'lang="ht"' in haiti.get_data(as_text=True)  # as every other page reads fr-HT (i18n.language_of)
 
 
 @pytest.mark.parametrize("storage", STORAGES)
