@@ -8,6 +8,11 @@ Lua script: one round trip a hit, allowed or refused, and atomic, so parallel re
 never spend past a full window. Other storages do the same in steps under a lock (the
 memory store is per process anyway).
 
+A hit made with ``remember_refusal`` (the per-address limits, which nothing gives back)
+that Redis refuses is remembered in the process until the full window ends: the same
+key's next requests are refused without a round trip, as Redis would refuse them (a
+refusal spends nothing, so the window stays full until it expires).
+
 When the shared storage stops answering, the portal keeps limiting with a per-process
 in-memory store until the storage answers again (flask-limiter's in-memory fallback,
 chosen so that a Redis outage never refuses or breaks a sign-in): per-address limits
@@ -34,13 +39,15 @@ T = TypeVar("T")
 RETRY_SHARED_SECONDS = 5.0
 #: A storage that does not answer within this is treated as down (Redis socket options).
 STORAGE_TIMEOUT_SECONDS = 0.5
+#: Refusals remembered per process at most (past it, the ended ones are dropped, then all).
+REMEMBERED_REFUSALS = 1024
 
 #: KEYS: the windows' keys; ARGV: each window's amount and expiry (seconds), in turn.
-#: -1 when every window had room and one of each was spent, else the full window's TTL.
+#: -1 when every window had room and one of each was spent, else the full window's PTTL (ms).
 HIT_SCRIPT = """
 for i, key in ipairs(KEYS) do
     if tonumber(redis.call('get', key) or '0') >= tonumber(ARGV[2 * i - 1]) then
-        return math.max(redis.call('ttl', key), 0)
+        return math.max(redis.call('pttl', key), 0)
     end
 end
 for i, key in ipairs(KEYS) do
@@ -75,6 +82,7 @@ class Limiter:
         self._hit_lock = threading.Lock()
         self._parsed: dict[str, list[RateLimitItem]] = {}
         self._script: Callable[..., Any] | None = None
+        self._refused: dict[tuple[str, ...], float] = {}  # remembered refusals: keys -> until (monotonic)
 
     def init_app(self, app: Any) -> None:
         uri = app.config["RATELIMIT_STORAGE_URI"]
@@ -89,6 +97,7 @@ class Limiter:
         self.fallback = MemoryStorage()
         self.prefix = app.config["RATELIMIT_KEY_PREFIX"]
         self._down_until = 0.0
+        self._refused = {}
         app.extensions["selfservice.limiter"] = self
 
     # Limits -----------------------------------------------------------------------
@@ -100,10 +109,19 @@ class Limiter:
             parsed = self._parsed[text] = list(parse_many(text))
         return parsed
 
-    def hit(self, windows: Sequence[RateLimitItem], *key: str) -> int | None:
-        """Spend one of every window for ``key``; None when allowed, else seconds until room."""
-        names = [self._key(window, key) for window in windows]
-        return self._run(lambda storage: self._hit(storage, windows, names))
+    def hit(self, windows: Sequence[RateLimitItem], *key: str, remember_refusal: bool = False) -> int | None:
+        """Spend one of every window for ``key``; None when allowed, else seconds until room.
+
+        ``remember_refusal``: only for keys nothing gives back (see the module's docstring).
+        """
+        names = tuple(self._key(window, key) for window in windows)
+        if remember_refusal and (until := self._refused.get(names)) is not None:
+            left = until - time.monotonic()
+            if left > 0:
+                return max(1, math.ceil(left))
+            self._refused.pop(names, None)
+        remember = names if remember_refusal else None
+        return self._run(lambda storage: self._hit(storage, windows, names, remember))
 
     def exhausted(self, windows: Sequence[RateLimitItem], *key: str) -> int | None:
         """Seconds until ``key`` has room again when a window is full (nothing is spent), else None."""
@@ -143,6 +161,7 @@ class Limiter:
 
     def reset(self) -> None:
         """Forget every count (tests: the memory storage is per process)."""
+        self._refused.clear()
         for storage in (self.shared, self.fallback):
             try:
                 storage.reset()
@@ -157,9 +176,15 @@ class Limiter:
     def _wait(self, name: str) -> int:
         return self._run(lambda storage: wait_seconds(storage, name))
 
-    def _hit(self, storage: Storage, windows: Sequence[RateLimitItem], names: list[str]) -> int | None:
+    def _hit(
+        self,
+        storage: Storage,
+        windows: Sequence[RateLimitItem],
+        names: tuple[str, ...],
+        remember: tuple[str, ...] | None,
+    ) -> int | None:
         if storage is self.shared and self._script is not None:
-            return self._hit_redis(self._script, windows, names)
+            return self._hit_redis(self._script, windows, names, remember)
         with self._hit_lock:  # test, then spend: no other thread of this process in between
             for window, name in zip(windows, names, strict=True):
                 if storage.get(name) >= window.amount:
@@ -170,13 +195,29 @@ class Limiter:
         return None
 
     def _hit_redis(
-        self, script: Callable[..., Any], windows: Sequence[RateLimitItem], names: list[str]
+        self,
+        script: Callable[..., Any],
+        windows: Sequence[RateLimitItem],
+        names: tuple[str, ...],
+        remember: tuple[str, ...] | None,
     ) -> int | None:
         shared = cast(RedisStorage, self.shared)
         keys = [shared.prefixed_key(name) for name in names]
         arguments = [value for window in windows for value in (window.amount, window.get_expiry())]
-        wait = int(script(keys=keys, args=arguments))
-        return None if wait < 0 else max(1, wait)
+        milliseconds = int(script(keys=keys, args=arguments))
+        if milliseconds < 0:
+            return None
+        if remember is not None:
+            self._remember(remember, time.monotonic() + milliseconds / 1000)
+        return max(1, math.ceil(milliseconds / 1000))
+
+    def _remember(self, names: tuple[str, ...], until: float) -> None:
+        if len(self._refused) >= REMEMBERED_REFUSALS:
+            now = time.monotonic()
+            self._refused = {key: end for key, end in self._refused.items() if end > now}
+            if len(self._refused) >= REMEMBERED_REFUSALS:
+                self._refused.clear()
+        self._refused[names] = until
 
     def _run(self, operation: Callable[[Storage], T]) -> T:
         if not self.degraded:

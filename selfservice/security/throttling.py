@@ -4,7 +4,9 @@
 layer in front of the app, finds the view a POST is for and spends one hit of the
 address's limit for it. A refused request is answered there, with a page prerendered
 per language and a ``Retry-After``: no session, template, database or directory work,
-and no other limit's budget spent. Refusals are counted in memory and written as one
+and no other limit's budget spent. The limit costs one Redis round trip, and none for the
+address's next requests until the full window ends (the worker remembers the refusal:
+``Limiter.hit(remember_refusal=True)``). Refusals are counted in memory and written as one
 row per (address, limit, endpoint, minute) by a background flush, never a row each.
 
 Addresses in ``TRUSTED_NETWORKS`` (a district's schools behind NAT) get the
@@ -138,7 +140,8 @@ class RefuseEarly:
             return None
         ip = environ.get("REMOTE_ADDR")
         setting = limit_setting(self.app.config, rule[0], ip)
-        wait = limiter.hit(limiter.parse(self.app.config[setting]), "ip", setting, endpoint, ip or "?")
+        windows = limiter.parse(self.app.config[setting])
+        wait = limiter.hit(windows, "ip", setting, endpoint, ip or "?", remember_refusal=True)
         return (setting, endpoint, wait) if wait else None
 
     def _endpoint(self, environ: dict[str, Any], method: str) -> str | None:

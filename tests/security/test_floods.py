@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -257,22 +258,39 @@ def test_redis_stopped_mid_flood_gives_no_500_and_recovers(make_app: AppFactory,
 
 
 @pytest.mark.parametrize("limit", ["2 per minute;100 per hour", "100 per minute;2 per hour"])
-def test_a_refused_request_costs_one_redis_command(
+def test_a_refusal_costs_one_redis_command_and_its_repeats_none(
     make_app: AppFactory, redis_proxy: Proxy, limit: str
 ) -> None:
-    # The check of every window and the wait of the full one in one round trip, whichever refuses.
+    # Every window checked and the full one's wait read in one round trip, whichever refuses;
+    # then the worker knows the window is full until it ends.
     app = limited_app(make_app, f"redis://127.0.0.1:{redis_proxy.port}", SIGN_IN_RATE_LIMIT=limit)
-    client = from_address(app, "127.0.0.2")
     wrong = {"login": "s1000001", "password": "not-the-password"}
-    assert flood(client, "/login", wrong, times=4) == [400, 400, 429, 429]  # the page is cached now
+    assert flood(from_address(app, "127.0.0.9"), "/login", wrong, times=3) == [400, 400, 429]  # page cached
+    client = from_address(app, "127.0.0.2")
+    assert flood(client, "/login", wrong, times=2) == [400, 400]
     token = csrf_token(client, "/login")
     redis_proxy.commands.clear()
 
-    refused = client.post("/login", data={"csrf_token": token, **wrong})
+    first = client.post("/login", data={"csrf_token": token, **wrong})
+    first_commands = list(redis_proxy.commands)
+    redis_proxy.commands.clear()
+    again = client.post("/login", data={"csrf_token": token, **wrong})
 
-    assert refused.status_code == 429
-    assert 0 < int(refused.headers["Retry-After"]) <= (60 if "2 per minute" in limit else 3600)
-    assert len(redis_proxy.commands) == 1, redis_proxy.commands
+    assert (first.status_code, again.status_code) == (429, 429)
+    assert len(first_commands) == 1, first_commands
+    assert redis_proxy.commands == []
+    longest = 60 if "2 per minute" in limit else 3600
+    assert 0 < int(again.headers["Retry-After"]) <= int(first.headers["Retry-After"]) <= longest
+
+
+def test_a_remembered_refusal_ends_with_its_window(make_app: AppFactory) -> None:
+    app = limited_app(make_app, "redis://127.0.0.1:6379", SIGN_IN_RATE_LIMIT="2 per 2 seconds")
+    client = from_address(app, "127.0.0.2")
+    wrong = {"login": "s1000001", "password": "not-the-password"}
+    refused = flood(client, "/login", wrong, times=4)
+    assert refused == [400, 400, 429, 429]
+    time.sleep(2.1)
+    assert flood(client, "/login", wrong, times=1) == [400]
 
 
 def test_a_hit_that_spends_costs_one_redis_command(make_app: AppFactory, redis_proxy: Proxy) -> None:
