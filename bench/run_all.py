@@ -5,7 +5,8 @@ missing, installs wrk with apt-get when neither wrk nor ab is there (as root), t
 each benchmark one after the other with the .venv's Python:
 
     admin_logs          the admin pages and the dashboard at --events audit events (1,000,000)
-    flood               a flood from one address against a student's reset (issue 10)
+    flood               a flood from one address against a student's reset (issue 10); the CPU
+                        of a refused request against an argon2 verify and a bare 429
     reset_cpu           P1 reset CPU / argon2 floor, SQL statements per reset; P5 RSS
     reset_cpu:overhead  P1 the same reset with argon2 negligible: the CPU besides argon2,
                         against what 1.15x allows
@@ -14,10 +15,10 @@ each benchmark one after the other with the .venv's Python:
     memory_floor        P5's floor: the libraries a worker needs and one argon2 block
 
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust), Redis on 127.0.0.1:6379 and
-slapd (scripts/test installs it). The full profile takes about 7 minutes on 2 cores
+slapd (scripts/test installs it). The full profile takes about 9 minutes on 2 cores
 (longer on a loaded machine), a third of it seeding a million audit events twice;
 ``--events 200000`` shortens that part, ``--quick`` is a smoke run of every script in
-about 70 s (its figures are not worth quoting). Prints a summary table (figure, target,
+about 95 s (its figures are not worth quoting). Prints a summary table (figure, target,
 measured) and writes it, with every script's own output, to --output
 (bench/results/latest.md, git-ignored).
 Exits non-zero when a script fails, not when a target is missed.
@@ -50,7 +51,7 @@ FULL = {
 }
 QUICK = {
     "admin_logs": ["--events", "5000", "--flood", "10000", "--database", "both", "--runs", "1"],
-    "flood": ["--clients", "2", "--resets", "2", "--pause", "0"],
+    "flood": ["--clients", "2", "--resets", "2", "--pause", "0", "--refusal-seconds", "1"],
     "reset_cpu": ["--rounds", "2"],
     "reset_cpu:overhead": ["--rounds", "2", "--overhead"],
     "forgot_throughput": ["--connections", "32", "--seconds", "1", "--rounds", "1"],

@@ -3,7 +3,15 @@
 Every limit is a set of fixed windows ("10 per minute;50 per hour") counted per key.
 A request is *tested* against every window first and spends a window only when all
 of them still have room, so a request refused by one limit spends no other budget
-(invariant 14).
+(invariant 14). On Redis the test, the spending and, on a refusal, the wait are one
+Lua script: one round trip a hit, allowed or refused, and atomic, so parallel requests
+never spend past a full window. Other storages do the same in steps under a lock (the
+memory store is per process anyway).
+
+A hit made with ``remember_refusal`` (the per-address limits, which nothing gives back)
+that Redis refuses is remembered in the process until the full window ends: the same
+key's next requests are refused without a round trip, as Redis would refuse them (a
+refusal spends nothing, so the window stays full until it expires).
 
 When the shared storage stops answering, the portal keeps limiting with a per-process
 in-memory store until the storage answers again (flask-limiter's in-memory fallback,
@@ -19,10 +27,10 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.storage import MemoryStorage, RedisClusterStorage, RedisStorage, Storage, storage_from_string
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -31,6 +39,24 @@ T = TypeVar("T")
 RETRY_SHARED_SECONDS = 5.0
 #: A storage that does not answer within this is treated as down (Redis socket options).
 STORAGE_TIMEOUT_SECONDS = 0.5
+#: Refusals remembered per process at most (past it, the ended ones are dropped, then all).
+REMEMBERED_REFUSALS = 1024
+
+#: KEYS: the windows' keys; ARGV: each window's amount and expiry (seconds), in turn.
+#: -1 when every window had room and one of each was spent, else the full window's PTTL (ms).
+HIT_SCRIPT = """
+for i, key in ipairs(KEYS) do
+    if tonumber(redis.call('get', key) or '0') >= tonumber(ARGV[2 * i - 1]) then
+        return math.max(redis.call('pttl', key), 0)
+    end
+end
+for i, key in ipairs(KEYS) do
+    if redis.call('incr', key) == 1 then
+        redis.call('expire', key, ARGV[2 * i])
+    end
+end
+return -1
+"""
 
 
 class RateLimited(Exception):
@@ -53,7 +79,10 @@ class Limiter:
         self.fallback = MemoryStorage()
         self._down_until = 0.0
         self._lock = threading.Lock()
+        self._hit_lock = threading.Lock()
         self._parsed: dict[str, list[RateLimitItem]] = {}
+        self._script: Callable[..., Any] | None = None
+        self._refused: dict[tuple[str, ...], float] = {}  # remembered refusals: keys -> until (monotonic)
 
     def init_app(self, app: Any) -> None:
         uri = app.config["RATELIMIT_STORAGE_URI"]
@@ -64,9 +93,11 @@ class Limiter:
                 "socket_connect_timeout": STORAGE_TIMEOUT_SECONDS,
             }
         self.shared = storage_from_string(uri, **options)  # type: ignore[assignment]
+        self._script = hit_script(self.shared)
         self.fallback = MemoryStorage()
         self.prefix = app.config["RATELIMIT_KEY_PREFIX"]
         self._down_until = 0.0
+        self._refused = {}
         app.extensions["selfservice.limiter"] = self
 
     # Limits -----------------------------------------------------------------------
@@ -78,17 +109,19 @@ class Limiter:
             parsed = self._parsed[text] = list(parse_many(text))
         return parsed
 
-    def hit(self, windows: Sequence[RateLimitItem], *key: str) -> int | None:
-        """Spend one of every window for ``key``; None when allowed, else seconds until room."""
-        keys = [self._key(window, key) for window in windows]
-        for window, name in zip(windows, keys, strict=True):
-            if self._run(lambda s, n=name: s.get(n)) >= window.amount:
-                return self._wait(name)
-        for window, name in zip(windows, keys, strict=True):
-            count = self._run(lambda s, n=name, w=window: s.incr(n, w.get_expiry()))
-            if count > window.amount:  # a parallel request took the last one
-                return self._wait(name)
-        return None
+    def hit(self, windows: Sequence[RateLimitItem], *key: str, remember_refusal: bool = False) -> int | None:
+        """Spend one of every window for ``key``; None when allowed, else seconds until room.
+
+        ``remember_refusal``: only for keys nothing gives back (see the module's docstring).
+        """
+        names = tuple(self._key(window, key) for window in windows)
+        if remember_refusal and (until := self._refused.get(names)) is not None:
+            left = until - time.monotonic()
+            if left > 0:
+                return max(1, math.ceil(left))
+            self._refused.pop(names, None)
+        remember = names if remember_refusal else None
+        return self._run(lambda storage: self._hit(storage, windows, names, remember))
 
     def exhausted(self, windows: Sequence[RateLimitItem], *key: str) -> int | None:
         """Seconds until ``key`` has room again when a window is full (nothing is spent), else None."""
@@ -128,6 +161,7 @@ class Limiter:
 
     def reset(self) -> None:
         """Forget every count (tests: the memory storage is per process)."""
+        self._refused.clear()
         for storage in (self.shared, self.fallback):
             try:
                 storage.reset()
@@ -140,8 +174,50 @@ class Limiter:
         return window.key_for(self.prefix, *key)
 
     def _wait(self, name: str) -> int:
-        expiry = self._run(lambda s: s.get_expiry(name))
-        return max(1, math.ceil(expiry - time.time()))
+        return self._run(lambda storage: wait_seconds(storage, name))
+
+    def _hit(
+        self,
+        storage: Storage,
+        windows: Sequence[RateLimitItem],
+        names: tuple[str, ...],
+        remember: tuple[str, ...] | None,
+    ) -> int | None:
+        if storage is self.shared and self._script is not None:
+            return self._hit_redis(self._script, windows, names, remember)
+        with self._hit_lock:  # test, then spend: no other thread of this process in between
+            for window, name in zip(windows, names, strict=True):
+                if storage.get(name) >= window.amount:
+                    return wait_seconds(storage, name)
+            for window, name in zip(windows, names, strict=True):
+                if storage.incr(name, window.get_expiry()) > window.amount:  # another process took it
+                    return wait_seconds(storage, name)
+        return None
+
+    def _hit_redis(
+        self,
+        script: Callable[..., Any],
+        windows: Sequence[RateLimitItem],
+        names: tuple[str, ...],
+        remember: tuple[str, ...] | None,
+    ) -> int | None:
+        shared = cast(RedisStorage, self.shared)
+        keys = [shared.prefixed_key(name) for name in names]
+        arguments = [value for window in windows for value in (window.amount, window.get_expiry())]
+        milliseconds = int(script(keys=keys, args=arguments))
+        if milliseconds < 0:
+            return None
+        if remember is not None:
+            self._remember(remember, time.monotonic() + milliseconds / 1000)
+        return max(1, math.ceil(milliseconds / 1000))
+
+    def _remember(self, names: tuple[str, ...], until: float) -> None:
+        if len(self._refused) >= REMEMBERED_REFUSALS:
+            now = time.monotonic()
+            self._refused = {key: end for key, end in self._refused.items() if end > now}
+            if len(self._refused) >= REMEMBERED_REFUSALS:
+                self._refused.clear()
+        self._refused[names] = until
 
     def _run(self, operation: Callable[[Storage], T]) -> T:
         if not self.degraded:
@@ -153,3 +229,16 @@ class Limiter:
                         log.warning("limiter storage down, counting in memory: %s", type(exc).__name__)
                     self._down_until = time.monotonic() + RETRY_SHARED_SECONDS
         return operation(self.fallback)
+
+
+def hit_script(storage: Storage) -> Callable[..., Any] | None:
+    """:data:`HIT_SCRIPT` on a single Redis server (or Sentinel's master), else None: a cluster
+    may keep one key's windows on different nodes."""
+    if isinstance(storage, RedisStorage) and not isinstance(storage, RedisClusterStorage):
+        return storage.get_connection().register_script(HIT_SCRIPT)  # type: ignore[no-any-return]
+    return None
+
+
+def wait_seconds(storage: Storage, name: str) -> int:
+    """Seconds until the window ``name`` has room again (at least 1)."""
+    return max(1, math.ceil(storage.get_expiry(name) - time.time()))

@@ -4,7 +4,9 @@
 layer in front of the app, finds the view a POST is for and spends one hit of the
 address's limit for it. A refused request is answered there, with a page prerendered
 per language and a ``Retry-After``: no session, template, database or directory work,
-and no other limit's budget spent. Refusals are counted in memory and written as one
+and no other limit's budget spent. The limit costs one Redis round trip, and none for the
+address's next requests until the full window ends (the worker remembers the refusal:
+``Limiter.hit(remember_refusal=True)``). Refusals are counted in memory and written as one
 row per (address, limit, endpoint, minute) by a background flush, never a row each.
 
 Addresses in ``TRUSTED_NETWORKS`` (a district's schools behind NAT) get the
@@ -16,6 +18,7 @@ argon2 work gate (``security/work.py``), which counts only work actually done.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import math
@@ -28,15 +31,14 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from flask import Flask, make_response, render_template
-from werkzeug.datastructures import LanguageAccept
 from werkzeug.exceptions import HTTPException
-from werkzeug.http import parse_accept_header, parse_cookie
-from werkzeug.routing import RequestRedirect
+from werkzeug.http import parse_cookie
+from werkzeug.routing import MapAdapter, RequestRedirect
 
 from selfservice.audit.counts import count_breaches
 from selfservice.dbtypes import insert_for
 from selfservice.extensions import db, limiter
-from selfservice.i18n import LANGUAGE_COOKIE
+from selfservice.i18n import LANGUAGE_COOKIE, language_of
 from selfservice.limiter import RateLimited
 from selfservice.security.models import RateLimitBreach
 from selfservice.timeutil import utcnow
@@ -48,6 +50,8 @@ TRUSTED_PREFIX = "TRUSTED_"
 #: Refusal pages are rendered again after this long (the help desk's hours change).
 PAGE_SECONDS = 60.0
 FLUSH_SECONDS = 2.0
+#: Accept-Language headers up to this long have their language remembered (a browser's are short).
+CACHED_HEADER_CHARS = 200
 
 
 def throttle(setting: str, methods: tuple[str, ...] = ("POST",)) -> Callable[[F], F]:
@@ -112,6 +116,7 @@ class RefuseEarly:
         self.wsgi_app = wsgi_app
         self._throttled: dict[str, tuple[str, frozenset[str]]] | None = None
         self._methods: frozenset[str] | None = None
+        self._routes: MapAdapter | None = None
         self.pages = RefusalPages(app)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -135,12 +140,16 @@ class RefuseEarly:
             return None
         ip = environ.get("REMOTE_ADDR")
         setting = limit_setting(self.app.config, rule[0], ip)
-        wait = limiter.hit(limiter.parse(self.app.config[setting]), "ip", setting, endpoint, ip or "?")
+        windows = limiter.parse(self.app.config[setting])
+        wait = limiter.hit(windows, "ip", setting, endpoint, ip or "?", remember_refusal=True)
         return (setting, endpoint, wait) if wait else None
 
     def _endpoint(self, environ: dict[str, Any], method: str) -> str | None:
+        if self._routes is None:  # bound once: the portal matches on path and method only (no hosts)
+            self._routes = self.app.url_map.bind("localhost")
+        path = environ.get("PATH_INFO", "").encode("latin-1").decode(errors="replace")  # as Werkzeug reads it
         try:
-            endpoint, _ = self.app.url_map.bind_to_environ(environ).match(method=method)
+            endpoint, _ = self._routes.match(path or "/", method=method)
         except (HTTPException, RequestRedirect):
             return None
         return str(endpoint)
@@ -162,12 +171,21 @@ class RefuseEarly:
         return self._methods
 
     def _language(self, environ: dict[str, Any]) -> str:
-        languages = self.app.config["LANGUAGES"]
-        chosen = parse_cookie(environ.get("HTTP_COOKIE", "")).get(LANGUAGE_COOKIE)
-        if chosen in languages:
-            return str(chosen)
-        accepted = parse_accept_header(environ.get("HTTP_ACCEPT_LANGUAGE", ""), LanguageAccept)
-        return accepted.best_match(languages) or self.app.config["DEFAULT_LANGUAGE"]
+        """The language every other page would use (:func:`selfservice.i18n.language_of`)."""
+        config, cookie = self.app.config, environ.get("HTTP_COOKIE", "")
+        if f"{LANGUAGE_COOKIE}=" in cookie:  # parsed only when it may hold a choice
+            chosen = parse_cookie(cookie).get(LANGUAGE_COOKIE)
+            if chosen in config["LANGUAGES"]:
+                return str(chosen)
+        accept = environ.get("HTTP_ACCEPT_LANGUAGE", "")
+        if len(accept) > CACHED_HEADER_CHARS:
+            return language_of({}, accept, config)
+        return _browser_language(accept, tuple(config["LANGUAGES"]), config["DEFAULT_LANGUAGE"])
+
+
+@functools.lru_cache(maxsize=64)
+def _browser_language(accept: str, languages: tuple[str, ...], default: str) -> str:
+    return language_of({}, accept, {"LANGUAGES": languages, "DEFAULT_LANGUAGE": default})
 
 
 class RefusalPages:

@@ -30,7 +30,18 @@ SMALLEST = {
 }
 if DATABASE == "postgres":
     SMALLEST |= {
-        "flood": ["--clients", "1", "--resets", "1", "--pause", "0", "--workers", "1"],
+        "flood": [
+            "--clients",
+            "1",
+            "--resets",
+            "1",
+            "--pause",
+            "0",
+            "--workers",
+            "1",
+            "--refusal-seconds",
+            "0.5",
+        ],
         "two_instances": ["--clients", "1", "--seconds", "1", "--rounds", "1"],
     }
 
