@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import ldap3
 from ldap3.core import exceptions as ldap_errors
+from ldap3.protocol.sasl.sasl import sasl_prep
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
@@ -187,7 +188,10 @@ class LdapDirectory:
         try:
             _sent_once(
                 lambda: _modify_password(
-                    connection, user=account.ref, old_password=old_password, new_password=new_password
+                    connection,
+                    user=account.ref,
+                    old_password=self._bind_password(old_password),
+                    new_password=new_password,
                 )
             )
         finally:
@@ -469,13 +473,27 @@ class LdapDirectory:
             raise DirectoryUnavailable(f"LDAP bind failed: {result.get('description')}")
         return None
 
+    def _bind_password(self, password: str) -> str | bytes:
+        """The password as a bind sends it: as ldap3 writes it (SASLprep), else as typed, in UTF-8.
+
+        ldap3 raises out of the bind for a password SASLprep refuses (a tab, mixed writing
+        directions); such a password can only have been set as typed, by another tool.
+        """
+        if not password:
+            return password
+        try:
+            sasl_prep(password)
+        except ldap_errors.LDAPSASLPrepError:
+            return password.encode("utf-8", "surrogatepass")
+        return password
+
     def _bind(self, user: str, password: str) -> tuple[ldap3.Connection, bool]:
         """A new connection (StartTLS done when configured) and whether its simple bind succeeded."""
         connection = ldap3.Connection(
             # A fresh Server each time: ldap3 remembers a failed address for 5 s otherwise.
             _make_server(self._settings),
             user=user,
-            password=password,
+            password=self._bind_password(password),
             authentication=ldap3.SIMPLE,
             auto_bind=ldap3.AUTO_BIND_NONE,
             receive_timeout=self._settings["LDAP_OPERATION_TIMEOUT_SECONDS"],

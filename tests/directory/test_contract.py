@@ -171,6 +171,37 @@ def test_own_change_needs_the_current_password(directory: Directory) -> None:
 
 
 @pytest.mark.parametrize(
+    "password",
+    ["Café²-Meadow-9031", "ﬁne-Meadow-Pass-9031", "No\u00a0Break-Meadow-9031"],
+    ids=["superscript", "ligature", "no-break-space"],
+)
+def test_a_password_is_checked_as_it_was_written(directory: Directory, password: str) -> None:
+    """Characters SASLprep would change (², ﬁ, a no-break space) must not part the bind from the write.
+
+    ldap3 applies SASLprep to a simple bind's password; AD keeps unicodePwd exactly as written.
+    """
+    account = directory.find("s1000002")
+    assert account is not None
+    directory.set_password(account, password)
+    assert directory.authenticate("s1000002", password) is not None
+    directory.change_password(account, password, NEW_PASSWORD)
+    assert directory.authenticate("s1000002", NEW_PASSWORD) is not None
+
+
+@pytest.mark.parametrize(
+    "typed", ["Tab\tPass-9031", "Mixed-مرحبا-9031"], ids=["control-character", "mixed-direction"]
+)
+def test_a_typed_password_sasl_prep_refuses_is_just_wrong(directory: Directory, typed: str) -> None:
+    """ldap3 raised LDAPSASLPrepError out of the bind: a 500 at sign-in (invariant 13)."""
+    account = directory.find("s1000002")
+    assert account is not None
+    assert directory.authenticate("s1000002", typed) is None
+    with pytest.raises(InvalidCredentials):
+        directory.change_password(account, typed, NEW_PASSWORD)
+    assert directory.authenticate("s1000002", person("s1000002").password) is not None
+
+
+@pytest.mark.parametrize(
     ("login", "expected"),
     [
         ("obrien", "Sean O'Brien"),
