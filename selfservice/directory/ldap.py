@@ -9,6 +9,7 @@ so the server's ppolicy hashes and checks them. Passwords are never logged.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import ssl
 import threading
@@ -340,8 +341,13 @@ class LdapDirectory:
             if len(entries) != 1:
                 return None  # none, or ambiguous: never guess which person was meant
             entry = entries[0]
-            roles = self._roles(connection, entry["dn"]) if with_roles else frozenset()
-            return self._account(entry, roles)
+            account = self._account(entry, frozenset())
+            if not account.key:  # enrollments, locks and sessions hang off the key: never share ""
+                log.warning("%s has no unique id (%s): not used", entry["dn"], self._attribute("unique_id"))
+                return None
+            if not with_roles:
+                return account
+            return dataclasses.replace(account, roles=self._roles(connection, entry["dn"]))
 
         return self._as_service(search)
 

@@ -258,7 +258,11 @@ class _Checker:
     def _attribute_presence(self, field: str, attribute: str, count: int, total: int) -> None:
         setting = f"{self.table}.{field}"
         text = f"{attribute} on {count} of {total} sampled accounts"
-        if count:
+        if field == "unique_id" and 0 < count < total:
+            self.add(
+                fail(f"attribute {field}", f"{text}: an account without it cannot use the portal", setting)
+            )
+        elif count:
             self.add(ok(f"attribute {field}", text, setting))
         elif field in ESSENTIAL_FIELDS:
             self.add(fail(f"attribute {field}", f"{text}: no account can be found without it", setting))

@@ -95,6 +95,15 @@ def test_account_key_is_the_object_guid_and_get_finds_it(ad_directory: AdDirecto
     assert ad_directory.get("not-a-guid") is None
 
 
+def test_a_unique_id_that_is_no_guid_gives_no_account(directory_with: Callable[..., AdDirectory]) -> None:
+    """The key is read as an objectGUID: any other attribute gave every account the key ""."""
+    attributes = {**config.DEFAULTS["AD_ATTRIBUTES"], "unique_id": "employeeID"}
+    directory = directory_with(AD_ATTRIBUTES=attributes)
+
+    assert directory.find("s1000001") is None
+    assert directory.find("teacher1") is None
+
+
 def test_parent_fields_come_from_the_mapped_attributes(ad_directory: AdDirectory) -> None:
     account = ad_directory.find_by("parent_account_number", "A-2000002")
 

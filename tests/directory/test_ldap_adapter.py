@@ -113,6 +113,22 @@ def test_ambiguous_lookup_finds_nobody(directory_with: Callable[..., LdapDirecto
     assert directory.find_by("email", "student") is None
 
 
+def test_an_entry_without_its_unique_id_is_no_account(directory_with: Callable[..., LdapDirectory]) -> None:
+    """A unique_id mapped to an attribute only some entries hold: those entries get no key.
+
+    Before, each came back with the key "", so every such account shared one enrollment,
+    one lockout and one set of sessions (staff and parents here have no student ID).
+    """
+    attributes = {**config.DEFAULTS["LDAP_ATTRIBUTES"], "unique_id": "schoolStudentId"}
+    directory = directory_with(LDAP_ATTRIBUTES=attributes)
+
+    assert directory.find("s1000001").key == "1000001"  # type: ignore[union-attr]
+    assert directory.find("teacher1") is None
+    assert directory.find_by("email", "teacher1@school.test") is None
+    assert directory.authenticate("teacher1", person("teacher1").password) is None
+    assert directory.get("") is None
+
+
 @pytest.mark.parametrize(
     "hostile",
     [

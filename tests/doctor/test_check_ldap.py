@@ -63,6 +63,11 @@ def test_a_right_setup_passes_with_one_line_per_check(make_app) -> None:  # type
             "attribute student_id: 'districtStudentNumber' is not in the server's schema",
             "LDAP_ATTRIBUTES.student_id",
         ),
+        (  # only students hold one: every other account would share the key ""
+            {"LDAP_ATTRIBUTES": {"unique_id": "schoolStudentId"}},
+            "attribute unique_id: schoolStudentId on 5 of ",
+            "LDAP_ATTRIBUTES.unique_id",
+        ),
         ({"LDAP_USER_FILTER": "(objectClass=organizationalRole)"}, "accounts: no entry", "LDAP_USER_FILTER"),
         ({"LDAP_USER_FILTER": "(objectClass=posixAccount)"}, "accounts: the filter", "LDAP_USER_FILTER"),
     ],
