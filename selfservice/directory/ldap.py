@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import ssl
 import threading
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -103,11 +104,14 @@ class LdapDirectory:
 
     def find(self, login: str, *, with_roles: bool = True) -> Account | None:
         """The one account whose login fields match ``login``; None when none or several."""
-        login = normalise_login(login)
-        if not login:
+        normal = normalise_login(login)
+        if not normal:
             return None
+        # The server's own case-insensitive match finds the rest; casefold() goes further than it
+        # (ß is "ss", İ is "i̇"), so the login as typed (NFKC, trimmed) is asked for too.
+        values = dict.fromkeys((normal, unicodedata.normalize("NFKC", login).strip()))
         fields = self._settings["LOGIN_FIELDS"]
-        clauses = "".join(self._equals(field, login) for field in fields)
+        clauses = "".join(self._equals(field, value) for field in fields for value in values)
         return self._find_one(f"(|{clauses})", with_roles=with_roles)
 
     def find_by(self, field: str, value: str) -> Account | None:

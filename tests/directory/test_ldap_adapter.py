@@ -113,6 +113,34 @@ def test_ambiguous_lookup_finds_nobody(directory_with: Callable[..., LdapDirecto
     assert directory.find_by("email", "student") is None
 
 
+@pytest.fixture
+def non_ascii_logins(slapd: Slapd) -> Iterator[None]:
+    """Two people whose logins case-folding changes beyond LDAP's own case matching."""
+    connection = slapd.root_connection()
+    dns = []
+    for uid in ("straße", "İlker"):
+        dns.append(f"uid={uid},ou=people,dc=school,dc=test")
+        attributes = {"uid": uid, "cn": uid, "sn": uid, "userPassword": "Lantern-Orchard-7731"}
+        assert connection.add(dns[-1], ["inetOrgPerson"], attributes), connection.result
+    yield
+    for dn in dns:
+        connection.delete(dn)
+    connection.unbind()
+
+
+@pytest.mark.parametrize("typed", ["straße", "İlker", " İlker "])
+def test_a_login_case_folding_changes_is_still_found(
+    ldap_directory: LdapDirectory, non_ascii_logins: None, typed: str
+) -> None:
+    """casefold() makes ß "ss" and İ "i̇"; slapd's case-insensitive match does neither, so these
+    people could not sign in or recover at all."""
+    account = ldap_directory.find(typed)
+
+    assert account is not None
+    assert account.login == typed.strip()
+    assert ldap_directory.authenticate(typed, "Lantern-Orchard-7731") == account
+
+
 def test_an_entry_without_its_unique_id_is_no_account(directory_with: Callable[..., LdapDirectory]) -> None:
     """A unique_id mapped to an attribute only some entries hold: those entries get no key.
 
