@@ -508,6 +508,9 @@ class LdapDirectory:
             auto_bind=ldap3.AUTO_BIND_NONE,
             receive_timeout=self._settings["LDAP_OPERATION_TIMEOUT_SECONDS"],
             raise_exceptions=False,
+            # ldap3 would chase a referral to any host it names, binding there with this DN and
+            # password, in clear unless the referral says ldaps: passwords go only to LDAP_URL.
+            auto_referrals=False,
         )
         try:
             connection.open()

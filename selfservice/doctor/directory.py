@@ -127,6 +127,7 @@ class _Checker:
             auto_bind=ldap3.AUTO_BIND_NONE,
             receive_timeout=self.settings["LDAP_OPERATION_TIMEOUT_SECONDS"],
             raise_exceptions=False,
+            auto_referrals=False,  # the service password goes only to LDAP_URL (as in directory/ldap.py)
         )
 
     def _open(self, connection: ldap3.Connection, secure: bool) -> None:

@@ -25,6 +25,7 @@ from selfservice.directory.interfaces import (
 from selfservice.directory.ldap import LdapDirectory
 from tests.fixtures.disabling import PERMANENT_LOCK, failure_lock_time, ldap_lock
 from tests.fixtures.people import PEOPLE, person
+from tests.fixtures.referral import referral_elsewhere
 from tests.slapd import Slapd
 
 pytestmark = [pytest.mark.ldap, pytest.mark.slow]
@@ -197,6 +198,21 @@ def test_non_ascii_name_and_password_round_trip(ldap_directory: LdapDirectory) -
     assert ldap_directory.find("José Núñez") is None  # display name is not a login field
     ldap_directory.set_password(account, "Mañana-Señor-1004")
     assert ldap_directory.authenticate("jnunez", "Mañana-Señor-1004") == account
+
+
+def test_a_referral_never_takes_the_service_password_elsewhere(
+    directory_with: Callable[..., LdapDirectory], slapd: Slapd
+) -> None:
+    """ldap3 chases referrals by default, to any host, binding with the same DN and password.
+
+    Before, the service account's password went in clear to the host the referral named.
+    """
+    with referral_elsewhere(slapd) as (dn, elsewhere):
+        directory = directory_with(LDAP_BASE_DN=dn, LDAP_OPERATION_TIMEOUT_SECONDS=2)
+
+        assert directory.find("s1000001") is None
+        with pytest.raises(TimeoutError):
+            elsewhere.accept()[0].close()
 
 
 # --- roles --------------------------------------------------------------------------
