@@ -290,6 +290,11 @@ class AdDirectory(LdapDirectory):
                 "set LDAP_URL to ldaps://... or LDAP_START_TLS to true"
             )
 
+    def _bind(self, user: str, password: str) -> tuple[ldap3.Connection, bool]:
+        """Every bind, the service account's included, only over LDAPS or StartTLS."""
+        self._require_encryption()
+        return super()._bind(user, password)
+
     def _bind_password(self, password: str) -> str | bytes:
         """unicodePwd holds the password exactly as written: bind with it as typed, in UTF-8.
 

@@ -342,6 +342,22 @@ def test_passwords_never_go_over_plain_ldap(directory_with: Callable[..., AdDire
             attempt()
 
 
+def test_the_service_account_never_binds_over_plain_ldap(directory_with: Callable[..., AdDirectory]) -> None:
+    """Lookups bind the service account too: before, its password went out in clear on ldap://."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        listener.settimeout(1)
+        url = f"ldap://127.0.0.1:{listener.getsockname()[1]}"
+        directory = directory_with(LDAP_URL=url, LDAP_START_TLS=False, LDAP_OPERATION_TIMEOUT_SECONDS=1)
+
+        for attempt in (lambda: directory.find("s1000001"), directory.ping):
+            with pytest.raises(DirectoryUnavailable, match="ldaps://"):
+                attempt()
+        with pytest.raises(TimeoutError):
+            listener.accept()[0].close()
+
+
 def ad_account(directory_with: Callable[..., AdDirectory], login: str) -> Any:
     account = directory_with().find(login)
     assert account is not None
