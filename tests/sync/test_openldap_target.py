@@ -350,3 +350,26 @@ def test_a_password_write_left_unanswered_by_the_target_is_tried_again_not_refus
     assert binds(slapd, slapd.dn("s1000001"), NEW_PASSWORD)
     assert not binds(slapd, slapd.dn("s1000001"), person("s1000001").password)
     assert rows(app)["portals"].secret is None
+
+
+# --- selfservice check ---------------------------------------------------------------------------
+
+
+def test_check_warns_when_a_target_gets_passwords_in_clear_or_unverified(
+    make_ldap_target_app: Any, slapd: Slapd
+) -> None:
+    """The primary's transport gets a WARN; a target's said only "OK" (the test slapd is plain ldap://)."""
+    unverified = openldap_target(slapd)
+    unverified["name"] = "unverified"
+    unverified["settings"] = {
+        **unverified["settings"],
+        "LDAP_START_TLS": True,
+        "LDAP_VALIDATE_CERT": False,
+    }
+    app = make_ldap_target_app(targets=[openldap_target(slapd), unverified])
+
+    output = app.test_cli_runner().invoke(main, ["check", "--no-settings"]).output
+
+    assert "OK    sync target portals: its service account binds and reads" in output
+    assert "WARN  sync target portals: not encrypted: passwords cross the network in clear" in output
+    assert "WARN  sync target unverified: encrypted, but the certificate is NOT verified" in output
