@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from selfservice.directory.builtin import BuiltinDirectory
+from selfservice.directory.builtin import BuiltinDirectory, NewAccount
 from selfservice.directory.interfaces import (
     AccountKind,
     Directory,
@@ -199,6 +199,22 @@ def test_a_typed_password_sasl_prep_refuses_is_just_wrong(directory: Directory, 
     with pytest.raises(InvalidCredentials):
         directory.change_password(account, typed, NEW_PASSWORD)
     assert directory.authenticate("s1000002", person("s1000002").password) is not None
+
+
+@pytest.mark.parametrize("typed", ["Émile.Zoë", "  Émile.Zoë ", "Straße"])
+def test_a_builtin_login_with_capital_or_folded_letters_is_found_as_typed(app: Flask, typed: str) -> None:
+    """SQLite's lower() folds ASCII only, and casefold() turns ß into "ss": the row's own
+    spelling was never asked for, so these people could not sign in typing their login as given."""
+    with app.app_context():
+        directory: BuiltinDirectory = app.extensions["selfservice.directory"]
+        for login in ("Émile.Zoë", "Straße"):
+            directory.create(NewAccount(login, NEW_PASSWORD, AccountKind.STAFF, login))
+
+        account = directory.find(typed)
+
+        assert account is not None
+        assert account.login == typed.strip()
+        assert directory.authenticate(typed, NEW_PASSWORD) == account
 
 
 @pytest.mark.parametrize(
