@@ -85,6 +85,15 @@ class BuiltinDirectory:
         found = self._accounts_where(self._matching([field], value), with_roles=True)
         return found[0] if len(found) == 1 else None
 
+    def count_by(self, field: str, value: str) -> int:
+        if field not in LOOKUP_FIELDS:
+            raise ValueError(f"unknown lookup field {field!r}")
+        condition = self._matching([field], value)
+        if condition is None:
+            return 0
+        statement = select(DirectoryAccount.id).where(condition).limit(2)
+        return len(self._query(lambda: db.session.execute(statement).all()))
+
     def get(self, key: str, *, with_roles: bool = True) -> Account | None:
         found = self._accounts_where(DirectoryAccount.id == key, with_roles)
         return found[0] if found else None

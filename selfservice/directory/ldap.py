@@ -121,6 +121,14 @@ class LdapDirectory:
             return None
         return self._find_one(self._equals(field, value))
 
+    def count_by(self, field: str, value: str) -> int:
+        if field not in LOOKUP_FIELDS:
+            raise ValueError(f"cannot look accounts up by {field!r}; use one of {', '.join(LOOKUP_FIELDS)}")
+        if not value:
+            return 0
+        condition = self._equals(field, value)
+        return self._as_service(lambda connection: min(len(self._search(connection, condition)), 2))
+
     def get(self, key: str, *, with_roles: bool = True) -> Account | None:
         if not key:
             return None

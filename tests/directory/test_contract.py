@@ -71,6 +71,12 @@ def test_find_by_a_single_field(directory: Directory) -> None:
         directory.find_by("userPassword", "x")
 
 
+def test_count_by_says_how_many_entries_hold_a_value(directory: Directory) -> None:
+    assert directory.count_by("student_id", "1000001") == 1
+    assert directory.count_by("student_id", "9999999") == 0
+    assert directory.count_by("login", "") == 0
+
+
 def test_key_is_stable_and_fetches_the_account(directory: Directory) -> None:
     account = directory.find("s1000002")
     assert account is not None

@@ -112,6 +112,7 @@ def test_ambiguous_lookup_finds_nobody(directory_with: Callable[..., LdapDirecto
     directory = directory_with(LDAP_ATTRIBUTES=attributes)
 
     assert directory.find_by("email", "student") is None
+    assert directory.count_by("email", "student") == 2  # a sync target stops there (never the next field)
 
 
 @pytest.fixture
