@@ -290,6 +290,18 @@ class AdDirectory(LdapDirectory):
                 "set LDAP_URL to ldaps://... or LDAP_START_TLS to true"
             )
 
+    def _bind(self, user: str, password: str) -> tuple[ldap3.Connection, bool]:
+        """Every bind, the service account's included, only over LDAPS or StartTLS."""
+        self._require_encryption()
+        return super()._bind(user, password)
+
+    def _bind_password(self, password: str) -> str | bytes:
+        """unicodePwd holds the password exactly as written: bind with it as typed, in UTF-8.
+
+        ldap3 would SASLprep it (² becomes 2, ﬁ becomes fi), and the bind would fail.
+        """
+        return password.encode("utf-8", "surrogatepass")
+
     def _user_bind(self, dn: str, password: str) -> tuple[ldap3.Connection | None, str]:
         """A connection bound as ``dn``, or None and AD's refusal code (``52e``, ``775``...)."""
         try:

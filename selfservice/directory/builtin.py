@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,7 +76,7 @@ class BuiltinDirectory:
     # Lookups -----------------------------------------------------------------
 
     def find(self, login: str, *, with_roles: bool = True) -> Account | None:
-        found = self._accounts_where(self._matching(self.login_fields, normalise_login(login)), with_roles)
+        found = self._accounts_where(self._login_matching(login), with_roles)
         return found[0] if len(found) == 1 else None
 
     def find_by(self, field: str, value: str) -> Account | None:
@@ -83,6 +84,15 @@ class BuiltinDirectory:
             raise ValueError(f"unknown lookup field {field!r}")
         found = self._accounts_where(self._matching([field], value), with_roles=True)
         return found[0] if len(found) == 1 else None
+
+    def count_by(self, field: str, value: str) -> int:
+        if field not in LOOKUP_FIELDS:
+            raise ValueError(f"unknown lookup field {field!r}")
+        condition = self._matching([field], value)
+        if condition is None:
+            return 0
+        statement = select(DirectoryAccount.id).where(condition).limit(2)
+        return len(self._query(lambda: db.session.execute(statement).all()))
 
     def get(self, key: str, *, with_roles: bool = True) -> Account | None:
         found = self._accounts_where(DirectoryAccount.id == key, with_roles)
@@ -207,22 +217,35 @@ class BuiltinDirectory:
         return [self._account(row, names if with_roles else set()) for row, names in found.values()]
 
     @staticmethod
-    def _matching(fields: list[str], value: str) -> Any:
-        """Any of ``fields`` holds ``value`` (logins and emails case-blind); None when nothing can."""
+    def _matching(fields: list[str], value: str, *, typed: str = "") -> Any:
+        """Any of ``fields`` holds ``value``, or ``typed`` as it is; None when nothing can.
+
+        Logins and emails compare case-blind too (SQL's lower(): SQLite's folds ASCII only).
+        """
         if not value or "\x00" in value or not fields:  # no account holds a NUL (PostgreSQL refuses one)
             return None
-        return or_(
-            *(
-                func.lower(getattr(DirectoryAccount, f)) == value.lower()
-                if f in {"login", "email"}
-                else getattr(DirectoryAccount, f) == value
-                for f in fields
-            )
-        )
+        spellings = dict.fromkeys(spelling for spelling in (value, typed) if spelling)
+        conditions = []
+        for name in fields:
+            column = getattr(DirectoryAccount, name)
+            for spelling in spellings:
+                conditions.append(column == spelling)
+                if name in {"login", "email"}:
+                    conditions.append(func.lower(column) == spelling.lower())
+        return or_(*conditions)
+
+    def _login_matching(self, login: str) -> Any:
+        """The login fields holding ``login`` in its one form (invariant 16), or as typed.
+
+        casefold() goes further than SQL's lower() (SQLite's folds ASCII only; ß becomes "ss"),
+        so the login as typed (NFKC, trimmed) is asked for too, as the LDAP adapter does.
+        """
+        typed = unicodedata.normalize("NFKC", login).strip()
+        return self._matching(self.login_fields, normalise_login(login), typed=typed)
 
     def _credentials_for_login(self, login: str) -> Any:
         """(id, password_hash, disabled) of the one row ``login`` names; None when none or several."""
-        condition = self._matching(self.login_fields, normalise_login(login))
+        condition = self._login_matching(login)
         if condition is None:
             return None
         statement = (

@@ -151,6 +151,9 @@ class Directory(Protocol):
     def find_by(self, field: str, value: str) -> Account | None:
         """Look an account up by one logical field of :data:`LOOKUP_FIELDS`."""
 
+    def count_by(self, field: str, value: str) -> int:
+        """How many entries hold ``value`` in ``field`` (as :meth:`find_by` looks): 0, 1, or 2 for more."""
+
     def get(self, key: str, *, with_roles: bool = True) -> Account | None:
         """Fetch an account by its stable key (``with_roles`` as for :meth:`find`)."""
 

@@ -9,9 +9,11 @@ so the server's ppolicy hashes and checks them. Passwords are never logged.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import ssl
 import threading
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ from typing import Any, TypeVar
 
 import ldap3
 from ldap3.core import exceptions as ldap_errors
+from ldap3.protocol.sasl.sasl import sasl_prep
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
@@ -101,11 +104,14 @@ class LdapDirectory:
 
     def find(self, login: str, *, with_roles: bool = True) -> Account | None:
         """The one account whose login fields match ``login``; None when none or several."""
-        login = normalise_login(login)
-        if not login:
+        normal = normalise_login(login)
+        if not normal:
             return None
+        # The server's own case-insensitive match finds the rest; casefold() goes further than it
+        # (ß is "ss", İ is "i̇"), so the login as typed (NFKC, trimmed) is asked for too.
+        values = dict.fromkeys((normal, unicodedata.normalize("NFKC", login).strip()))
         fields = self._settings["LOGIN_FIELDS"]
-        clauses = "".join(self._equals(field, login) for field in fields)
+        clauses = "".join(self._equals(field, value) for field in fields for value in values)
         return self._find_one(f"(|{clauses})", with_roles=with_roles)
 
     def find_by(self, field: str, value: str) -> Account | None:
@@ -114,6 +120,14 @@ class LdapDirectory:
         if not value:
             return None
         return self._find_one(self._equals(field, value))
+
+    def count_by(self, field: str, value: str) -> int:
+        if field not in LOOKUP_FIELDS:
+            raise ValueError(f"cannot look accounts up by {field!r}; use one of {', '.join(LOOKUP_FIELDS)}")
+        if not value:
+            return 0
+        condition = self._equals(field, value)
+        return self._as_service(lambda connection: min(len(self._search(connection, condition)), 2))
 
     def get(self, key: str, *, with_roles: bool = True) -> Account | None:
         if not key:
@@ -187,7 +201,10 @@ class LdapDirectory:
         try:
             _sent_once(
                 lambda: _modify_password(
-                    connection, user=account.ref, old_password=old_password, new_password=new_password
+                    connection,
+                    user=account.ref,
+                    old_password=self._bind_password(old_password),
+                    new_password=new_password,
                 )
             )
         finally:
@@ -336,8 +353,13 @@ class LdapDirectory:
             if len(entries) != 1:
                 return None  # none, or ambiguous: never guess which person was meant
             entry = entries[0]
-            roles = self._roles(connection, entry["dn"]) if with_roles else frozenset()
-            return self._account(entry, roles)
+            account = self._account(entry, frozenset())
+            if not account.key:  # enrollments, locks and sessions hang off the key: never share ""
+                log.warning("%s has no unique id (%s): not used", entry["dn"], self._attribute("unique_id"))
+                return None
+            if not with_roles:
+                return account
+            return dataclasses.replace(account, roles=self._roles(connection, entry["dn"]))
 
         return self._as_service(search)
 
@@ -469,17 +491,34 @@ class LdapDirectory:
             raise DirectoryUnavailable(f"LDAP bind failed: {result.get('description')}")
         return None
 
+    def _bind_password(self, password: str) -> str | bytes:
+        """The password as a bind sends it: as ldap3 writes it (SASLprep), else as typed, in UTF-8.
+
+        ldap3 raises out of the bind for a password SASLprep refuses (a tab, mixed writing
+        directions); such a password can only have been set as typed, by another tool.
+        """
+        if not password:
+            return password
+        try:
+            sasl_prep(password)
+        except ldap_errors.LDAPSASLPrepError:
+            return password.encode("utf-8", "surrogatepass")
+        return password
+
     def _bind(self, user: str, password: str) -> tuple[ldap3.Connection, bool]:
         """A new connection (StartTLS done when configured) and whether its simple bind succeeded."""
         connection = ldap3.Connection(
             # A fresh Server each time: ldap3 remembers a failed address for 5 s otherwise.
             _make_server(self._settings),
             user=user,
-            password=password,
+            password=self._bind_password(password),
             authentication=ldap3.SIMPLE,
             auto_bind=ldap3.AUTO_BIND_NONE,
             receive_timeout=self._settings["LDAP_OPERATION_TIMEOUT_SECONDS"],
             raise_exceptions=False,
+            # ldap3 would chase a referral to any host it names, binding there with this DN and
+            # password, in clear unless the referral says ldaps: passwords go only to LDAP_URL.
+            auto_referrals=False,
         )
         try:
             connection.open()

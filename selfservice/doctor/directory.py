@@ -127,6 +127,7 @@ class _Checker:
             auto_bind=ldap3.AUTO_BIND_NONE,
             receive_timeout=self.settings["LDAP_OPERATION_TIMEOUT_SECONDS"],
             raise_exceptions=False,
+            auto_referrals=False,  # the service password goes only to LDAP_URL (as in directory/ldap.py)
         )
 
     def _open(self, connection: ldap3.Connection, secure: bool) -> None:
@@ -258,7 +259,11 @@ class _Checker:
     def _attribute_presence(self, field: str, attribute: str, count: int, total: int) -> None:
         setting = f"{self.table}.{field}"
         text = f"{attribute} on {count} of {total} sampled accounts"
-        if count:
+        if field == "unique_id" and 0 < count < total:
+            self.add(
+                fail(f"attribute {field}", f"{text}: an account without it cannot use the portal", setting)
+            )
+        elif count:
             self.add(ok(f"attribute {field}", text, setting))
         elif field in ESSENTIAL_FIELDS:
             self.add(fail(f"attribute {field}", f"{text}: no account can be found without it", setting))

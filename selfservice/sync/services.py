@@ -18,11 +18,11 @@ import sqlalchemy as sa
 from selfservice.audit.services import SYSTEM, Origin, record
 from selfservice.audit.tags import Tag
 from selfservice.directory.interfaces import Account, DirectoryError
-from selfservice.doctor import Finding, fail, ok
+from selfservice.doctor import Finding, fail, ok, warn
 from selfservice.extensions import db
 from selfservice.sync import Sync
 from selfservice.sync.models import SyncStatus, SyncWrite
-from selfservice.sync.targets import build_adapter
+from selfservice.sync.targets import Target, build_adapter, target_settings
 from selfservice.timeutil import utcnow
 
 #: Settled rows an operator should look at.
@@ -317,4 +317,17 @@ def check_targets(sync: Sync, config: Mapping[str, Any]) -> list[Finding]:
             close = getattr(directory, "close", None)
             if close is not None:
                 close()
+        findings.extend(_transport_findings(target, target_settings(target, config)))
     return findings
+
+
+def _transport_findings(target: Target, settings: Mapping[str, Any]) -> list[Finding]:
+    """A target gets every new password: say so when they cross in clear or to an unchecked server."""
+    if target.kind != "openldap":  # builtin: the portal's database; AD: refused in clear (the ping fails)
+        return []
+    check = f"sync target {target.name}"
+    if not (str(settings["LDAP_URL"]).strip().lower().startswith("ldaps://") or settings["LDAP_START_TLS"]):
+        return [warn(check, "not encrypted: passwords cross the network in clear", "SYNC_TARGETS")]
+    if not settings["LDAP_VALIDATE_CERT"]:
+        return [warn(check, "encrypted, but the certificate is NOT verified", "SYNC_TARGETS")]
+    return []

@@ -135,10 +135,23 @@ def build_adapter(target: Target, config: Mapping[str, Any]) -> Directory:
     return build_directory(target_settings(target, config))
 
 
+class NoSingleMatch(Exception):
+    """A match field finds an entry in the target, but not one account it can use."""
+
+
 def find_in_target(directory: Directory, lookups: Mapping[str, str]) -> Account | None:
-    """The target's account: the first match field that finds exactly one; None when none does."""
+    """The target's account: the first match field that finds exactly one; None when none does.
+
+    A field that finds several entries (or one the adapter cannot use) ends the search with
+    NoSingleMatch: the next field, a weaker one, might name somebody else.
+    """
     for name, value in lookups.items():
         account = directory.find_by(name, value)
         if account is not None:
             return account
+        found = directory.count_by(name, value)
+        if found > 1:
+            raise NoSingleMatch(f"several accounts in the target match {name}")
+        if found:
+            raise NoSingleMatch(f"the entry in the target that matches {name} has no unique id")
     return None

@@ -46,7 +46,7 @@ from selfservice.queues import ERROR_CHARS, LeasedQueue, QueueRules
 from selfservice.sync import Sync
 from selfservice.sync.crypto import Undecryptable
 from selfservice.sync.models import SyncStatus, SyncWrite
-from selfservice.sync.targets import Target, build_adapter, find_in_target
+from selfservice.sync.targets import NoSingleMatch, Target, build_adapter, find_in_target
 from selfservice.timeutil import utcnow
 from selfservice.workers import Stop, StopFlag, run_passes
 
@@ -146,6 +146,8 @@ def apply_write(write: Claimed, target: Target | None, directory: Directory | No
             fields = ", ".join(write.lookups) or "none of the match fields has a value"
             raise Outcome(SyncStatus.MISSING, f"no account in the target matches ({fields})")
         _write_password(directory, account, password, write.must_change, unlock=target.unlock)
+    except NoSingleMatch as exc:
+        raise Outcome(SyncStatus.MISSING, str(exc)) from exc
     except PasswordRejected as exc:
         raise Outcome(SyncStatus.REFUSED, exc.reason) from exc
     except (DirectoryUnavailable, OutcomeUnknown) as exc:

@@ -95,6 +95,15 @@ def test_account_key_is_the_object_guid_and_get_finds_it(ad_directory: AdDirecto
     assert ad_directory.get("not-a-guid") is None
 
 
+def test_a_unique_id_that_is_no_guid_gives_no_account(directory_with: Callable[..., AdDirectory]) -> None:
+    """The key is read as an objectGUID: any other attribute gave every account the key ""."""
+    attributes = {**config.DEFAULTS["AD_ATTRIBUTES"], "unique_id": "employeeID"}
+    directory = directory_with(AD_ATTRIBUTES=attributes)
+
+    assert directory.find("s1000001") is None
+    assert directory.find("teacher1") is None
+
+
 def test_parent_fields_come_from_the_mapped_attributes(ad_directory: AdDirectory) -> None:
     account = ad_directory.find_by("parent_account_number", "A-2000002")
 
@@ -331,6 +340,22 @@ def test_passwords_never_go_over_plain_ldap(directory_with: Callable[..., AdDire
     ):
         with pytest.raises(DirectoryUnavailable, match="ldaps://"):
             attempt()
+
+
+def test_the_service_account_never_binds_over_plain_ldap(directory_with: Callable[..., AdDirectory]) -> None:
+    """Lookups bind the service account too: before, its password went out in clear on ldap://."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        listener.settimeout(1)
+        url = f"ldap://127.0.0.1:{listener.getsockname()[1]}"
+        directory = directory_with(LDAP_URL=url, LDAP_START_TLS=False, LDAP_OPERATION_TIMEOUT_SECONDS=1)
+
+        for attempt in (lambda: directory.find("s1000001"), directory.ping):
+            with pytest.raises(DirectoryUnavailable, match="ldaps://"):
+                attempt()
+        with pytest.raises(TimeoutError):
+            listener.accept()[0].close()
 
 
 def ad_account(directory_with: Callable[..., AdDirectory], login: str) -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from selfservice.directory.builtin import BuiltinDirectory
+from selfservice.directory.builtin import BuiltinDirectory, NewAccount
 from selfservice.directory.interfaces import (
     AccountKind,
     Directory,
@@ -69,6 +69,12 @@ def test_find_by_a_single_field(directory: Directory) -> None:
     assert directory.find_by("student_id", "1000002").login == "s1000002"  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="userPassword"):
         directory.find_by("userPassword", "x")
+
+
+def test_count_by_says_how_many_entries_hold_a_value(directory: Directory) -> None:
+    assert directory.count_by("student_id", "1000001") == 1
+    assert directory.count_by("student_id", "9999999") == 0
+    assert directory.count_by("login", "") == 0
 
 
 def test_key_is_stable_and_fetches_the_account(directory: Directory) -> None:
@@ -168,6 +174,53 @@ def test_own_change_needs_the_current_password(directory: Directory) -> None:
         directory.change_password(account, "not-the-password", NEW_PASSWORD)
     directory.change_password(account, ben.password, NEW_PASSWORD)
     assert directory.authenticate(ben.login, NEW_PASSWORD) is not None
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["Café²-Meadow-9031", "ﬁne-Meadow-Pass-9031", "No\u00a0Break-Meadow-9031"],
+    ids=["superscript", "ligature", "no-break-space"],
+)
+def test_a_password_is_checked_as_it_was_written(directory: Directory, password: str) -> None:
+    """Characters SASLprep would change (², ﬁ, a no-break space) must not part the bind from the write.
+
+    ldap3 applies SASLprep to a simple bind's password; AD keeps unicodePwd exactly as written.
+    """
+    account = directory.find("s1000002")
+    assert account is not None
+    directory.set_password(account, password)
+    assert directory.authenticate("s1000002", password) is not None
+    directory.change_password(account, password, NEW_PASSWORD)
+    assert directory.authenticate("s1000002", NEW_PASSWORD) is not None
+
+
+@pytest.mark.parametrize(
+    "typed", ["Tab\tPass-9031", "Mixed-مرحبا-9031"], ids=["control-character", "mixed-direction"]
+)
+def test_a_typed_password_sasl_prep_refuses_is_just_wrong(directory: Directory, typed: str) -> None:
+    """ldap3 raised LDAPSASLPrepError out of the bind: a 500 at sign-in (invariant 13)."""
+    account = directory.find("s1000002")
+    assert account is not None
+    assert directory.authenticate("s1000002", typed) is None
+    with pytest.raises(InvalidCredentials):
+        directory.change_password(account, typed, NEW_PASSWORD)
+    assert directory.authenticate("s1000002", person("s1000002").password) is not None
+
+
+@pytest.mark.parametrize("typed", ["Émile.Zoë", "  Émile.Zoë ", "Straße"])
+def test_a_builtin_login_with_capital_or_folded_letters_is_found_as_typed(app: Flask, typed: str) -> None:
+    """SQLite's lower() folds ASCII only, and casefold() turns ß into "ss": the row's own
+    spelling was never asked for, so these people could not sign in typing their login as given."""
+    with app.app_context():
+        directory: BuiltinDirectory = app.extensions["selfservice.directory"]
+        for login in ("Émile.Zoë", "Straße"):
+            directory.create(NewAccount(login, NEW_PASSWORD, AccountKind.STAFF, login))
+
+        account = directory.find(typed)
+
+        assert account is not None
+        assert account.login == typed.strip()
+        assert directory.authenticate(typed, NEW_PASSWORD) == account
 
 
 @pytest.mark.parametrize(

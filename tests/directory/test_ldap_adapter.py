@@ -25,6 +25,7 @@ from selfservice.directory.interfaces import (
 from selfservice.directory.ldap import LdapDirectory
 from tests.fixtures.disabling import PERMANENT_LOCK, failure_lock_time, ldap_lock
 from tests.fixtures.people import PEOPLE, person
+from tests.fixtures.referral import referral_elsewhere
 from tests.slapd import Slapd
 
 pytestmark = [pytest.mark.ldap, pytest.mark.slow]
@@ -111,6 +112,51 @@ def test_ambiguous_lookup_finds_nobody(directory_with: Callable[..., LdapDirecto
     directory = directory_with(LDAP_ATTRIBUTES=attributes)
 
     assert directory.find_by("email", "student") is None
+    assert directory.count_by("email", "student") == 2  # a sync target stops there (never the next field)
+
+
+@pytest.fixture
+def non_ascii_logins(slapd: Slapd) -> Iterator[None]:
+    """Two people whose logins case-folding changes beyond LDAP's own case matching."""
+    connection = slapd.root_connection()
+    dns = []
+    for uid in ("straße", "İlker"):
+        dns.append(f"uid={uid},ou=people,dc=school,dc=test")
+        attributes = {"uid": uid, "cn": uid, "sn": uid, "userPassword": "Lantern-Orchard-7731"}
+        assert connection.add(dns[-1], ["inetOrgPerson"], attributes), connection.result
+    yield
+    for dn in dns:
+        connection.delete(dn)
+    connection.unbind()
+
+
+@pytest.mark.parametrize("typed", ["straße", "İlker", " İlker "])
+def test_a_login_case_folding_changes_is_still_found(
+    ldap_directory: LdapDirectory, non_ascii_logins: None, typed: str
+) -> None:
+    """casefold() makes ß "ss" and İ "i̇"; slapd's case-insensitive match does neither, so these
+    people could not sign in or recover at all."""
+    account = ldap_directory.find(typed)
+
+    assert account is not None
+    assert account.login == typed.strip()
+    assert ldap_directory.authenticate(typed, "Lantern-Orchard-7731") == account
+
+
+def test_an_entry_without_its_unique_id_is_no_account(directory_with: Callable[..., LdapDirectory]) -> None:
+    """A unique_id mapped to an attribute only some entries hold: those entries get no key.
+
+    Before, each came back with the key "", so every such account shared one enrollment,
+    one lockout and one set of sessions (staff and parents here have no student ID).
+    """
+    attributes = {**config.DEFAULTS["LDAP_ATTRIBUTES"], "unique_id": "schoolStudentId"}
+    directory = directory_with(LDAP_ATTRIBUTES=attributes)
+
+    assert directory.find("s1000001").key == "1000001"  # type: ignore[union-attr]
+    assert directory.find("teacher1") is None
+    assert directory.find_by("email", "teacher1@school.test") is None
+    assert directory.authenticate("teacher1", person("teacher1").password) is None
+    assert directory.get("") is None
 
 
 @pytest.mark.parametrize(
@@ -153,6 +199,21 @@ def test_non_ascii_name_and_password_round_trip(ldap_directory: LdapDirectory) -
     assert ldap_directory.find("José Núñez") is None  # display name is not a login field
     ldap_directory.set_password(account, "Mañana-Señor-1004")
     assert ldap_directory.authenticate("jnunez", "Mañana-Señor-1004") == account
+
+
+def test_a_referral_never_takes_the_service_password_elsewhere(
+    directory_with: Callable[..., LdapDirectory], slapd: Slapd
+) -> None:
+    """ldap3 chases referrals by default, to any host, binding with the same DN and password.
+
+    Before, the service account's password went in clear to the host the referral named.
+    """
+    with referral_elsewhere(slapd) as (dn, elsewhere):
+        directory = directory_with(LDAP_BASE_DN=dn, LDAP_OPERATION_TIMEOUT_SECONDS=2)
+
+        assert directory.find("s1000001") is None
+        with pytest.raises(TimeoutError):
+            elsewhere.accept()[0].close()
 
 
 # --- roles --------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 
 from selfservice.cli import main
 from tests.conftest import person
+from tests.fixtures.referral import referral_elsewhere
 from tests.site.test_site import closed_port
 from tests.slapd import BASE_DN, Slapd
 
@@ -63,6 +64,11 @@ def test_a_right_setup_passes_with_one_line_per_check(make_app) -> None:  # type
             "attribute student_id: 'districtStudentNumber' is not in the server's schema",
             "LDAP_ATTRIBUTES.student_id",
         ),
+        (  # only students hold one: every other account would share the key ""
+            {"LDAP_ATTRIBUTES": {"unique_id": "schoolStudentId"}},
+            "attribute unique_id: schoolStudentId on 5 of ",
+            "LDAP_ATTRIBUTES.unique_id",
+        ),
         ({"LDAP_USER_FILTER": "(objectClass=organizationalRole)"}, "accounts: no entry", "LDAP_USER_FILTER"),
         ({"LDAP_USER_FILTER": "(objectClass=posixAccount)"}, "accounts: the filter", "LDAP_USER_FILTER"),
     ],
@@ -76,6 +82,16 @@ def test_each_misconfiguration_fails_naming_cause_and_setting(
         result.output
     )
     assert "selfservice check: FAILED" in result.output
+
+
+def test_a_referral_at_the_base_dn_is_not_followed(make_app, slapd: Slapd) -> None:  # type: ignore[no-untyped-def]
+    """ldap3 would chase it, binding as the service account at the host the referral names."""
+    with referral_elsewhere(slapd) as (dn, elsewhere):
+        result = check(make_app(directory="openldap", LDAP_BASE_DN=dn, LDAP_OPERATION_TIMEOUT_SECONDS=2))
+
+        assert "FAIL  people base DN: 'ou=elsewhere,dc=school,dc=test' does not exist" in result.output
+        with pytest.raises(TimeoutError):
+            elsewhere.accept()[0].close()
 
 
 def test_a_server_that_is_down_is_not_called_wrong_credentials(make_app) -> None:  # type: ignore[no-untyped-def]

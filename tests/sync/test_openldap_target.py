@@ -144,6 +144,43 @@ def test_the_target_account_is_found_by_student_id_then_login_with_the_targets_o
     assert applied["s1000001"] == entry_uuid(district_slapd, lakeside_dn("ana.lopez"))
 
 
+def test_a_match_field_that_finds_two_accounts_is_never_passed_over_for_the_next(
+    make_app: Any, slapd: Slapd, ldap_directory: Any, district_slapd: Slapd, lakeside_accounts: Any
+) -> None:
+    """Two target accounts hold Ana's student ID; "s1000001" there is someone else (Sam Other).
+
+    Before, the ambiguous student ID was taken as "none" and the login tried next: Ana's new
+    password went to Sam Other's account.
+    """
+    connection = district_slapd.root_connection()
+    twin = lakeside_dn("ana.lopez2")
+    entry = {
+        "objectClass": ["inetOrgPerson", "lakesidePerson"],
+        "uid": "ana.lopez2",
+        "cn": "Ana Lopez",
+        "sn": "Lopez",
+        "lakesideRole": "student",
+        "lakesideStudentNumber": "1000001",
+        "userPassword": district.PASSWORD,
+    }
+    assert connection.add(twin, attributes=entry), connection.result
+    try:
+        app = make_app(directory="openldap", SYNC_TARGETS=[district_target(district_slapd)])
+        reset(app, "s1000001")
+
+        result = run_worker(app)
+
+        for login in ("s1000001", "ana.lopez", "ana.lopez2"):
+            assert not binds(district_slapd, lakeside_dn(login), NEW_PASSWORD), login
+        assert result.counts == {"missing": 1}
+        [missing] = [event.details for event in events(app, Tag.SYNC_MISSING)]
+        assert "several accounts" in missing["reason"]
+        assert "student_id" in missing["reason"]
+    finally:
+        connection.delete(twin)
+        connection.unbind()
+
+
 def entry_uuid(instance: Slapd, dn: str) -> str:
     connection = instance.root_connection()
     try:
@@ -350,3 +387,26 @@ def test_a_password_write_left_unanswered_by_the_target_is_tried_again_not_refus
     assert binds(slapd, slapd.dn("s1000001"), NEW_PASSWORD)
     assert not binds(slapd, slapd.dn("s1000001"), person("s1000001").password)
     assert rows(app)["portals"].secret is None
+
+
+# --- selfservice check ---------------------------------------------------------------------------
+
+
+def test_check_warns_when_a_target_gets_passwords_in_clear_or_unverified(
+    make_ldap_target_app: Any, slapd: Slapd
+) -> None:
+    """The primary's transport gets a WARN; a target's said only "OK" (the test slapd is plain ldap://)."""
+    unverified = openldap_target(slapd)
+    unverified["name"] = "unverified"
+    unverified["settings"] = {
+        **unverified["settings"],
+        "LDAP_START_TLS": True,
+        "LDAP_VALIDATE_CERT": False,
+    }
+    app = make_ldap_target_app(targets=[openldap_target(slapd), unverified])
+
+    output = app.test_cli_runner().invoke(main, ["check", "--no-settings"]).output
+
+    assert "OK    sync target portals: its service account binds and reads" in output
+    assert "WARN  sync target portals: not encrypted: passwords cross the network in clear" in output
+    assert "WARN  sync target unverified: encrypted, but the certificate is NOT verified" in output
