@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -466,46 +467,39 @@ def test_post_without_csrf_token_is_refused(
     assert stored(app) == []
 
 
-def test_two_simultaneous_first_enrollments_leave_one_set(app) -> None:  # type: ignore[no-untyped-def]
-    """A double click on the first enrollment: both requests succeed, one set of answers remains."""
-    import threading
-
-    from sqlalchemy import func, select
-
-    from selfservice.audit.services import Origin
-    from selfservice.directory import get_directory
-    from selfservice.extensions import db
-    from selfservice.portal.enrollment import enroll
-    from selfservice.portal.models import Enrollment, Question
-
-    with app.app_context():
-        question_ids = list(db.session.scalars(select(Question.id).order_by(Question.position).limit(5)))
-    answers = ["tangerine", "saxophone", "lighthouse", "marmalade", "xylophone"]
+def save_at_once(app: Flask, login: str, sets: list[list[tuple[int, str]]]) -> list[BaseException]:
+    """Each set of (question id, answer) saved by a thread of its own, all at the same moment."""
+    barrier = threading.Barrier(len(sets))
     errors: list[BaseException] = []
-    barrier = threading.Barrier(2)
 
-    def submit() -> None:
+    def submit(chosen: list[tuple[int, str]]) -> None:
         with app.app_context():
-            account = get_directory().find("s1000002")
+            account = get_directory().find(login)
             barrier.wait()
             try:
-                enroll(
-                    account,
-                    list(zip(question_ids, answers, strict=True)),
-                    current_password_for_rules=None,
-                    origin=Origin(),
-                )
-            except BaseException as exc:  # noqa: BLE001 - reported below
+                enrollment.enroll(account, chosen, current_password_for_rules=None, origin=Origin())
+            except BaseException as exc:  # noqa: BLE001 - reported to the test
                 errors.append(exc)
             finally:
                 db.session.remove()
 
-    threads = [threading.Thread(target=submit) for _ in range(2)]
+    threads = [threading.Thread(target=submit, args=(chosen,)) for chosen in sets]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert errors == []
+    return errors
+
+
+def test_two_simultaneous_first_enrollments_leave_one_set(app: Flask) -> None:
+    """A double click on the first enrollment: both requests succeed, one set of answers remains."""
+    from sqlalchemy import func
+
+    with app.app_context():
+        question_ids = list(db.session.scalars(select(Question.id).order_by(Question.position).limit(5)))
+    answers = ["tangerine", "saxophone", "lighthouse", "marmalade", "xylophone"]
+    chosen = list(zip(question_ids, answers, strict=True))
+    assert save_at_once(app, "s1000002", [chosen, chosen]) == []
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Enrollment)) == 1
         assert len(db.session.scalars(select(Enrollment)).one().answers) == 5
@@ -513,8 +507,6 @@ def test_two_simultaneous_first_enrollments_leave_one_set(app) -> None:  # type:
 
 def test_two_simultaneous_re_enrollments_leave_one_whole_set(app: Flask, ids: list[int]) -> None:
     """Saving again from two tabs at once: one of the two sets stands, whole; never both mixed."""
-    import threading
-
     with app.app_context():
         holder = get_directory().find("s1000002")
         assert holder is not None
@@ -523,31 +515,7 @@ def test_two_simultaneous_re_enrollments_leave_one_whole_set(app: Flask, ids: li
         )
     offered = question_ids(app)
     sets = [offered[5:10], offered[10:15]]
-    errors: list[BaseException] = []
-
-    def submit(chosen: list[int], barrier: threading.Barrier) -> None:
-        with app.app_context():
-            account = get_directory().find("s1000002")
-            assert account is not None
-            barrier.wait()
-            try:
-                enrollment.enroll(
-                    account,
-                    list(zip(chosen, OTHER_ANSWERS, strict=True)),
-                    current_password_for_rules=None,
-                    origin=Origin(),
-                )
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-            finally:
-                db.session.remove()
-
     for _round in range(3):
-        barrier = threading.Barrier(2)
-        threads = [threading.Thread(target=submit, args=(chosen, barrier)) for chosen in sets]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
+        chosen_sets = [list(zip(chosen, OTHER_ANSWERS, strict=True)) for chosen in sets]
+        assert save_at_once(app, "s1000002", chosen_sets) == []
         assert sorted(qid for qid, _hash in stored(app)) in [sorted(chosen) for chosen in sets]
