@@ -251,12 +251,15 @@ def test_a_slow_desk_gets_no_post_after_the_lease_would_lapse(make_app: Any, rec
     for _ in range(3):
         api.post("/requests", STUDENT)
     first = deliver(app)
-    assert (first.sent, first.released) == (2, 1)
-    assert len(receiver.received) == 2
+    # Two POSTs take 1.2 s, past the deadline: the third is never started (on a slow machine,
+    # the second may not start either).
+    assert 1 <= first.sent <= 2
+    assert first.released == 3 - first.sent
+    assert len(receiver.received) == first.sent
     left = [row for row in deliveries(app) if row.status == DeliveryStatus.QUEUED.value]
-    assert [(row.claimed_by, row.attempts) for row in left] == [(None, 0)]  # given back, not a failure
+    assert [(row.claimed_by, row.attempts) for row in left] == [(None, 0)] * first.released  # given back
     receiver.delay = 0.0
-    assert deliver(app).sent == 1
+    assert deliver(app).sent == first.released
     assert len(receiver.received) == 3
 
 
