@@ -348,6 +348,14 @@ def _check_choices(settings: Mapping[str, Any]) -> None:
     security = settings["SMTP_SECURITY"]
     if str(security).lower() not in SMTP_SECURITY_MODES:
         raise ConfigError(f"SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY_MODES)}, got {security!r}")
+    enrolled, asked = settings["ENROLL_QUESTION_COUNT"], settings["RECOVERY_QUESTION_COUNT"]
+    if enrolled < 1:
+        raise ConfigError(f"ENROLL_QUESTION_COUNT must be at least 1, got {enrolled}")
+    if not 1 <= asked <= enrolled:
+        # Asked more than enrolled, a real account would be asked fewer questions than a stranger's decoy.
+        raise ConfigError(
+            f"RECOVERY_QUESTION_COUNT must be from 1 to ENROLL_QUESTION_COUNT ({enrolled}), got {asked}"
+        )
 
 
 def _check_table(

@@ -149,6 +149,10 @@ def test_validate_accepts_the_defaults_in_tests() -> None:
         ({"ROLE_GROUPS": {"superuser": "admins"}}, "ROLE_GROUPS"),
         ({"SMTP_SECURITY": "tls"}, "SMTP_SECURITY"),
         ({"DEFAULT_LANGUAGE": "fr-XX"}, "DEFAULT_LANGUAGE"),
+        # More questions asked than enrolled: real accounts would be asked fewer than decoys (invariant 4).
+        ({"RECOVERY_QUESTION_COUNT": 6}, "RECOVERY_QUESTION_COUNT"),
+        ({"RECOVERY_QUESTION_COUNT": 0}, "RECOVERY_QUESTION_COUNT"),
+        ({"ENROLL_QUESTION_COUNT": 0, "RECOVERY_QUESTION_COUNT": 0}, "ENROLL_QUESTION_COUNT"),
     ],
 )
 @pytest.mark.parametrize("mode", ["TESTING", "DEMO", "PRODUCTION"])
