@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
@@ -83,12 +83,24 @@ def set_active(
     """Retire (False) or reactivate (True); False when it already was.
 
     Raises TooFewQuestions rather than leave fewer than ``keep_offered`` questions on offer.
+    The count and the write are one: two admins retiring at the same moment cannot both
+    pass the check (the offered rows are locked first on PostgreSQL; on SQLite the
+    conditional UPDATE, the transaction's first write, waits for the other writer).
     """
-    if question.active == active:
-        return False
-    if not active and _offered_count() <= keep_offered:
+    statement = update(Question).where(Question.id == question.id, Question.active.is_(not active))
+    if not active:
+        _lock_offered()
+        offered = select(func.count(Question.id)).where(Question.active.is_(True)).scalar_subquery()
+        statement = statement.where(offered > keep_offered)
+    changed = db.session.execute(
+        statement.values(active=active), execution_options={"synchronize_session": False}
+    ).rowcount  # type: ignore[attr-defined]
+    if not changed:
+        db.session.rollback()  # let the offered rows go before the page is drawn
+        if question.active == active:
+            return False
         raise TooFewQuestions(keep_offered)
-    question.active = active
+    db.session.refresh(question)
     _audit(
         question,
         "reactivate" if active else "retire",
@@ -99,8 +111,11 @@ def set_active(
     return True
 
 
-def _offered_count() -> int:
-    return db.session.scalar(select(func.count(Question.id)).where(Question.active.is_(True))) or 0
+def _lock_offered() -> None:
+    """Lock the offered questions' rows, in id order: a second retirement waits, then counts anew."""
+    db.session.execute(
+        select(Question.id).where(Question.active.is_(True)).order_by(Question.id).with_for_update()
+    ).all()
 
 
 def move(question: Question, steps: int, *, actor: str, origin: Origin) -> bool:

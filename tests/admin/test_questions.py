@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from typing import Any
+
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event
 
 from selfservice.audit.models import AuditEvent
 from selfservice.audit.services import Origin
@@ -14,7 +19,7 @@ from selfservice.portal import recovery
 from selfservice.portal.enrollment import active_questions, enroll
 from selfservice.portal.models import Question
 from selfservice.security import get_security
-from tests.conftest import post_form
+from tests.conftest import AuthActions, csrf_token, post_form
 
 ANSWERS = ["Mister Fluffles", "Reykjavik harbour", "boiled spinach", "Captain Whiskers", "Bubbles"]
 
@@ -177,3 +182,89 @@ def test_a_retired_question_can_be_offered_again(admin: FlaskClient, app: Flask)
 
 def test_unknown_question_is_404(admin: FlaskClient) -> None:
     assert admin.get("/admin/questions/99999").status_code == 404
+
+
+class _PauseAfterCount:
+    """Holds each armed thread just after it reads the offered questions, until the other has too.
+
+    Two retirements then both read the bank before either writes: the race a busy console
+    meets by chance. A thread that cannot get there (it waits on the other's row lock) is
+    let go after a few seconds.
+    """
+
+    def __init__(self, app: Flask, parties: int) -> None:
+        self.barrier = threading.Barrier(parties)
+        self.local = threading.local()
+        with app.app_context():
+            self.engine = db.engine
+        event.listen(self.engine, "after_cursor_execute", self._after)
+
+    def arm(self) -> None:
+        self.local.armed = True
+
+    def close(self) -> None:
+        event.remove(self.engine, "after_cursor_execute", self._after)
+
+    def _after(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        reads_offered = statement.lstrip().startswith("SELECT") and "WHERE question.active" in statement
+        if reads_offered and getattr(self.local, "armed", False):
+            self.local.armed = False
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self.barrier.wait(timeout=3)
+
+
+def _retire_at_once(app: Flask, question_ids: list[int]) -> list[tuple[int, str]]:
+    """Two admins, each signed in on their own client, retire at the same moment."""
+    pause = _PauseAfterCount(app, len(question_ids))
+    results: list[tuple[int, str]] = []
+
+    def retire(question_id: int) -> None:
+        client = app.test_client()
+        assert AuthActions(client).login("admin1").status_code == 303
+        page = f"/admin/questions/{question_id}"
+        token = csrf_token(client, page)
+        pause.arm()
+        response = client.post(f"{page}/retire", data={"csrf_token": token, "confirm": "y"})
+        results.append((response.status_code, response.get_data(as_text=True)))
+
+    threads = [threading.Thread(target=retire, args=(qid,)) for qid in question_ids]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        pause.close()
+    return results
+
+
+def test_two_admins_retiring_at_once_never_leave_the_bank_short(app: Flask) -> None:
+    keep = app.config["ENROLL_QUESTION_COUNT"]
+    with app.app_context():
+        offered = [choice.id for choice in active_questions("en")]
+        for question_id in offered[: len(offered) - keep - 1]:  # one to spare
+            db.session.get(Question, question_id).active = False  # type: ignore[union-attr]
+        db.session.commit()
+        offered = [choice.id for choice in active_questions("en")]
+    assert len(offered) == keep + 1
+
+    results = _retire_at_once(app, offered[-2:])
+
+    assert sorted(status for status, _page in results) == [303, 409]
+    refused = next(page for status, page in results if status == 409)
+    assert f"Enrollment asks for {keep} questions" in refused
+    with app.app_context():
+        assert len(active_questions("en")) == keep
+    assert [c["action"] for c in question_changes(app)] == ["retire"]
+
+
+def test_two_admins_retiring_the_same_question_record_one_retirement(app: Flask) -> None:
+    with app.app_context():
+        question_id = active_questions("en")[0].id
+
+    results = _retire_at_once(app, [question_id, question_id])
+
+    assert [status for status, _page in results] == [303, 303]
+    with app.app_context():
+        assert question_id not in [choice.id for choice in active_questions("en")]
+    assert [c["action"] for c in question_changes(app)] == ["retire"]  # one event, not two
