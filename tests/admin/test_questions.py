@@ -184,15 +184,16 @@ def test_unknown_question_is_404(admin: FlaskClient) -> None:
     assert admin.get("/admin/questions/99999").status_code == 404
 
 
-class _PauseAfterCount:
-    """Holds each armed thread just after it reads the offered questions, until the other has too.
+class _PauseAfterRead:
+    """Holds each armed thread just after it reads the bank (a SELECT with ``marker``) till the other has.
 
-    Two retirements then both read the bank before either writes: the race a busy console
-    meets by chance. A thread that cannot get there (it waits on the other's row lock) is
-    let go after a few seconds.
+    Two admins then both read the bank before either writes: the race a busy console
+    meets by chance. A thread that cannot get there (it waits on the other's lock) is let
+    go after a few seconds.
     """
 
-    def __init__(self, app: Flask, parties: int) -> None:
+    def __init__(self, app: Flask, parties: int, marker: str) -> None:
+        self.marker = marker
         self.barrier = threading.Barrier(parties)
         self.local = threading.local()
         with app.app_context():
@@ -206,28 +207,27 @@ class _PauseAfterCount:
         event.remove(self.engine, "after_cursor_execute", self._after)
 
     def _after(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        reads_offered = statement.lstrip().startswith("SELECT") and "WHERE question.active" in statement
-        if reads_offered and getattr(self.local, "armed", False):
+        reads_bank = statement.lstrip().startswith("SELECT") and self.marker in statement
+        if reads_bank and getattr(self.local, "armed", False):
             self.local.armed = False
             with contextlib.suppress(threading.BrokenBarrierError):
                 self.barrier.wait(timeout=3)
 
 
-def _retire_at_once(app: Flask, question_ids: list[int]) -> list[tuple[int, str]]:
-    """Two admins, each signed in on their own client, retire at the same moment."""
-    pause = _PauseAfterCount(app, len(question_ids))
+def _post_at_once(app: Flask, posts: list[tuple[str, dict[str, str]]], marker: str) -> list[tuple[int, str]]:
+    """Two admins, each signed in on their own client, post at the same moment."""
+    pause = _PauseAfterRead(app, len(posts), marker)
     results: list[tuple[int, str]] = []
 
-    def retire(question_id: int) -> None:
+    def post(path: str, data: dict[str, str]) -> None:
         client = app.test_client()
         assert AuthActions(client).login("admin1").status_code == 303
-        page = f"/admin/questions/{question_id}"
-        token = csrf_token(client, page)
+        token = csrf_token(client, "/admin/questions")
         pause.arm()
-        response = client.post(f"{page}/retire", data={"csrf_token": token, "confirm": "y"})
+        response = client.post(path, data={"csrf_token": token, **data})
         results.append((response.status_code, response.get_data(as_text=True)))
 
-    threads = [threading.Thread(target=retire, args=(qid,)) for qid in question_ids]
+    threads = [threading.Thread(target=post, args=each) for each in posts]
     try:
         for thread in threads:
             thread.start()
@@ -236,6 +236,11 @@ def _retire_at_once(app: Flask, question_ids: list[int]) -> list[tuple[int, str]
     finally:
         pause.close()
     return results
+
+
+def _retire_at_once(app: Flask, question_ids: list[int]) -> list[tuple[int, str]]:
+    posts = [(f"/admin/questions/{qid}/retire", {"confirm": "y"}) for qid in question_ids]
+    return _post_at_once(app, posts, "WHERE question.active")
 
 
 def test_two_admins_retiring_at_once_never_leave_the_bank_short(app: Flask) -> None:
@@ -268,3 +273,25 @@ def test_two_admins_retiring_the_same_question_record_one_retirement(app: Flask)
     with app.app_context():
         assert question_id not in [choice.id for choice in active_questions("en")]
     assert [c["action"] for c in question_changes(app)] == ["retire"]  # one event, not two
+
+
+def test_two_admins_moving_at_once_both_moves_count(app: Flask) -> None:
+    with app.app_context():
+        ids = [q.id for q in db.session.query(Question).order_by(Question.position, Question.id)]
+    first, second, third = ids[1:4]
+    posts = [
+        (f"/admin/questions/{first}/move", {"direction": "down"}),
+        (f"/admin/questions/{second}/move", {"direction": "down"}),
+    ]
+
+    results = _post_at_once(app, posts, "ORDER BY question.position")
+
+    assert [status for status, _page in results] == [303, 303]
+    with app.app_context():
+        order = [q.id for q in db.session.query(Question).order_by(Question.position, Question.id)]
+        positions = [q.position for q in db.session.query(Question)]
+    one_then_other = ids  # first went down past second, then second went down past it again
+    other_then_one = [ids[0], third, first, second, *ids[4:]]  # second went down, then first
+    assert order in (one_then_other, other_then_one)  # neither move lost
+    assert len(set(positions)) == len(positions)
+    assert [c["action"] for c in question_changes(app)] == ["move", "move"]
