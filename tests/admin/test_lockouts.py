@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from selfservice.audit.models import AuditEvent
 from selfservice.audit.services import Origin
@@ -21,7 +23,7 @@ from selfservice.security.lockout import Locked
 from selfservice.security.models import Lockout
 from selfservice.timeutil import utcnow
 from tests.admin.conftest import lock_out, table
-from tests.conftest import csrf_token
+from tests.conftest import AuthActions, csrf_token
 from tests.fixtures.disabling import disable_by_admin
 
 
@@ -226,3 +228,46 @@ def test_an_account_an_administrator_disabled_is_not_unlocked_from_the_page_or_t
     with app.app_context():
         assert get_security().lockout.locked_until(key) is not None
     assert unlock_records(app, "s1000001") == ([], [])
+
+
+def test_two_admins_unlocking_at_once_record_one_unlock_and_send_one_notice(app: Flask) -> None:
+    key = lock_out(app, "s1000001")
+    confirm_page = f"/admin/lockouts/{key}/unlock"
+    barrier, local = threading.Barrier(2), threading.local()
+
+    def pause_after_the_lock_is_read(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # Both admins see the lock before either lifts it: the race a busy desk meets by chance.
+        if (
+            getattr(local, "armed", False)
+            and statement.lstrip().startswith("SELECT")
+            and "lockout" in statement
+        ):
+            local.armed = False
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=3)
+
+    def unlock(results: list[int]) -> None:
+        client = app.test_client()
+        assert AuthActions(client).login("admin1").status_code == 303
+        token = csrf_token(client, confirm_page)
+        local.armed = True
+        results.append(client.post(confirm_page, data={"csrf_token": token, "confirm": "y"}).status_code)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "after_cursor_execute", pause_after_the_lock_is_read)
+    results: list[int] = []
+    threads = [threading.Thread(target=unlock, args=(results,)) for _ in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        event.remove(engine, "after_cursor_execute", pause_after_the_lock_is_read)
+
+    assert results == [303, 303]
+    assert_can_try_again(app, key, "s1000001")
+    events, mail = unlock_records(app, "s1000001")
+    assert [e.details["was_locked"] for e in events] == [True]
+    assert len(mail) == 1
