@@ -5,6 +5,10 @@ account's failure count, and only a claim that stays within the limit may go on 
 the argon2 verify. Twenty parallel guesses therefore get at most ``max_failures``
 verifies between them, on one worker or many, because the database serialises the
 UPDATEs. A correct guess gives its claim back and clears the count.
+
+A full window and the day's cap (answer sets and mailed codes together) both end in a
+lock, set by one conditional UPDATE so that one request only records the event and
+tells the holder; the cap's lock lasts until the day ends.
 """
 
 from __future__ import annotations
