@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
@@ -30,7 +30,8 @@ class TooFewQuestions(Exception):
 
 def bank() -> list[Question]:
     """Every question in the order enrollment offers them; retired ones included."""
-    return list(db.session.scalars(select(Question).order_by(Question.position, Question.id)))
+    statement = select(Question).order_by(Question.position, Question.id)
+    return list(db.session.scalars(statement.execution_options(populate_existing=True)))
 
 
 def get_question(question_id: int) -> Question | None:
@@ -83,12 +84,23 @@ def set_active(
     """Retire (False) or reactivate (True); False when it already was.
 
     Raises TooFewQuestions rather than leave fewer than ``keep_offered`` questions on offer.
+    The count and the write are one: two admins retiring at the same moment cannot both
+    pass the check (the bank is taken first, and the UPDATE counts in its own WHERE).
     """
-    if question.active == active:
-        return False
-    if not active and _offered_count() <= keep_offered:
+    _lock_bank()
+    statement = update(Question).where(Question.id == question.id, Question.active.is_(not active))
+    if not active:
+        offered = select(func.count(Question.id)).where(Question.active.is_(True)).scalar_subquery()
+        statement = statement.where(offered > keep_offered)
+    changed = db.session.execute(
+        statement.values(active=active), execution_options={"synchronize_session": False}
+    ).rowcount  # type: ignore[attr-defined]
+    if not changed:
+        db.session.rollback()  # let the offered rows go before the page is drawn
+        if question.active == active:
+            return False
         raise TooFewQuestions(keep_offered)
-    question.active = active
+    db.session.refresh(question)
     _audit(
         question,
         "reactivate" if active else "retire",
@@ -99,16 +111,29 @@ def set_active(
     return True
 
 
-def _offered_count() -> int:
-    return db.session.scalar(select(func.count(Question.id)).where(Question.active.is_(True))) or 0
+def _lock_bank() -> None:
+    """Take the bank for this transaction: another change waits for this one, then reads it anew.
+
+    PostgreSQL: every question's row, in id order (two admins never deadlock). SQLite has
+    no FOR UPDATE, so an UPDATE comes first: it takes the database's write lock.
+    """
+    db.session.execute(select(Question.id).order_by(Question.id).with_for_update()).all()
+    db.session.execute(
+        update(Question).where(Question.id == -1).values(position=Question.position),
+        execution_options={"synchronize_session": False},
+    )
 
 
 def move(question: Question, steps: int, *, actor: str, origin: Origin) -> bool:
-    """Move one place up (-1) or down (+1); False at either end."""
+    """Move one place up (-1) or down (+1) from where it is now; False at either end."""
+    if steps not in (-1, 1):
+        return False
+    _lock_bank()  # a move at the same moment waits, then starts from this one's order
     ordered = bank()
     index = next(i for i, q in enumerate(ordered) if q.id == question.id)
     target = index + steps
-    if steps not in (-1, 1) or not 0 <= target < len(ordered):
+    if not 0 <= target < len(ordered):
+        db.session.rollback()  # let the bank go
         return False
     ordered[index], ordered[target] = ordered[target], ordered[index]
     for position, each in enumerate(ordered):

@@ -189,12 +189,20 @@ def unlock(account_key: str) -> ResponseReturnValue:
     if form.validate_on_submit():
         account = get_directory().get(account_key) or abort(404)
         try:
-            unlock_account(
-                get_directory(), get_security(), account, actor=current_user.login, origin=current_origin()
+            lifted = unlock_account(
+                get_directory(),
+                get_security(),
+                account,
+                actor=current_user.login,
+                origin=current_origin(),
+                only_if_locked=True,
             )
         except AccountDisabled:
             flash(_(UNLOCK_DISABLED), "error")
             return render_template("admin/unlock.html", lock=lock, form=form), 409
+        if not lifted:  # another admin (or the holder's new password) lifted it a moment ago
+            flash(_("That account is not locked out of self-service now."), "info")
+            return redirect(url_for("admin.lockouts_page"), code=303)
         flash(
             _("Self-service is unlocked for %(login)s: they can try again now.", login=account.login),
             "success",

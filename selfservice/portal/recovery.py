@@ -467,6 +467,9 @@ def check_code(
         return _reset_step(security, settings, account, origin)
     tries_left = codes.tries_left(code_id)
     _record_code(Tag.RECOVERY_CODE_FAILED, "failure", origin, account, reason="wrong", tries_left=tries_left)
+    until = security.lockout.record_code_failure(account.key, account.login, origin)
+    if until is not None:  # this code reached the day's cap: tell the holder once
+        notify_account(account, Notice.LOCKED, until=until)
     _notice_if_due(security, account.key, account)
     if not tries_left:
         return Step(Stage.HELP, kind=account.kind, reason=HelpReason.CODE_FAILED)
@@ -477,7 +480,9 @@ def _claim_code(security: Security, account: Account, origin: Origin) -> bool:
     """Count this try against the account's daily cap before comparing; False past the cap."""
     try:
         security.lockout.claim_code(account.key, account.login, origin)
-    except Locked:
+    except Locked as locked:
+        if locked.newly:  # this refusal set the cap's lock: tell the holder once
+            notify_account(account, Notice.LOCKED, until=locked.until)
         return False
     return True
 

@@ -19,17 +19,29 @@ DISABLED = N_(
 
 
 def unlock_account(
-    directory: Directory, security: Security, account: Account, *, actor: str, origin: Origin
+    directory: Directory,
+    security: Security,
+    account: Account,
+    *,
+    actor: str,
+    origin: Origin,
+    only_if_locked: bool = False,
 ) -> bool:
     """Clear the self-service lock and failures (and any directory lockout); audit and notify.
 
     Returns True when a self-service lock was in force. The account can try again at once.
+    ``only_if_locked`` does nothing (False) when no self-service lock is left to lift: the
+    admin page's unlock, where another admin may have lifted it a moment before; the
+    lift itself is one conditional UPDATE, so of two at once only one is recorded and told.
     Raises AccountDisabled, with nothing done, when an administrator disabled the account:
     its holder would be told to try again and could not (self-service refuses it).
     """
     if account.disabled_by_admin:
         raise AccountDisabled(f"{account.login} is disabled by an administrator")
     was_locked = security.lockout.clear(account.key)
+    if only_if_locked and not was_locked:
+        db.session.rollback()
+        return False
     directory.unlock(account)
     record(
         Tag.UNLOCKED,

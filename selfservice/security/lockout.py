@@ -5,6 +5,10 @@ account's failure count, and only a claim that stays within the limit may go on 
 the argon2 verify. Twenty parallel guesses therefore get at most ``max_failures``
 verifies between them, on one worker or many, because the database serialises the
 UPDATEs. A correct guess gives its claim back and clears the count.
+
+A full window and the day's cap (answer sets and mailed codes together) both end in a
+lock, set by one conditional UPDATE so that one request only records the event and
+tells the holder; the cap's lock lasts until the day ends.
 """
 
 from __future__ import annotations
@@ -107,18 +111,9 @@ class LockoutService:
         db.session.commit()
         if result.rowcount == 1:  # type: ignore[attr-defined]
             return
-        capped = self.capped_until(account_key)
-        if capped is not None:
-            raise Locked(capped)
-        until, newly = self._lock(account_key, login, origin)
+        # Refused: the window's count or the day's cap may be full with nobody's lock on it yet.
+        until, newly = self._lock(account_key, login, origin, window=window)
         raise Locked(until, newly=newly)
-
-    def capped_until(self, account_key: str) -> datetime | None:
-        """When the daily cap ends, or None when the account is under it."""
-        row = db.session.get(Lockout, account_key, populate_existing=True)
-        if row is None or row.day_started_at is None or row.day_started_at <= utcnow() - DAY:
-            return None
-        return row.day_started_at + DAY if row.day_failures >= self.policy.max_failures_per_day else None
 
     def notice_due(self, account_key: str) -> int | None:
         """The day's failure count for the one caller that crossed the notice threshold, else None."""
@@ -151,16 +146,21 @@ class LockoutService:
         )
 
     def record_failure(self, account_key: str, login: str, origin: Origin) -> datetime | None:
-        """A claimed guess was wrong: lock when it was the last one allowed.
+        """A claimed guess was wrong: lock when it was the last one allowed, in its window or its day.
 
         Returns the lock's end only to the one caller that set the lock, so exactly one
         notice goes out however many wrong answers arrive at once.
         """
-        row = db.session.get(Lockout, account_key, populate_existing=True)
-        if row is not None and row.failures >= self.policy.max_failures:
-            until, newly = self._lock(account_key, login, origin)
-            return until if newly else None
-        return None
+        until, newly = self._lock(account_key, login, origin, window=True)
+        return until if newly else None
+
+    def record_code_failure(self, account_key: str, login: str, origin: Origin) -> datetime | None:
+        """A claimed code was wrong: lock until the day ends when it was the day's last allowed.
+
+        Like :meth:`record_failure`, only the caller that set the lock gets its end.
+        """
+        until, newly = self._lock(account_key, login, origin, window=False)
+        return until if newly else None
 
     def give_back(self, account_key: str) -> None:
         """Return a claimed guess that was never checked (the portal was too busy)."""
@@ -243,33 +243,66 @@ class LockoutService:
         )
         return or_(Lockout.locked_until > now, capped)
 
-    def _lock(self, account_key: str, login: str, origin: Origin) -> tuple[datetime, bool]:
-        """Set the lock once: only the first caller writes it and records the event (newly=True)."""
+    def _lock(self, account_key: str, login: str, origin: Origin, *, window: bool) -> tuple[datetime, bool]:
+        """Set the lock once: only the first caller writes it and records the event (newly=True).
+
+        A full window locks for the policy's duration; the day's cap locks until the day
+        ends (the later of the two when both are full), and lengthens a shorter window lock
+        already in force. The conditional UPDATE is what makes one caller the first.
+        """
         now = utcnow()
-        until = now + self.policy.duration
+        row = db.session.get(Lockout, account_key, populate_existing=True)
+        if row is None:
+            return now, False
+        day_end = self._cap_end(row, now)
+        full = window and row.failures >= self.policy.max_failures
+        free = or_(Lockout.locked_until.is_(None), Lockout.locked_until <= now)
+        if day_end is not None and (row.locked_until is None or row.locked_until < day_end):
+            until = max(day_end, now + self.policy.duration) if full else day_end
+            which = and_(
+                Lockout.day_started_at == row.day_started_at,
+                Lockout.day_failures >= self.policy.max_failures_per_day,
+                or_(free, Lockout.locked_until < day_end),
+            )
+            details = {"limit": "day", "failures": self.policy.max_failures_per_day}
+        elif full and (row.locked_until is None or row.locked_until <= now):
+            until = now + self.policy.duration
+            which = and_(free, Lockout.failures >= self.policy.max_failures)
+            details = {"limit": "window", "failures": self.policy.max_failures}
+        else:  # under both, or locked already as long as it should be
+            return self.refused_until(row) or now, False
         result = db.session.execute(
             update(Lockout)
-            .where(
-                Lockout.account_key == account_key,
-                or_(Lockout.locked_until.is_(None), Lockout.locked_until <= now),
-                Lockout.failures >= self.policy.max_failures,
+            .where(Lockout.account_key == account_key, which)
+            .values(
+                locked_at=case((Lockout.locked_until > now, Lockout.locked_at), else_=now),
+                locked_until=until,
             )
-            .values(locked_at=now, locked_until=until)
         )
         db.session.commit()
-        if result.rowcount == 1 and not login:  # a decoy (unknown login) locks silently
-            return until, True
-        if result.rowcount == 1:  # type: ignore[attr-defined]
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return self._refused_now(account_key, now), False
+        if login:  # a decoy (unknown login) locks silently
             record(
                 Tag.LOCKED,
                 outcome="locked",
                 origin=origin,
                 subject=login,
                 subject_key=account_key,
-                details={"failures": self.policy.max_failures, "until": until.isoformat()},
+                details={**details, "until": until.isoformat()},
             )
-            return until, True
-        return self.locked_until(account_key) or until, False
+        return until, True
+
+    def _cap_end(self, row: Lockout, now: datetime) -> datetime | None:
+        """When the day's cap lifts, or None while the day is under it."""
+        if row.day_started_at is None or row.day_started_at <= now - DAY:
+            return None
+        return row.day_started_at + DAY if row.day_failures >= self.policy.max_failures_per_day else None
+
+    def _refused_now(self, account_key: str, now: datetime) -> datetime:
+        """The end of what refuses the account, read afresh (now when nothing does any more)."""
+        row = db.session.get(Lockout, account_key, populate_existing=True)
+        return (self.refused_until(row) if row is not None else None) or now
 
     @staticmethod
     def _ensure_row(account_key: str, login: str) -> None:

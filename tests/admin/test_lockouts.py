@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from selfservice.audit.models import AuditEvent
 from selfservice.audit.services import Origin
 from selfservice.audit.tags import Tag
+from selfservice.directory import get_directory
 from selfservice.extensions import db
 from selfservice.mail.models import OutboxMessage
 from selfservice.security import get_security
 from selfservice.security.lockout import Locked
 from selfservice.security.models import Lockout
 from selfservice.timeutil import utcnow
-from tests.admin.conftest import lock_out
-from tests.conftest import csrf_token
+from tests.admin.conftest import lock_out, table
+from tests.conftest import AuthActions, csrf_token
 from tests.fixtures.disabling import disable_by_admin
 
 
@@ -93,6 +96,30 @@ def test_an_account_at_the_daily_cap_can_be_unlocked_from_the_page(admin: FlaskC
     assert_can_try_again(app, key, "s1000001")
     events, _mail = unlock_records(app, "s1000001")
     assert [e.details["was_locked"] for e in events] == [True]
+
+
+def test_an_account_capped_by_wrong_codes_shows_like_a_lock_and_an_unlock_lifts_it(
+    admin: FlaskClient, app: Flask
+) -> None:
+    with app.app_context():
+        account = get_directory().find("p2000001")
+        assert account is not None
+        key, lockout = account.key, get_security().lockout
+        for _ in range(app.config["LOCKOUT_MAX_FAILURES_PER_DAY"]):
+            lockout.claim_code(key, "p2000001", Origin(ip="198.51.100.9"))
+        with pytest.raises(Locked):
+            lockout.claim_code(key, "p2000001", Origin(ip="198.51.100.9"))
+
+    listed = admin.get("/admin/lockouts").get_data(as_text=True)
+    (locked_row,) = table(listed, listed.split("<caption>")[1].split("</caption>")[0])
+    assert locked_row[0] == "p2000001"
+    assert locked_row[1] != ""  # locked since
+    assert locked_row[2] != ""  # until the day ends
+    assert history_rows(listed) == [("Locked", "p2000001")]
+    confirm_page = f"/admin/lockouts/{key}/unlock"
+    response = admin.post(confirm_page, data={"csrf_token": csrf_token(admin, confirm_page), "confirm": "y"})
+    assert response.status_code == 303
+    assert_can_try_again(app, key, "p2000001")
 
 
 def test_unlocking_needs_the_confirmation_tick(admin: FlaskClient, app: Flask) -> None:
@@ -201,3 +228,46 @@ def test_an_account_an_administrator_disabled_is_not_unlocked_from_the_page_or_t
     with app.app_context():
         assert get_security().lockout.locked_until(key) is not None
     assert unlock_records(app, "s1000001") == ([], [])
+
+
+def test_two_admins_unlocking_at_once_record_one_unlock_and_send_one_notice(app: Flask) -> None:
+    key = lock_out(app, "s1000001")
+    confirm_page = f"/admin/lockouts/{key}/unlock"
+    barrier, local = threading.Barrier(2), threading.local()
+
+    def pause_after_the_lock_is_read(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # Both admins see the lock before either lifts it: the race a busy desk meets by chance.
+        if (
+            getattr(local, "armed", False)
+            and statement.lstrip().startswith("SELECT")
+            and "lockout" in statement
+        ):
+            local.armed = False
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=3)
+
+    def unlock(results: list[int]) -> None:
+        client = app.test_client()
+        assert AuthActions(client).login("admin1").status_code == 303
+        token = csrf_token(client, confirm_page)
+        local.armed = True
+        results.append(client.post(confirm_page, data={"csrf_token": token, "confirm": "y"}).status_code)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "after_cursor_execute", pause_after_the_lock_is_read)
+    results: list[int] = []
+    threads = [threading.Thread(target=unlock, args=(results,)) for _ in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        event.remove(engine, "after_cursor_execute", pause_after_the_lock_is_read)
+
+    assert results == [303, 303]
+    assert_can_try_again(app, key, "s1000001")
+    events, mail = unlock_records(app, "s1000001")
+    assert [e.details["was_locked"] for e in events] == [True]
+    assert len(mail) == 1

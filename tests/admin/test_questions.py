@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from typing import Any
+
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event
 
 from selfservice.audit.models import AuditEvent
 from selfservice.audit.services import Origin
@@ -14,7 +19,7 @@ from selfservice.portal import recovery
 from selfservice.portal.enrollment import active_questions, enroll
 from selfservice.portal.models import Question
 from selfservice.security import get_security
-from tests.conftest import post_form
+from tests.conftest import AuthActions, csrf_token, post_form
 
 ANSWERS = ["Mister Fluffles", "Reykjavik harbour", "boiled spinach", "Captain Whiskers", "Bubbles"]
 
@@ -177,3 +182,116 @@ def test_a_retired_question_can_be_offered_again(admin: FlaskClient, app: Flask)
 
 def test_unknown_question_is_404(admin: FlaskClient) -> None:
     assert admin.get("/admin/questions/99999").status_code == 404
+
+
+class _PauseAfterRead:
+    """Holds each armed thread just after it reads the bank (a SELECT with ``marker``) till the other has.
+
+    Two admins then both read the bank before either writes: the race a busy console
+    meets by chance. A thread that cannot get there (it waits on the other's lock) is let
+    go after a few seconds.
+    """
+
+    def __init__(self, app: Flask, parties: int, marker: str) -> None:
+        self.marker = marker
+        self.barrier = threading.Barrier(parties)
+        self.local = threading.local()
+        with app.app_context():
+            self.engine = db.engine
+        event.listen(self.engine, "after_cursor_execute", self._after)
+
+    def arm(self) -> None:
+        self.local.armed = True
+
+    def close(self) -> None:
+        event.remove(self.engine, "after_cursor_execute", self._after)
+
+    def _after(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        reads_bank = statement.lstrip().startswith("SELECT") and self.marker in statement
+        if reads_bank and getattr(self.local, "armed", False):
+            self.local.armed = False
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self.barrier.wait(timeout=3)
+
+
+def _post_at_once(app: Flask, posts: list[tuple[str, dict[str, str]]], marker: str) -> list[tuple[int, str]]:
+    """Two admins, each signed in on their own client, post at the same moment."""
+    pause = _PauseAfterRead(app, len(posts), marker)
+    results: list[tuple[int, str]] = []
+
+    def post(path: str, data: dict[str, str]) -> None:
+        client = app.test_client()
+        assert AuthActions(client).login("admin1").status_code == 303
+        token = csrf_token(client, "/admin/questions")
+        pause.arm()
+        response = client.post(path, data={"csrf_token": token, **data})
+        results.append((response.status_code, response.get_data(as_text=True)))
+
+    threads = [threading.Thread(target=post, args=each) for each in posts]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        pause.close()
+    return results
+
+
+def _retire_at_once(app: Flask, question_ids: list[int]) -> list[tuple[int, str]]:
+    posts = [(f"/admin/questions/{qid}/retire", {"confirm": "y"}) for qid in question_ids]
+    return _post_at_once(app, posts, "WHERE question.active")
+
+
+def test_two_admins_retiring_at_once_never_leave_the_bank_short(app: Flask) -> None:
+    keep = app.config["ENROLL_QUESTION_COUNT"]
+    with app.app_context():
+        offered = [choice.id for choice in active_questions("en")]
+        for question_id in offered[: len(offered) - keep - 1]:  # one to spare
+            db.session.get(Question, question_id).active = False  # type: ignore[union-attr]
+        db.session.commit()
+        offered = [choice.id for choice in active_questions("en")]
+    assert len(offered) == keep + 1
+
+    results = _retire_at_once(app, offered[-2:])
+
+    assert sorted(status for status, _page in results) == [303, 409]
+    refused = next(page for status, page in results if status == 409)
+    assert f"Enrollment asks for {keep} questions" in refused
+    with app.app_context():
+        assert len(active_questions("en")) == keep
+    assert [c["action"] for c in question_changes(app)] == ["retire"]
+
+
+def test_two_admins_retiring_the_same_question_record_one_retirement(app: Flask) -> None:
+    with app.app_context():
+        question_id = active_questions("en")[0].id
+
+    results = _retire_at_once(app, [question_id, question_id])
+
+    assert [status for status, _page in results] == [303, 303]
+    with app.app_context():
+        assert question_id not in [choice.id for choice in active_questions("en")]
+    assert [c["action"] for c in question_changes(app)] == ["retire"]  # one event, not two
+
+
+def test_two_admins_moving_at_once_both_moves_count(app: Flask) -> None:
+    with app.app_context():
+        ids = [q.id for q in db.session.query(Question).order_by(Question.position, Question.id)]
+    first, second, third = ids[1:4]
+    posts = [
+        (f"/admin/questions/{first}/move", {"direction": "down"}),
+        (f"/admin/questions/{second}/move", {"direction": "down"}),
+    ]
+
+    results = _post_at_once(app, posts, "ORDER BY question.position")
+
+    assert [status for status, _page in results] == [303, 303]
+    with app.app_context():
+        order = [q.id for q in db.session.query(Question).order_by(Question.position, Question.id)]
+        positions = [q.position for q in db.session.query(Question)]
+    one_then_other = ids  # first went down past second, then second went down past it again
+    other_then_one = [ids[0], third, first, second, *ids[4:]]  # second went down, then first
+    assert order in (one_then_other, other_then_one)  # neither move lost
+    assert len(set(positions)) == len(positions)
+    assert [c["action"] for c in question_changes(app)] == ["move", "move"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask
@@ -10,17 +11,31 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from selfservice.audit.tags import Tag
+from selfservice.dates import format_moment
 from selfservice.directory import get_directory
 from selfservice.extensions import db
+from selfservice.portal import recovery
 from selfservice.security import get_security
 from selfservice.security.models import Lockout, RateLimitBreach
 from selfservice.security.throttling import flush_breaches
-from tests.conftest import AppFactory, csrf_token, person
-from tests.portal.test_recovery import WRONG, answer, audit, begin, enroll, masked, outbox, pinned_ids
+from tests.conftest import AppFactory, csrf_token, person, post_form
+from tests.portal.test_recovery import (
+    ORIGIN,
+    WRONG,
+    answer,
+    audit,
+    begin,
+    enroll,
+    mailed_code,
+    masked,
+    outbox,
+    pinned_ids,
+)
 
 PARALLEL_GUESSES = 20
 QUESTIONS = 3
 MAX_FAILURES = 5
+PARALLEL_CODES = 8
 
 
 def verifies(app: Flask) -> int:
@@ -127,3 +142,84 @@ def test_twenty_parallel_wrong_answers_are_cut_off_at_the_lockout_limit(make_app
         assert row is not None
         assert row.failures == MAX_FAILURES
         assert row.locked_until is not None
+
+
+def _lock_notice_tells_the_day_end(app: Flask, login: str) -> None:
+    """One LOCKED event and one notice, both saying the day's end (when the cap lifts)."""
+    (event,) = audit(app, Tag.LOCKED)
+    with app.app_context():
+        key = get_directory().find(login).key  # type: ignore[union-attr]
+        row = db.session.get(Lockout, key)
+        assert row is not None
+        assert row.day_started_at is not None
+        day_end = row.day_started_at + timedelta(days=1)
+        assert row.locked_until == day_end
+    assert event.details["until"] == day_end.isoformat()
+    (notice,) = outbox(app, "notice:locked")
+    assert notice.to_address == person(login).email
+    assert format_moment(day_end, "en", app.config["TIME_ZONE"]) in notice.body_text
+
+
+def test_parallel_wrong_answers_at_the_daily_cap_write_one_lock_and_one_notice(make_app: AppFactory) -> None:
+    # Windows that never lock, so the daily cap is what stops the twenty.
+    app = make_app(
+        RECOVERY_RATE_LIMIT="1000 per minute",
+        GLOBAL_RATE_LIMIT="1000 per minute",
+        LOCKOUT_MAX_FAILURES=100,
+        LOCKOUT_MAX_FAILURES_PER_DAY=MAX_FAILURES,
+    )
+    enroll(app, "s1000001")
+    clients = [app.test_client() for _ in range(PARALLEL_GUESSES)]
+    tokens = []
+    for client in clients:
+        begin(client, "s1000001")
+        tokens.append(csrf_token(client, "/forgot/questions"))
+    barrier = threading.Barrier(PARALLEL_GUESSES)
+    results: list[Any] = []
+    threads = [
+        threading.Thread(target=_guess, args=(client, token, barrier, results))
+        for client, token in zip(clients, tokens, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert results == [(303, "/forgot/help")] * PARALLEL_GUESSES
+    failed = audit(app, Tag.RECOVERY_ANSWER_FAILED)
+    assert sum(e.outcome == "failure" for e in failed) == MAX_FAILURES
+    _lock_notice_tells_the_day_end(app, "s1000001")
+
+
+def _wrong_code(app: Flask, barrier: threading.Barrier, results: list[Any]) -> None:
+    with app.app_context():
+        account = get_directory().find("p2000001")
+        assert account is not None
+        attempt = recovery.Attempt(lookup="unused", subject=account.key)
+        barrier.wait()
+        step = recovery.check_code(get_directory(), get_security(), app.config, attempt, "AAAAAAAA", ORIGIN)
+        results.append(step.stage)
+        db.session.remove()
+
+
+def test_parallel_wrong_codes_at_the_daily_cap_write_one_lock_and_one_notice(make_app: AppFactory) -> None:
+    app = make_app(LOCKOUT_MAX_FAILURES_PER_DAY=2, CODE_TRIES=3)
+    enroll(app, "p2000001")
+    client = app.test_client()
+    begin(client, "p2000001")
+    assert answer(client, app, "p2000001").headers["Location"] == "/forgot/code"
+    barrier = threading.Barrier(PARALLEL_CODES)
+    results: list[Any] = []
+    threads = [
+        threading.Thread(target=_wrong_code, args=(app, barrier, results)) for _ in range(PARALLEL_CODES)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(results) == PARALLEL_CODES
+    assert all(stage in (recovery.Stage.CODE, recovery.Stage.HELP) for stage in results)
+    _lock_notice_tells_the_day_end(app, "p2000001")
+    # And the right code no longer gets past the cap.
+    assert post_form(client, "/forgot/code", {"code": mailed_code(app)}).headers["Location"] == "/forgot/help"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -170,3 +170,88 @@ def test_a_right_answer_gives_its_daily_claim_back_and_an_unlock_clears_the_day(
     lockout.clear(KEY)
     db.session.commit()
     assert row().day_failures == 0
+
+
+def day_end() -> datetime:
+    started = row().day_started_at
+    assert started is not None
+    return started + timedelta(days=1)
+
+
+def lock_events() -> list[AuditEvent]:
+    return list(db.session.scalars(select(AuditEvent).where(AuditEvent.tag == str(Tag.LOCKED))))
+
+
+@pytest.fixture
+def capped(make_app: AppFactory) -> Iterator[LockoutService]:
+    """Windows that never lock: only the daily cap (4) can."""
+    app = make_app(LOCKOUT_MAX_FAILURES=100, LOCKOUT_MAX_FAILURES_PER_DAY=4)
+    with app.app_context():
+        yield get_security().lockout
+
+
+def test_the_answer_that_reaches_the_daily_cap_locks_once_until_the_day_ends(capped: LockoutService) -> None:
+    fail(capped, 3)
+    capped.claim_attempt(KEY, LOGIN, ORIGIN)
+    until = capped.record_failure(KEY, LOGIN, ORIGIN)
+    assert until == day_end()  # the true end: the day's, not a 30-minute lock's
+    assert capped.locked_until(KEY) == until
+    with pytest.raises(Locked) as refused:
+        capped.claim_attempt(KEY, LOGIN, ORIGIN)
+    assert (refused.value.until, refused.value.newly) == (until, False)
+    (event,) = lock_events()
+    assert (event.subject, event.subject_key, event.ip, event.outcome) == (LOGIN, KEY, ORIGIN.ip, "locked")
+    assert event.details["until"] == until.isoformat()
+    assert row().locked_at is not None  # "Locked since" on the admin pages
+
+
+def test_the_code_that_reaches_the_daily_cap_locks_once_until_the_day_ends(capped: LockoutService) -> None:
+    for _ in range(3):
+        capped.claim_code(KEY, LOGIN, ORIGIN)
+        assert capped.record_code_failure(KEY, LOGIN, ORIGIN) is None
+    capped.claim_code(KEY, LOGIN, ORIGIN)
+    until = capped.record_code_failure(KEY, LOGIN, ORIGIN)
+    assert until == day_end()
+    with pytest.raises(Locked) as refused:
+        capped.claim_code(KEY, LOGIN, ORIGIN)
+    assert (refused.value.until, refused.value.newly) == (until, False)
+    assert len(lock_events()) == 1
+
+
+def test_a_claim_refused_at_the_cap_sets_the_lock_when_nobody_has(capped: LockoutService) -> None:
+    # Four claims in flight (none recorded yet): the fifth is refused and is the one that locks.
+    for _ in range(4):
+        capped.claim_attempt(KEY, LOGIN, ORIGIN)
+    with pytest.raises(Locked) as refused:
+        capped.claim_code(KEY, LOGIN, ORIGIN)
+    assert (refused.value.until, refused.value.newly) == (day_end(), True)
+    for _ in range(4):
+        assert capped.record_failure(KEY, LOGIN, ORIGIN) is None  # already told
+    assert len(lock_events()) == 1
+
+
+def test_a_window_lock_is_extended_to_the_day_end_when_the_cap_follows(make_app: AppFactory) -> None:
+    app = make_app(LOCKOUT_MAX_FAILURES=3, LOCKOUT_MAX_FAILURES_PER_DAY=4)
+    with app.app_context():
+        lockout = get_security().lockout
+        fail(lockout, 3)  # a 30-minute lock
+        assert len(lock_events()) == 1
+        # A code claimed before the lock was set is wrong after it: the day's cap is reached.
+        db.session.execute(update(Lockout).values(day_failures=4))
+        db.session.commit()
+        until = lockout.record_code_failure(KEY, LOGIN, ORIGIN)
+        assert until == day_end()
+        assert lockout.locked_until(KEY) == until
+        assert len(lock_events()) == 2
+        assert lockout.record_code_failure(KEY, LOGIN, ORIGIN) is None
+        assert len(lock_events()) == 2
+
+
+def test_an_unlock_lifts_a_daily_cap_lock(capped: LockoutService) -> None:
+    fail(capped, 4)
+    assert capped.locked_until(KEY) is not None
+    assert capped.clear(KEY) is True
+    db.session.commit()
+    assert capped.locked_until(KEY) is None
+    assert capped.currently_locked() == []
+    capped.claim_attempt(KEY, LOGIN, ORIGIN)  # allowed again at once
