@@ -86,6 +86,21 @@ def test_a_choice_made_while_signed_out_is_not_stored_for_anyone(app: Flask, cli
         assert db.session.scalars(select(AccountLanguage)).all() == []
 
 
+def test_choosing_kreyol_after_the_page_went_stale_answers_in_kreyol(app: Flask) -> None:
+    """The phone's browser asks for English; the page sat open past its form token's life."""
+    stale = csrf_token(app.test_client(), "/forgot")
+    phone = app.test_client()
+    phone.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en-US,en;q=0.9"
+
+    response = phone.post("/language", data={"csrf_token": stale, "language": "ht", "next": "/forgot"})
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert '<html lang="ht">' in page
+    assert translated(app, "Please try again", "ht") in page
+    assert "Please try again" not in page
+
+
 def _remembered(app: Flask, login: str) -> str | None:
     with app.app_context():
         account = get_directory().find(login)
