@@ -142,6 +142,38 @@ def test_a_parents_reset_link_follows_the_parents_language_not_the_technicians(a
     )
 
 
+def test_a_parent_who_never_signed_in_gets_the_reset_link_in_the_language_they_told_the_school(
+    app: Flask,
+) -> None:
+    """The parent phoned the school in Kreyòl: never signed in, so the portal knows no language."""
+    teacher, support, its = browser(app, "teacher1"), browser(app, "support1"), browser(app, "its1")
+    assert 'name="parent_language"' in teacher.get("/helpdesk/new/parent").get_data(as_text=True)
+
+    number = opened_number(open_request(teacher, "parent", parent_language="ht"))
+    assert act(support, number, "take").status_code == 303
+    reason = {"escalate_reason": "Parent cannot sign in; a reset is needed."}
+    assert act(support, number, "escalate", reason).status_code == 303
+    assert act(its, number, "reset-link").status_code == 303
+
+    (link,) = link_mails(app)
+    subject = translated(
+        app, "%(number)s: password reset link for %(name)s", "ht", number=number, name="Maria Lopez"
+    )
+    assert link.subject == subject
+    assert 'lang="ht"' in (link.body_html or "")
+    assert _remembered(app, "p2000001") == "ht"
+
+
+def test_the_parents_own_choice_wins_over_the_language_given_on_a_request(app: Flask) -> None:
+    parent = browser(app, None)
+    parent.set_cookie("lang", "es")
+    assert AuthActions(parent).login("p2000001").status_code == 303
+
+    opened_number(open_request(browser(app, "teacher1"), "parent", parent_language="fr"))
+
+    assert _remembered(app, "p2000001") == "es"
+
+
 def test_a_notice_goes_in_the_accounts_language_even_from_a_page_in_another(app: Flask) -> None:
     with app.test_request_context(headers={"Cookie": "lang=fr"}):
         account = get_directory().find("s1000001")
