@@ -70,6 +70,25 @@ def test_french_pages_are_french(client: FlaskClient) -> None:
     assert "mot de passe" in page.lower()
 
 
+@pytest.mark.parametrize(
+    ("language", "title"),
+    [
+        ("en", "Forgot your password? · Springfield Schools Password Help"),
+        ("es", "¿Olvidó su contraseña? · Ayuda con contraseñas de Springfield Schools"),
+        ("fr", "Mot de passe oublié ? · Aide aux mots de passe de Springfield Schools"),
+        ("ht", "Ou bliye modpas ou? · Èd pou modpas Springfield Schools"),
+    ],
+)
+def test_the_page_title_a_screen_reader_reads_first_is_in_the_languages_word_order(
+    client: FlaskClient, language: str, title: str
+) -> None:
+    client.set_cookie("lang", language)
+    page = client.get("/forgot").get_data(as_text=True)
+    found = re.search(r"<title>(.*?)</title>", page, re.DOTALL)
+    assert found
+    assert " ".join(found.group(1).split()) == title
+
+
 def test_the_holders_choice_is_remembered_at_sign_in_and_when_they_switch(
     app: Flask, client: FlaskClient
 ) -> None:
