@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from flask import current_app
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional, Regexp, ValidationError
 
 from selfservice.helpdesk.models import ContactMethod, ContactOutcome
-from selfservice.i18n import _l
+from selfservice.i18n import LANGUAGE_NAMES, _l
 from selfservice.timeutil import utcnow
 from selfservice.web import parse_id
 
@@ -113,10 +114,20 @@ class ParentRequestForm(FlaskForm):
         validators=[_required(_l("Enter the parent's contact phone number.")), Length(max=40), phone_number],
         render_kw={"autocomplete": "off", "inputmode": "tel"},
     )
+    parent_language = SelectField(_l("Language the parent reads"), default="")
     note = TextAreaField(
         _l("Note for Parent Support (optional)"), validators=[Optional(), Length(max=NOTE_MAX_CHARS)]
     )
     form_key = HiddenField()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        languages = current_app.config["LANGUAGES"]
+        self.parent_language.choices = [
+            ("", _l("Not said (the district's language)"), {}),
+            # Each name in its own language, said so for screen readers.
+            *((code, name, {"lang": code}) for code, name in LANGUAGE_NAMES.items() if code in languages),
+        ]
 
 
 class ActionForm(FlaskForm):

@@ -26,6 +26,7 @@ from selfservice.helpdesk import notify
 from selfservice.helpdesk.models import Action, HelpRequest, RequestEvent, RequestKind, Status
 from selfservice.helpdesk.queues import FIRST_QUEUE, Staff, is_own, next_pickup, require
 from selfservice.i18n_markers import N_
+from selfservice.mail.languages import remember_language
 from selfservice.timeutil import utcnow
 
 STUDENT_NO_MATCH = N_(
@@ -84,6 +85,9 @@ class ParentDetails:
     parent_name: str
     parent_phone: str
     note: str = ""
+    #: The language the parent told the school they read ("" when not said): their mail
+    #: speaks it until they choose one on the portal themselves.
+    language: str = ""
 
 
 def normalise_name(name: str) -> list[str]:
@@ -172,7 +176,9 @@ def open_parent_request(
         pin_matched=True,
         note=details.note.strip() or None,
     )
-    return _open(directory, request, employee, parent, origin, settings, form_key)
+    opened = _open(directory, request, employee, parent, origin, settings, form_key)
+    remember_language(parent.key, details.language, settings["LANGUAGES"], replace=False)
+    return opened
 
 
 def _student_mismatches(student: Account | None, details: StudentDetails) -> list[str]:

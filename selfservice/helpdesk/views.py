@@ -151,6 +151,7 @@ def new_parent() -> ResponseReturnValue:
             parent_name=form.parent_name.data,
             parent_phone=form.parent_phone.data,
             note=form.note.data or "",
+            language=form.parent_language.data or "",
         )
         return _open(form, requests.open_parent_request, details)
     return _page("helpdesk/new_parent.html", status=400 if form.errors else 200, form=form)

@@ -17,14 +17,19 @@ from selfservice.mail.models import AccountLanguage
 from selfservice.timeutil import utcnow
 
 
-def remember_language(account_key: str, language: str, languages: Sequence[str]) -> None:
-    """Store ``language`` as the account's choice (ignored unless one of ``languages``)."""
+def remember_language(
+    account_key: str, language: str, languages: Sequence[str], *, replace: bool = True
+) -> None:
+    """Store ``language`` as the account's choice (ignored unless one of ``languages``).
+
+    ``replace=False`` (a language staff were told) never overrides one already remembered.
+    """
     if not account_key or language not in languages:
         return
     row = db.session.get(AccountLanguage, account_key)
     if row is None:
         db.session.add(AccountLanguage(account_key=account_key, language=language))
-    elif row.language != language:
+    elif row.language != language and replace:
         row.language, row.chosen_at = language, utcnow()
     else:
         return

@@ -24,6 +24,10 @@ from selfservice.i18n_markers import N_
 # and the apostrophe in "mother's" all split words.
 _WORD = re.compile(r"[^\W\d_]+")
 
+# Phones type U+2019 for ' (smart punctuation): "m\u2019ap" from a phone and "m'ap" from a
+# school computer are one answer. (Grave and acute accents alone stand in for it too.)
+_APOSTROPHES = str.maketrans(dict.fromkeys("\u2019\u2018\u02bc\u00b4`\u2032", "'"))
+
 
 def _is_outer_junk(char: str) -> bool:
     """True for characters stripped from both ends: whitespace, punctuation, symbols."""
@@ -32,6 +36,11 @@ def _is_outer_junk(char: str) -> bool:
 
 def normalise_answer(text: str) -> str:
     """Return the canonical form of an answer, the form that is hashed and compared."""
+    return _legacy_normalise(text).translate(_APOSTROPHES)
+
+
+def _legacy_normalise(text: str) -> str:
+    """:func:`normalise_answer` before apostrophes were folded: what older hashes were made of."""
     # NFKC folds compatibility forms (full-width letters, ligatures); casefold
     # then maps "ß" to "ss"; NFKC again because casefolding can denormalise.
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
@@ -89,8 +98,15 @@ class AnswerHasher:
     def verify(self, stored_hash: str, answer: str) -> bool:
         """True when ``answer`` matches; False on a mismatch or an unreadable hash."""
         self.verify_count += 1
+        if self._verify(stored_hash, normalise_answer(answer)):
+            return True
+        legacy = _legacy_normalise(answer)
+        # Only an answer with a curly apostrophe costs a second verify (a decoy's too).
+        return legacy != normalise_answer(answer) and self._verify(stored_hash, legacy)
+
+    def _verify(self, stored_hash: str, normalised: str) -> bool:
         try:
-            return self._hasher.verify(stored_hash, normalise_answer(answer))
+            return self._hasher.verify(stored_hash, normalised)
         except (VerificationError, InvalidHashError, UnicodeEncodeError):
             # VerifyMismatchError is a VerificationError; a corrupt or truncated
             # hash raises InvalidHashError or a plain VerificationError, and a

@@ -6,6 +6,7 @@ import math
 
 from flask import Flask, current_app, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_babel import force_locale, get_locale
 from flask_wtf.csrf import CSRFError
 from limits.errors import StorageError
 from sqlalchemy.exc import DBAPIError
@@ -69,10 +70,14 @@ def account_disabled(kind: str | None = None) -> tuple[str, int]:
 
 
 def csrf_failed(error: CSRFError) -> tuple[str, int]:
-    message = _(
-        "This form had expired or was sent from another page. Please go back, reload it and try again."
-    )
-    return render_template("errors/http.html", code=400, title=_("Please try again"), message=message), 400
+    """A stale or foreign form; a language switch that failed still answers in the language chosen."""
+    chosen = request.form.get("language") if request.endpoint == "site.choose_language" else None
+    with force_locale(chosen if chosen in current_app.config["LANGUAGES"] else get_locale()):
+        message = _(
+            "This form had expired or was sent from another page. Please go back, reload it and try again."
+        )
+        page = render_template("errors/http.html", code=400, title=_("Please try again"), message=message)
+    return page, 400
 
 
 def rate_limited(error: RateLimited) -> tuple[str, int, dict[str, str]]:

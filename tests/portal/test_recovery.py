@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
@@ -21,14 +22,14 @@ from selfservice.dates import format_moment
 from selfservice.directory import get_directory
 from selfservice.extensions import db
 from selfservice.mail.models import OutboxMessage
-from selfservice.portal import recovery
+from selfservice.portal import enrollment, recovery
 from selfservice.portal.models import Enrollment, EnrollmentAnswer, Question, RecoveryChallenge
 from selfservice.security import get_security
 from selfservice.security.answers import AnswerHasher
 from selfservice.security.models import Lockout, TokenNonce, VerificationCode
 from selfservice.security.tokens import Purpose
 from selfservice.timeutil import utcnow
-from tests.conftest import FAST_HASHING, AppFactory, base_settings, csrf_token, person, post_form
+from tests.conftest import FAST_HASHING, AppFactory, AuthActions, base_settings, csrf_token, person, post_form
 from tests.fixtures.directories import ALL_DIRECTORIES
 
 ANSWERS = ["blue bunny rabbit", "lisbon harbour", "boiled okra", "captain whiskers", "zorbly"]
@@ -181,6 +182,66 @@ def test_parent_with_email_confirms_a_mailed_code_before_choosing_a_password(
     assert binds(app, "p2000001", NEW_PASSWORD)
     assert not binds(app, "p2000001", person("p2000001").password)
     assert len(audit(app, Tag.RECOVERY_CODE_SENT)) == 1
+
+
+#: Kreyòl and French answers as a phone types them (smart punctuation: U+2019) and as a school
+#: computer's keyboard does (').
+PHONE_ANSWERS = [
+    "m\u2019ap manje diri",
+    "l\u2019école Toussaint",
+    "pòt k\u2019ap louvri",
+    "Tonton Jan",
+    "lapli",
+]
+
+
+def test_an_answer_enrolled_on_a_phone_is_accepted_from_a_computer_keyboard(make_app: AppFactory) -> None:
+    app = make_app()
+    phone = app.test_client()
+    assert AuthActions(phone).login("s1000001").headers["Location"] == "/enroll"
+    with app.app_context():
+        ids = [choice.id for choice in enrollment.active_questions("ht")][:5]
+    fields = {f"question_{n}": str(qid) for n, qid in enumerate(ids, start=1)}
+    fields |= {f"answer_{n}": text for n, text in enumerate(PHONE_ANSWERS, start=1)}
+    assert post_form(phone, "/enroll", fields).status_code == 303
+
+    computer = app.test_client()
+    assert begin(computer, "s1000001").status_code == 303
+    typed = dict(zip(ids, PHONE_ANSWERS, strict=True))
+    data = {
+        f"answer_{n}": typed[qid].replace("\u2019", "'")
+        for n, qid in enumerate(pinned_ids(computer, app), start=1)
+    }
+    response = post_form(computer, "/forgot/questions", data)
+
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith("/forgot/reset/")
+
+
+def test_an_answer_enrolled_with_a_curly_apostrophe_before_it_was_folded_still_works(
+    make_app: AppFactory,
+) -> None:
+    """Hashes stored before apostrophes were folded keep the U+2019 the phone typed: still accepted."""
+    app = make_app()
+    legacy = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    with app.app_context():
+        account = get_directory().find("s1000001")
+        assert account is not None
+        ids = db.session.scalars(select(Question.id).where(Question.active.is_(True)).order_by(Question.id))
+        rows = [
+            EnrollmentAnswer(question_id=qid, answer_hash=legacy.hash(text.casefold()))
+            for qid, text in zip(ids, PHONE_ANSWERS, strict=False)
+        ]
+        db.session.add(Enrollment(account_key=account.key, login=account.login, answers=rows))
+        db.session.commit()
+        typed = {row.question_id: text for row, text in zip(rows, PHONE_ANSWERS, strict=True)}
+    client = app.test_client()
+    assert begin(client, "s1000001").status_code == 303
+    data = {f"answer_{n}": typed[qid] for n, qid in enumerate(pinned_ids(client, app), start=1)}
+
+    response = post_form(client, "/forgot/questions", data)
+
+    assert response.headers["Location"].startswith("/forgot/reset/")
 
 
 # Second factor --------------------------------------------------------------------

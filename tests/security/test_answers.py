@@ -55,6 +55,7 @@ def enroll(*answers: str, **identity: str | None) -> dict[int, str]:
         ("ﬁdo", "fido"),  # ligature
         ("\u200bfluffy\u00ad", "fluffy"),  # zero-width space and soft hyphen
         ("O'Brien", "o'brien"),  # inner punctuation stays
+        ("M\u2019ap", "m'ap"),  # a phone's apostrophe is the keyboard's
         ("...", ""),
         ("", ""),
     ],

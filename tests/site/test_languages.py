@@ -70,6 +70,25 @@ def test_french_pages_are_french(client: FlaskClient) -> None:
     assert "mot de passe" in page.lower()
 
 
+@pytest.mark.parametrize(
+    ("language", "title"),
+    [
+        ("en", "Forgot your password? · Springfield Schools Password Help"),
+        ("es", "¿Olvidó su contraseña? · Ayuda con contraseñas de Springfield Schools"),
+        ("fr", "Mot de passe oublié ? · Aide aux mots de passe de Springfield Schools"),
+        ("ht", "Ou bliye modpas ou? · Èd pou modpas Springfield Schools"),
+    ],
+)
+def test_the_page_title_a_screen_reader_reads_first_is_in_the_languages_word_order(
+    client: FlaskClient, language: str, title: str
+) -> None:
+    client.set_cookie("lang", language)
+    page = client.get("/forgot").get_data(as_text=True)
+    found = re.search(r"<title>(.*?)</title>", page, re.DOTALL)
+    assert found
+    assert " ".join(found.group(1).split()) == title
+
+
 def test_the_holders_choice_is_remembered_at_sign_in_and_when_they_switch(
     app: Flask, client: FlaskClient
 ) -> None:
@@ -84,6 +103,21 @@ def test_a_choice_made_while_signed_out_is_not_stored_for_anyone(app: Flask, cli
     post_form(client, "/language", {"language": "ht", "next": "/"}, form_path="/")
     with app.app_context():
         assert db.session.scalars(select(AccountLanguage)).all() == []
+
+
+def test_choosing_kreyol_after_the_page_went_stale_answers_in_kreyol(app: Flask) -> None:
+    """The phone's browser asks for English; the page sat open past its form token's life."""
+    stale = csrf_token(app.test_client(), "/forgot")
+    phone = app.test_client()
+    phone.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en-US,en;q=0.9"
+
+    response = phone.post("/language", data={"csrf_token": stale, "language": "ht", "next": "/forgot"})
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert '<html lang="ht">' in page
+    assert translated(app, "Please try again", "ht") in page
+    assert "Please try again" not in page
 
 
 def _remembered(app: Flask, login: str) -> str | None:
@@ -125,6 +159,38 @@ def test_a_parents_reset_link_follows_the_parents_language_not_the_technicians(a
     assert received.subject.startswith(
         translated(app, "%(number)s received: %(what)s", "ht", number=number, what="")
     )
+
+
+def test_a_parent_who_never_signed_in_gets_the_reset_link_in_the_language_they_told_the_school(
+    app: Flask,
+) -> None:
+    """The parent phoned the school in Kreyòl: never signed in, so the portal knows no language."""
+    teacher, support, its = browser(app, "teacher1"), browser(app, "support1"), browser(app, "its1")
+    assert 'name="parent_language"' in teacher.get("/helpdesk/new/parent").get_data(as_text=True)
+
+    number = opened_number(open_request(teacher, "parent", parent_language="ht"))
+    assert act(support, number, "take").status_code == 303
+    reason = {"escalate_reason": "Parent cannot sign in; a reset is needed."}
+    assert act(support, number, "escalate", reason).status_code == 303
+    assert act(its, number, "reset-link").status_code == 303
+
+    (link,) = link_mails(app)
+    subject = translated(
+        app, "%(number)s: password reset link for %(name)s", "ht", number=number, name="Maria Lopez"
+    )
+    assert link.subject == subject
+    assert 'lang="ht"' in (link.body_html or "")
+    assert _remembered(app, "p2000001") == "ht"
+
+
+def test_the_parents_own_choice_wins_over_the_language_given_on_a_request(app: Flask) -> None:
+    parent = browser(app, None)
+    parent.set_cookie("lang", "es")
+    assert AuthActions(parent).login("p2000001").status_code == 303
+
+    opened_number(open_request(browser(app, "teacher1"), "parent", parent_language="fr"))
+
+    assert _remembered(app, "p2000001") == "es"
 
 
 def test_a_notice_goes_in_the_accounts_language_even_from_a_page_in_another(app: Flask) -> None:
