@@ -15,6 +15,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -48,6 +49,7 @@ BASE_DN = "DC=school,DC=test"
 PEOPLE_DN = f"OU=People,{BASE_DN}"
 GROUPS_DN = f"OU=Groups,{BASE_DN}"
 SERVICES_DN = f"OU=Services,{BASE_DN}"
+PASSWORD_SETTINGS_DN = f"CN=Password Settings Container,CN=System,{BASE_DN}"
 ADMIN_DN = f"CN=Administrator,CN=Users,{BASE_DN}"
 ADMIN_PASSWORD = "Admin-Test-Secret-1"
 SERVICE_DN = f"CN=selfservice,{SERVICES_DN}"
@@ -82,6 +84,10 @@ DELEGATED_RIGHTS = (
     ("WP", "bf967a0a-0de6-11d0-a285-00aa003049e2"),  # pwdLastSet
     ("WP", "28630ebf-41d5-11d1-a9c1-0000f80367c1"),  # lockoutTime
 )
+
+
+#: Read property, list contents, list object, read control: on the container and, inherited, each PSO.
+PSO_READ_RIGHTS = "RPLCLORC"
 
 
 def person_dn(person: Person) -> str:
@@ -142,6 +148,28 @@ class SambaDC:
     def admin_connection(self) -> ldap3.Connection:
         """A connection bound as the domain Administrator (the caller unbinds it)."""
         return _connect(self.url, ADMIN_DN, ADMIN_PASSWORD)
+
+    def samba_tool(self, *arguments: str) -> None:
+        """Run ``samba-tool <arguments>`` on this DC's own database, as provisioning set it up."""
+        tool = shutil.which("samba-tool") or "samba-tool"
+        conf = self.run_dir / "etc" / "smb.conf"
+        sam = self.run_dir / "private" / "sam.ldb"
+        _run([tool, *arguments, "-s", str(conf), "-H", str(sam)], self.run_dir / "log" / "samba-tool.log")
+
+    @contextlib.contextmanager
+    def password_settings(
+        self, name: str, applies_to: str, *options: str, precedence: int = 10
+    ) -> Iterator[str]:
+        """A PSO (``samba-tool domain passwordsettings pso``) applied to a user or group; deleted after.
+
+        Yields its DN. ``options`` are samba-tool's, e.g. ``--min-pwd-length=16``.
+        """
+        self.samba_tool("domain", "passwordsettings", "pso", "create", name, str(precedence), *options)
+        try:
+            self.samba_tool("domain", "passwordsettings", "pso", "apply", name, applies_to)
+            yield f"CN={name},{PASSWORD_SETTINGS_DN}"
+        finally:
+            self.samba_tool("domain", "passwordsettings", "pso", "delete", name)
 
     def restore_seed(self) -> None:
         """Put every seed account back as seeded, password history included.
@@ -403,10 +431,16 @@ def _seed(instance: SambaDC, tool: str, conf: Path) -> None:
 
 
 def _delegate(conn: ldap3.Connection, tool: str, conf: Path) -> None:
-    """Grant the service account DELEGATED_RIGHTS on OU=People, as a real deployment would."""
+    """Grant the service account DELEGATED_RIGHTS on OU=People, as a real deployment would,
+    and read access to the Password Settings Container (the PSOs), as docs/directory.md asks."""
     conn.search(SERVICE_DN, "(objectClass=user)", ldap3.BASE, attributes=["objectSid"])
     sid = format_sid(conn.response[0]["raw_attributes"]["objectSid"][0])
     aces = "".join(f"(OA;CIIO;{right};{guid};{USER_CLASS};{sid})" for right, guid in DELEGATED_RIGHTS)
+    _set_acl(tool, conf, PEOPLE_DN, aces)
+    _set_acl(tool, conf, PASSWORD_SETTINGS_DN, f"(A;CI;{PSO_READ_RIGHTS};;;{sid})")
+
+
+def _set_acl(tool: str, conf: Path, dn: str, aces: str) -> None:
     sam = conf.parent.parent / "private" / "sam.ldb"
     command = [
         tool,
@@ -416,7 +450,7 @@ def _delegate(conn: ldap3.Connection, tool: str, conf: Path) -> None:
         str(conf),
         "-H",
         str(sam),
-        f"--objectdn={PEOPLE_DN}",
+        f"--objectdn={dn}",
         f"--sddl={aces}",
     ]
     _run(command, conf.parent.parent / "log" / "dsacl.log")

@@ -129,9 +129,9 @@ def password() -> ResponseReturnValue:
         else:
             _remember(account.key, QUESTIONS, services.step_token(security, current_app.config, account))
             return redirect(url_for(".questions"), code=303)
-    return render_template(
-        "activation/password.html", form=form, account=account
-    ), 400 if form.errors else 200
+    rules = get_security().password_rules_for_pages(account)
+    page = render_template("activation/password.html", form=form, account=account, password_rules=rules)
+    return page, 400 if form.errors else 200
 
 
 @blueprint.route("/questions", methods=["GET", "POST"])

@@ -20,8 +20,10 @@ connection, timeouts, TLS and filter escaping. What AD does differently lives he
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import struct
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -54,6 +56,8 @@ from selfservice.directory.ldap import (
 )
 from selfservice.i18n_markers import N_
 
+log = logging.getLogger(__name__)
+
 #: userAccountControl and msDS-User-Account-Control-Computed bits.
 ACCOUNT_DISABLED, LOCKED_OUT = 0x2, 0x10
 #: LDAP_MATCHING_RULE_IN_CHAIN: membership through nested groups too.
@@ -68,6 +72,17 @@ METADATA_HEADER, METADATA_ENTRY = struct.Struct("<IIII"), struct.Struct("<IIQ16s
 #: The domain object's password policy, and pwdProperties' complexity bit.
 DOMAIN_RULES = ("minPwdLength", "pwdHistoryLength", "pwdProperties", "minPwdAge")
 DOMAIN_PASSWORD_COMPLEX = 0x1
+#: A fine-grained password policy (PSO, msDS-PasswordSettings): the constructed attribute on a
+#: user names the one in force for them (applied to them, or through a group), then its rules.
+RESULTANT_PSO = "msDS-ResultantPSO"
+PSO_RULES = (
+    "msDS-MinimumPasswordLength",
+    "msDS-PasswordHistoryLength",
+    "msDS-PasswordComplexityEnabled",
+    "msDS-MinimumPasswordAge",
+)
+#: A PSO's rules are kept this long once read: a person's page costs one search (which PSO), not two.
+PSO_REFRESH_SECONDS = 300
 #: AD counts time in 100 ns steps from 1601-01-01 UTC.
 FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 STATE_ATTRIBUTES = ("userAccountControl", "msDS-User-Account-Control-Computed", "pwdLastSet")
@@ -121,6 +136,8 @@ class AdDirectory(LdapDirectory):
                 "LDAP_USER_FILTER": settings["AD_USER_FILTER"],
             }
         )
+        #: PSO DN -> (monotonic expiry, its rules or None when unreadable); used under self._lock.
+        self._psos: dict[str, tuple[float, PasswordRules | None]] = {}
 
     def get(self, key: str, *, with_roles: bool = True) -> Account | None:
         """Fetch by objectGUID, given as the canonical UUID string."""
@@ -234,6 +251,40 @@ class AdDirectory(LdapDirectory):
             )
 
         return self._as_service(read)
+
+    def password_rules_for(self, account: Account) -> PasswordRules | None:
+        """The rules of the account's resultant PSO; None when none applies or it cannot be read.
+
+        None means the domain's policy (:meth:`password_rules`) applies. A service account
+        without read access to the Password Settings Container sees no PSO at all, or sees
+        its name but not its rules: then the domain's policy stays, and the log says why.
+        """
+
+        def read(connection: ldap3.Connection) -> PasswordRules | None:
+            entry = self._read(connection, account.ref, [RESULTANT_PSO])
+            pso = _first(entry, RESULTANT_PSO) if entry else None
+            return self._pso_rules(connection, pso, account.login) if pso else None
+
+        return self._as_service(read)
+
+    def _pso_rules(self, connection: ldap3.Connection, dn: str, login: str) -> PasswordRules | None:
+        """A PSO's rules, from the cache while fresh (an unreadable PSO is remembered as None too)."""
+        now = time.monotonic()
+        cached = self._psos.get(dn)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        entry = self._read(connection, dn, list(PSO_RULES))
+        rules = _pso_rules(entry, dn) if entry else None
+        if rules is None:
+            log.info(
+                "AD: the password settings object %s applies to %s but the service account cannot read it; "
+                "the domain policy is shown and checked instead (grant read access to the Password "
+                "Settings Container)",
+                dn,
+                login,
+            )
+        self._psos[dn] = (now + PSO_REFRESH_SECONDS, rules)
+        return rules
 
     def password_changed_at(self, account: Account) -> datetime | None:
         """pwdLastSet as a moment (None when zero: the password must be changed)."""
@@ -377,6 +428,19 @@ def _password_metadata_stamp(blob: bytes) -> str | None:
     except struct.error:
         return None
     return None
+
+
+def _pso_rules(entry: Mapping[str, Any], dn: str) -> PasswordRules | None:
+    """A msDS-PasswordSettings entry as rules; None when its attributes were not readable."""
+    if _first(entry, "msDS-MinimumPasswordLength") is None:
+        return None
+    return PasswordRules(
+        min_length=_number(_first(entry, "msDS-MinimumPasswordLength")),
+        history=_number(_first(entry, "msDS-PasswordHistoryLength")),
+        complexity=(_first(entry, "msDS-PasswordComplexityEnabled") or "").strip().upper() == "TRUE",
+        min_age_seconds=abs(_number(_first(entry, "msDS-MinimumPasswordAge"))) // 10_000_000,
+        source=dn,
+    )
 
 
 def _number(value: str | None) -> int:

@@ -165,6 +165,11 @@ class BuiltinDirectory:
         """The builtin directory has no rules of its own: the portal's PASSWORD_* settings are all."""
         return PasswordRules(source="builtin")
 
+    def password_rules_for(self, account: Account) -> PasswordRules | None:
+        """No account has rules of its own here."""
+        del account
+        return None
+
     def password_changed_at(self, account: Account) -> datetime | None:
         row = self._query(lambda: db.session.get(DirectoryAccount, account.key))
         return row.password_changed_at if row else None

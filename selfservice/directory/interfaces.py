@@ -81,7 +81,7 @@ class Account:
 
 @dataclass(frozen=True)
 class PasswordRules:
-    """The directory's own password rules (ppolicy, AD's domain policy); zero means no rule.
+    """The directory's own password rules (ppolicy, AD's domain policy or a PSO); zero means no rule.
 
     ``source`` says where they were read, e.g. the policy entry's DN.
     """
@@ -192,6 +192,13 @@ class Directory(Protocol):
 
     def password_rules(self) -> PasswordRules:
         """The directory's own password rules (read-only; empty rules where it has none)."""
+
+    def password_rules_for(self, account: Account) -> PasswordRules | None:
+        """Rules that apply to ``account`` in place of :meth:`password_rules`, or None where those apply.
+
+        AD: the account's resultant fine-grained policy (PSO), read in one search (the PSO
+        itself is cached); None when no PSO applies or the service account cannot read it.
+        """
 
     def password_changed_at(self, account: Account) -> datetime | None:
         """When the account's password last changed, as the directory records it (None: unknown)."""

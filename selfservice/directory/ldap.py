@@ -298,6 +298,11 @@ class LdapDirectory:
 
         return self._as_service(read)
 
+    def password_rules_for(self, account: Account) -> PasswordRules | None:
+        """None: :meth:`password_rules` is already the strictest ppolicy entry, whoever it governs."""
+        del account
+        return None
+
     def password_changed_at(self, account: Account) -> datetime | None:
         """ppolicy's pwdChangedTime of the account (None when never changed through ppolicy)."""
 

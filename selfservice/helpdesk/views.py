@@ -455,7 +455,11 @@ def reset_password(token: str) -> ResponseReturnValue:
             must_change = links.must_change_supported(directory)
             return render_template("helpdesk/reset_done.html", holder=target.holder, must_change=must_change)
     page = render_template(
-        "helpdesk/reset.html", form=form, holder=target.holder, expires=target.link.expires_at
+        "helpdesk/reset.html",
+        form=form,
+        holder=target.holder,
+        expires=target.link.expires_at,
+        password_rules=security.password_rules_for_pages(target.holder),
     )
     return page, 400 if form.errors else 200
 

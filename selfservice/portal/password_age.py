@@ -23,7 +23,7 @@ def changeable_from(
     directory: Directory, security: Security, account: Account, now: datetime
 ) -> datetime | None:
     """The moment the holder may change their password again, or None when they may now."""
-    rules = security.directory_rules.current() if security.directory_rules else None
+    rules = security.directory_rules.for_account(account) if security.directory_rules else None
     if rules is None or not rules.min_age_seconds:
         return None
     try:

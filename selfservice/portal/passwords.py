@@ -32,9 +32,10 @@ from selfservice.portal import pending
 from selfservice.portal.models import PendingChange
 from selfservice.portal.pending import How, Outcome
 from selfservice.security import Security
-from selfservice.security.passwords import check_password
+from selfservice.security.passwords import check_password, raised_to
 from selfservice.security.tokens import Purpose
 from selfservice.sync import get_sync
+from selfservice.sync.policy import problems as directory_problems
 
 __all__ = [
     "AccountDisabled",
@@ -244,15 +245,17 @@ def ensure_acceptable(security: Security, account: Account, new: NewPassword) ->
 
     Flows that spend a one-time token call this first, so a typo never burns the token.
     """
+    # The directory's rules for this account (AD: its PSO, else the domain's) and every sync target's.
+    rules = security.directory_password_rules(account)
     problems = check_password(
         new.password,
-        security.current_password_policy(),
+        raised_to(security.password_policy, rules),
         login=account.login,
         display_name=account.display_name,
         confirm=new.confirm,
     )
     problems += [
-        problem for problem in get_sync().password_problems(account, new.password) if problem not in problems
+        problem for problem in directory_problems(new.password, rules, account) if problem not in problems
     ]
     if problems:
         raise PolicyViolation(problems)

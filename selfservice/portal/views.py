@@ -38,9 +38,9 @@ blueprint = Blueprint("portal", __name__)
 # Enrollment and change password -------------------------------------------------
 
 
-def _signed_in_account() -> Account:
+def _signed_in_account(*, with_roles: bool = True) -> Account:
     """The signed-in holder as the directory knows them now (email, name)."""
-    account = get_directory().get(current_user.key)
+    account = get_directory().get(current_user.key, with_roles=with_roles)
     if account is None:
         abort(403)
     return account
@@ -102,8 +102,11 @@ def _show_refusal(form: EnrollmentForm, refused: enrollment.EnrollmentRefused) -
 @throttle("PASSWORD_RATE_LIMIT")
 def change_password() -> ResponseReturnValue:
     form = ChangePasswordForm()
-    if form.validate_on_submit():
-        account = _signed_in_account()
+    submitted = form.validate_on_submit()
+    # The rules shown and checked are the ones the directory holds this account to (AD: a PSO);
+    # its roles are needed only for the new session after a change.
+    account = _signed_in_account(with_roles=submitted)
+    if submitted:
         try:
             change.change_password(
                 get_directory(),
@@ -132,7 +135,10 @@ def change_password() -> ResponseReturnValue:
             start_session(replace(account, must_change=False), signed_in_at=current_user.signed_in_at)
             session["password_changed"] = True
             return redirect(url_for("portal.password_done"), code=303)
-    return render_template("portal/password.html", form=form), 400 if form.errors else 200
+    rules = get_security().password_rules_for_pages(account)
+    return render_template(
+        "portal/password.html", form=form, password_rules=rules
+    ), 400 if form.errors else 200
 
 
 @blueprint.get("/password/done")
@@ -261,7 +267,8 @@ def forgot_reset(token: str) -> ResponseReturnValue:
         on_new, on_confirm = change.split_problems(refused.problems)
         form.new_password.errors.extend(_(problem) for problem in on_new)
         form.confirm.errors.extend(_(problem) for problem in on_confirm)
-    page = render_template("portal/forgot_reset.html", form=form, account=account)
+    rules = security.password_rules_for_pages(account)
+    page = render_template("portal/forgot_reset.html", form=form, account=account, password_rules=rules)
     return page, 400 if form.errors else 200
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, current_app, has_app_context
 
 from selfservice.directory import EXTENSION_KEY as DIRECTORY_KEY
-from selfservice.directory.interfaces import PasswordRules
+from selfservice.directory.interfaces import Account, PasswordRules
 from selfservice.security.answers import AnswerHasher, AnswerRules, answer_rules_from_settings
 from selfservice.security.directory_rules import DirectoryRulesCache, rules_for_pages
 from selfservice.security.lockout import LockoutPolicy, LockoutService
@@ -31,15 +31,12 @@ class Security:
     work: WorkGate
     directory_rules: DirectoryRulesCache | None = None
 
-    def current_password_policy(self) -> PasswordPolicy:
-        """The PASSWORD_* policy, its minimum raised to the directories' own where that is higher."""
-        if self.directory_rules is None:
-            return self.password_policy
-        return raised_to(self.password_policy, self.directory_password_rules())
+    def directory_password_rules(self, account: Account | None = None) -> PasswordRules:
+        """The strictest of the primary directory's rules and every sync target's (each cached).
 
-    def directory_password_rules(self) -> PasswordRules:
-        """The strictest of the primary directory's rules and every sync target's (each cached)."""
-        primary = self.directory_rules.current() if self.directory_rules else PasswordRules()
+        With ``account``, the primary's are the ones it holds that account to (AD: its PSO).
+        """
+        primary = self.directory_rules.for_account(account) if self.directory_rules else PasswordRules()
         from selfservice.sync import EXTENSION_KEY as SYNC_KEY  # sync builds on this package
         from selfservice.sync.policy import strictest
 
@@ -48,9 +45,9 @@ class Security:
             return primary
         return strictest([primary, sync.rules.strictest(sync.targets, sync.config)])
 
-    def password_rules_for_pages(self) -> dict[str, Any]:
-        """The rules the password pages state (``password_rules`` in templates)."""
-        rules = self.directory_password_rules()
+    def password_rules_for_pages(self, account: Account | None = None) -> dict[str, Any]:
+        """The rules the password pages state (``password_rules`` in templates), for ``account`` if known."""
+        rules = self.directory_password_rules(account)
         return rules_for_pages(rules, raised_to(self.password_policy, rules).min_length)
 
 

@@ -52,6 +52,9 @@ def problems(password: str, rules: PasswordRules, account: Account) -> list[str]
             any(char.islower() for char in password),
             any(char.isdigit() for char in password),
             any(not char.isalnum() for char in password),
+            any(
+                char.isalpha() and not (char.isupper() or char.islower()) for char in password
+            ),  # AD's fifth kind
         ]
         if sum(kinds) < 3:
             found.append(NEEDS_THREE_KINDS)
