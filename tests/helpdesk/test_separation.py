@@ -159,6 +159,28 @@ def test_a_must_change_staff_member_reaches_no_help_desk_page(app: Flask) -> Non
     assert its.get("/password").status_code == 302  # signed out: the sign-in page
 
 
+def test_a_staff_member_told_to_change_their_password_mid_session_reaches_only_the_change_page(
+    app: Flask,
+) -> None:
+    """The flag set while signed in (``selfservice accounts set-must-change``, AD's "must change
+    at next logon"): the session kept working every queue and issuing links until sign-out."""
+    from selfservice.cli import main
+
+    number = opened_number(open_request(browser(app, "teacher1"), "student"))
+    its = browser(app, "its1")
+    form = action_form(its, number)
+    result = app.test_cli_runner().invoke(main, ["accounts", "set-must-change", "its1"])
+    assert result.exit_code == 0, result.output
+    page = its.get("/helpdesk/queue/its-student")
+    assert page.status_code == 303
+    assert page.headers["Location"] == "/password"
+    issued = its.post(f"/helpdesk/requests/{number}/reset-link", data=form)
+    assert issued.status_code == 303
+    assert issued.headers["Location"] == "/password"
+    assert link_mails(app) == []
+    assert its.get("/password").status_code == 200
+
+
 # Links are built only from BASE_URL (issue 14 item 7) ----------------------------------
 
 
