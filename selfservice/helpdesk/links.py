@@ -28,7 +28,16 @@ from selfservice.helpdesk.models import (
     ResetLink,
     Status,
 )
-from selfservice.helpdesk.queues import Staff, can_work_its, is_own, opened_it, reaches, require
+from selfservice.helpdesk.queues import (
+    STAFF_ACCOUNT,
+    Staff,
+    can_work_its,
+    has_staff_access,
+    is_own,
+    opened_it,
+    reaches,
+    require,
+)
 from selfservice.helpdesk.services import ActionRefused, add_event, audit, transition, void_links
 from selfservice.i18n_markers import N_
 from selfservice.portal.passwords import How, NewPassword, Spend, apply_new_password, refuse_if_disabled
@@ -106,6 +115,8 @@ def issue_reset_link(
         raise ActionRefused(HOLDER_GONE)
     if holder.disabled_by_admin:  # the link's page would refuse it: say why now
         raise ActionRefused(HOLDER_DISABLED)
+    if has_staff_access(holder):  # given a staff role since the request was opened
+        raise ActionRefused(STAFF_ACCOUNT)
     recipient, address = _recipient(directory, request, holder)
     if is_own(directory, staff, holder, address):
         raise ActionRefused(ISSUER_RECEIVES)

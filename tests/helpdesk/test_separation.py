@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from selfservice.audit.tags import Tag
-from selfservice.directory.models import DirectoryAccount
+from selfservice.directory.models import DirectoryAccount, DirectoryGroup
 from selfservice.extensions import db
 from tests.conftest import AppFactory, AuthActions, post_form
 from tests.helpdesk.helpers import (
@@ -92,6 +92,46 @@ def test_a_parent_link_never_reaches_the_employee_who_opened_the_request(app: Fl
     refused = act(browser(app, "its1"), number, "reset-link")
     assert refused.status_code == 409
     assert "whoever opened the request" in refused.get_data(as_text=True)
+    assert link_mails(app) == []
+
+
+def add_its_intern(app: Flask, groups: list[str]) -> dict[str, str]:
+    """A student who also works for ITS: a student account that holds a staff role."""
+    add_person(
+        app,
+        "s1000078",
+        groups=groups,
+        email="ivy.intern@students.school.test",
+        kind="student",
+        display_name="Ivy Intern",
+        student_id="1000078",
+        birth_month_year="052007",
+    )
+    return {"student_id": "1000078", "student_name": "Ivy Intern", "birth_month_year": "052007"}
+
+
+def test_no_request_is_opened_for_a_student_account_that_holds_a_staff_role(app: Flask) -> None:
+    """The link goes to whoever opened the request: an employee would get the account's ITS role
+    (and so issue links for the requests they open themselves)."""
+    fields = add_its_intern(app, ["its"])
+    refused = open_request(browser(app, "teacher1"), "student", **fields)
+    assert refused.status_code == 400
+    assert "staff access" in refused.get_data(as_text=True)
+    [event] = audit_events(app, Tag.HELP_REQUEST_REFUSED)
+    assert event.details["reason"] == "staff-account"
+
+
+def test_no_link_for_an_account_given_a_staff_role_after_the_request_was_opened(app: Flask) -> None:
+    fields = add_its_intern(app, [])
+    number = opened_number(open_request(browser(app, "teacher1"), "student", **fields))
+    with app.app_context():
+        row = db.session.scalar(select(DirectoryAccount).where(DirectoryAccount.login == "s1000078"))
+        admins = db.session.scalar(select(DirectoryGroup).where(DirectoryGroup.name == "admins"))
+        row.groups = [admins]
+        db.session.commit()
+    refused = act(browser(app, "its1"), number, "reset-link")
+    assert refused.status_code == 409
+    assert "staff access" in refused.get_data(as_text=True)
     assert link_mails(app) == []
 
 
