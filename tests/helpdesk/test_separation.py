@@ -51,6 +51,24 @@ def test_a_link_that_would_reach_the_issuers_own_mailbox_is_refused(app: Flask) 
     assert link_mails(app) == []
 
 
+def test_every_refused_link_is_an_audit_event(app: Flask) -> None:
+    """Invariant 12: a link refused by separation of duties left no trace, however often it was tried."""
+    add_person(app, "its2", groups=["its", "employees"], email="its2@school.test")
+    add_person(app, "its3", groups=["its"], email="TEACHER1@school.test")
+    its2 = sign_in_as(app, "its2")
+    own = opened_number(open_request(its2, "student"))
+    assert act(its2, own, "reset-link").status_code == 409
+    theirs = opened_number(open_request(browser(app, "teacher1"), "student"))
+    assert act(sign_in_as(app, "its3"), theirs, "reset-link").status_code == 409
+    refused = audit_events(app, "helpdesk:reset-link:issue-refused")
+    seen = [(e.actor, e.outcome, e.subject, e.details["request"], e.details["reason"]) for e in refused]
+    assert seen == [
+        ("its2", "refused", "s1000001", own, "opener-issues"),
+        ("its3", "refused", "s1000001", theirs, "issuer-receives"),
+    ]
+    assert link_mails(app) == []
+
+
 def test_a_student_worker_cannot_open_a_request_for_their_own_account(app: Flask) -> None:
     add_person(
         app,
