@@ -306,6 +306,9 @@ def resolve_by_link(directory: Directory, nonce: str, holder: Account, origin: O
         update(ResetLink).where(ResetLink.nonce == nonce, ResetLink.used_at.is_(None)).values(used_at=now),
         execution_options={"synchronize_session": False},
     )
+    # A link ITS sent a moment ago, after this change voided the account's tokens: the UPDATE
+    # above waited for its transaction (the request's row), so it is visible now. It dies too.
+    void_links(request, now)
     add_event(request, holder.login, Action.LINK_USED)
     record(
         Tag.RESET_LINK_USED,
