@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from selfservice.audit.tags import Tag
 from selfservice.directory.models import DirectoryAccount, DirectoryGroup
 from selfservice.extensions import db
-from tests.conftest import AppFactory, AuthActions, post_form
+from tests.conftest import AppFactory, AuthActions, person, post_form
 from tests.helpdesk.helpers import (
     act,
     action_form,
@@ -237,6 +237,11 @@ def test_a_staff_member_told_to_change_their_password_mid_session_reaches_only_t
     assert issued.headers["Location"] == "/password"
     assert link_mails(app) == []
     assert its.get("/password").status_code == 200
+    new = "Velvet-Compass-Ridge-73"
+    current = person("its1").password
+    changed = post_form(its, "/password", {"current_password": current, "new_password": new, "confirm": new})
+    assert changed.headers["Location"] == "/password/done"
+    assert its.get("/helpdesk/queue/its-student").status_code == 200  # changed: the desk again
 
 
 # Links are built only from BASE_URL (issue 14 item 7) ----------------------------------
