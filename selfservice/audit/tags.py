@@ -40,6 +40,7 @@ class Tag(StrEnum):
     HELP_REQUEST_REFUSED = "helpdesk:request:refused"
     HELP_REQUEST_UPDATED = "helpdesk:request:update"
     RESET_LINK_ISSUED = "helpdesk:reset-link:issue"
+    RESET_LINK_ISSUE_REFUSED = "helpdesk:reset-link:issue-refused"
     HELP_REQUEST_ESCALATED = "helpdesk:request:escalate"
     HELP_REQUEST_RESOLVED = "helpdesk:request:resolve"
     RESET_LINK_USED = "helpdesk:reset-link:use"

@@ -7,7 +7,8 @@ request. Before each request (DESIGN invariants 9, 17 and 18):
    SESSION_ABSOLUTE_HOURS, is signed out;
 2. the account is read again from the directory (staff: every request; others every
    SESSION_RECHECK_SECONDS): gone, disabled, or with other roles than the snapshot's,
-   every session of the account ends;
+   every session of the account ends; told to change its password since, the session
+   takes the must-change state of step 3;
 3. a session whose password must change reaches only the change-password page and
    sign-out.
 """
@@ -155,7 +156,7 @@ def _check_session() -> ResponseReturnValue | None:
         end_session()
         flash(_("Your account changed, so you were signed out. Please sign in again."), "info")
         return None
-    if snapshot.get("must_change") and request.endpoint not in MUST_CHANGE_ENDPOINTS:
+    if session[SNAPSHOT_KEY].get("must_change") and request.endpoint not in MUST_CHANGE_ENDPOINTS:
         flash(_("Please choose a new password before you go on."), "info")
         return redirect(url_for("portal.change_password"), code=303)
     return None
@@ -174,6 +175,10 @@ def _still_valid(snapshot: dict[str, Any]) -> bool:
     session["checked_at"] = utcnow().timestamp()
     if account is None or account.disabled:
         return False
+    if account.must_change and not snapshot.get("must_change"):
+        # Told to change it while signed in (an administrator's flag, AD's pwdLastSet=0): from
+        # now on this session reaches only the change page, as a fresh sign-in would.
+        session[SNAPSHOT_KEY] = {**snapshot, "must_change": True}
     return sorted(role.value for role in account.roles) == snapshot["roles"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 from flask import current_app
@@ -21,6 +22,9 @@ OLDEST_BIRTH_YEARS = 100
 _MONTH_YEAR_SEPARATORS = re.compile(r"[\s/.\-]")
 _PHONE = re.compile(r"\+?[0-9().\-\s/]+")
 _EXTENSION = re.compile(r"(?:x|ext\.?|extension)\s*\d{1,6}$", re.IGNORECASE)
+#: What the new-request pages put in ``form_key`` (``secrets.token_urlsafe``): never an API
+#: client's key (``api:<client>:<Idempotency-Key>``), never longer than its column.
+_FORM_KEY = re.compile(r"[A-Za-z0-9_\-]{0,43}")
 
 
 def month_year(form: Any, field: Any) -> None:
@@ -54,6 +58,13 @@ def phone_number(form: Any, field: Any) -> None:
     field.data = value
 
 
+def issued_form_key(form: Any, field: Any) -> None:
+    """The double-submit key the page gave; anything else (a tampered form) gets a fresh key and a 400."""
+    if not _FORM_KEY.fullmatch(field.data or ""):
+        field.data = secrets.token_urlsafe(16)
+        raise ValidationError(_l("The form expired. Try again."))
+
+
 def _required(message: str) -> InputRequired:
     return InputRequired(message)
 
@@ -79,7 +90,7 @@ class StudentRequestForm(FlaskForm):
         render_kw={"autocomplete": "off", "inputmode": "numeric"},
     )
     note = TextAreaField(_l("Note for ITS (optional)"), validators=[Optional(), Length(max=NOTE_MAX_CHARS)])
-    form_key = HiddenField()
+    form_key = HiddenField(validators=[issued_form_key])
 
 
 class ParentRequestForm(FlaskForm):
@@ -118,7 +129,7 @@ class ParentRequestForm(FlaskForm):
     note = TextAreaField(
         _l("Note for Parent Support (optional)"), validators=[Optional(), Length(max=NOTE_MAX_CHARS)]
     )
-    form_key = HiddenField()
+    form_key = HiddenField(validators=[issued_form_key])
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -28,7 +28,16 @@ from selfservice.helpdesk.models import (
     ResetLink,
     Status,
 )
-from selfservice.helpdesk.queues import Staff, can_work_its, is_own, opened_it, reaches, require
+from selfservice.helpdesk.queues import (
+    STAFF_ACCOUNT,
+    Staff,
+    can_work_its,
+    has_staff_access,
+    is_own,
+    opened_it,
+    reaches,
+    require,
+)
 from selfservice.helpdesk.services import ActionRefused, add_event, audit, transition, void_links
 from selfservice.i18n_markers import N_
 from selfservice.portal.passwords import How, NewPassword, Spend, apply_new_password, refuse_if_disabled
@@ -67,6 +76,19 @@ OPENER_RECEIVES = N_(
     "on the Parent Information screen."
 )
 
+#: The audit event's ``reason`` for each refusal of a link.
+REFUSAL_REASONS = {
+    OPENER_ISSUES: "opener-issues",
+    ISSUER_RECEIVES: "issuer-receives",
+    OPENER_RECEIVES: "opener-receives",
+    STAFF_ACCOUNT: "staff-account",
+    HOLDER_GONE: "holder-gone",
+    HOLDER_DISABLED: "holder-disabled",
+    EMPLOYEE_GONE: "employee-gone",
+    EMPLOYEE_NO_EMAIL: "employee-no-email",
+    PARENT_NO_EMAIL: "parent-no-email",
+}
+
 
 class LinkRefused(Exception):
     """The reset link is forged, used, expired, replaced or void."""
@@ -97,21 +119,24 @@ def issue_reset_link(
     settings: Mapping[str, Any],
     base_url: str,
 ) -> IssuedLink:
-    """Mail a single-use link to the one allowed recipient; earlier links of the request stop working."""
+    """Mail a single-use link to the one allowed recipient; earlier links of the request stop working.
+
+    A refusal (ActionRefused) is an audit event naming why (invariant 12).
+    """
     require(can_work_its(staff, request))
-    if opened_it(staff, request):
-        raise ActionRefused(OPENER_ISSUES)
-    holder = directory.get(request.subject_key)
-    if holder is None:
-        raise ActionRefused(HOLDER_GONE)
-    if holder.disabled_by_admin:  # the link's page would refuse it: say why now
-        raise ActionRefused(HOLDER_DISABLED)
-    recipient, address = _recipient(directory, request, holder)
-    if is_own(directory, staff, holder, address):
-        raise ActionRefused(ISSUER_RECEIVES)
-    # Checked when the request was opened, and again now: the address on file may have changed since.
-    if recipient == "parent" and reaches(directory, request.opened_by_key, holder, address):
-        raise ActionRefused(OPENER_RECEIVES)
+    try:
+        holder, recipient, address = _allowed_link(directory, request, staff)
+    except ActionRefused as refused:
+        record(
+            Tag.RESET_LINK_ISSUE_REFUSED,
+            outcome="refused",
+            origin=origin,
+            actor=staff.login,
+            subject=request.subject_login,
+            subject_key=request.subject_key,
+            details={"request": request.number, "reason": REFUSAL_REASONS.get(refused.message, "other")},
+        )
+        raise
     transition(
         request,
         revision=revision,
@@ -148,6 +173,26 @@ def issue_reset_link(
     )
     db.session.commit()
     return IssuedLink(sent_to_masked=masked, expires_at=token.expires_at)
+
+
+def _allowed_link(directory: Directory, request: HelpRequest, staff: Staff) -> tuple[Account, str, str]:
+    """The holder and where their link may go, ("employee" | "parent", address); else ActionRefused."""
+    if opened_it(staff, request):
+        raise ActionRefused(OPENER_ISSUES)
+    holder = directory.get(request.subject_key)
+    if holder is None:
+        raise ActionRefused(HOLDER_GONE)
+    if holder.disabled_by_admin:  # the link's page would refuse it: say why now
+        raise ActionRefused(HOLDER_DISABLED)
+    if has_staff_access(holder):  # given a staff role since the request was opened
+        raise ActionRefused(STAFF_ACCOUNT)
+    recipient, address = _recipient(directory, request, holder)
+    if is_own(directory, staff, holder, address):
+        raise ActionRefused(ISSUER_RECEIVES)
+    # Checked when the request was opened, and again now: the address on file may have changed since.
+    if recipient == "parent" and reaches(directory, request.opened_by_key, holder, address):
+        raise ActionRefused(OPENER_RECEIVES)
+    return holder, recipient, address
 
 
 def _recipient(directory: Directory, request: HelpRequest, holder: Account) -> tuple[str, str]:
@@ -261,6 +306,9 @@ def resolve_by_link(directory: Directory, nonce: str, holder: Account, origin: O
         update(ResetLink).where(ResetLink.nonce == nonce, ResetLink.used_at.is_(None)).values(used_at=now),
         execution_options={"synchronize_session": False},
     )
+    # A link ITS sent a moment ago, after this change voided the account's tokens: the UPDATE
+    # above waited for its transaction (the request's row), so it is visible now. It dies too.
+    void_links(request, now)
     add_event(request, holder.login, Action.LINK_USED)
     record(
         Tag.RESET_LINK_USED,

@@ -13,6 +13,7 @@ from selfservice.directory.interfaces import Account, Directory, Role
 from selfservice.extensions import db
 from selfservice.helpdesk.hours import SupportHours
 from selfservice.helpdesk.models import ACTIVE_STATUSES, HelpRequest, Queue, RequestKind, parse_number
+from selfservice.i18n_markers import N_
 
 #: The role that works each queue (DESIGN: student -> ITS; parent -> Parent Support -> ITS).
 WORKERS: dict[Queue, Role] = {
@@ -84,7 +85,9 @@ def can_work_its(staff: Staff, request: HelpRequest) -> bool:
 # Separation of duties (DESIGN invariant 18) ------------------------------------------
 # Whoever opens a request never issues its link, so no one person both vouches for an
 # account holder and sends the link; nobody opens a request for, or issues a link that
-# reaches, their own account or mailbox.
+# reaches, their own account or mailbox; and no link resets an account with a staff role
+# (the opener, who gets a student's link, would gain that role: a second account of theirs
+# that issues links).
 
 
 def opened_it(staff: Staff, request: HelpRequest) -> bool:
@@ -103,6 +106,18 @@ def reaches(directory: Directory, person_key: str, holder: Account, address: str
     mine = directory.get(person_key)
     theirs = address if address is not None else holder.email
     return bool(mine and mine.email and theirs and mine.email.strip().casefold() == theirs.strip().casefold())
+
+
+#: An account holder with a staff role (a student who works for ITS, say): the desk resets none.
+STAFF_ACCOUNT = N_(
+    "This account has staff access to the portal, so the help desk does not reset its password: "
+    "the link would hand that access to someone else. A directory administrator resets it."
+)
+
+
+def has_staff_access(holder: Account) -> bool:
+    """Whether a reset of ``holder`` would hand over a staff role (and with it the desk's own checks)."""
+    return bool(holder.roles)
 
 
 def require(allowed: bool) -> None:

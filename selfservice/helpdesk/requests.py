@@ -24,7 +24,15 @@ from selfservice.directory.interfaces import Account, AccountKind, Directory, Ro
 from selfservice.extensions import db
 from selfservice.helpdesk import notify
 from selfservice.helpdesk.models import Action, HelpRequest, RequestEvent, RequestKind, Status
-from selfservice.helpdesk.queues import FIRST_QUEUE, Staff, is_own, next_pickup, require
+from selfservice.helpdesk.queues import (
+    FIRST_QUEUE,
+    STAFF_ACCOUNT,
+    Staff,
+    has_staff_access,
+    is_own,
+    next_pickup,
+    require,
+)
 from selfservice.i18n_markers import N_
 from selfservice.mail.languages import remember_language
 from selfservice.timeutil import utcnow
@@ -208,10 +216,22 @@ def _parent_mismatches(parent: Account | None, details: ParentDetails) -> list[s
 def _refuse_own(
     directory: Directory, employee: Staff, holder: Account, kind: RequestKind, origin: Origin
 ) -> None:
-    """Invariant 18: nobody opens a request for their own account (or one mailing their address)."""
+    """Invariant 18: nobody opens a request for their own account (or one mailing their address),
+    nor for an account with a staff role."""
     if is_own(directory, employee, holder):
         _refuse(
             employee, holder, kind, ["own-account"], origin, OWN_ACCOUNT, mismatch=False, reason="own-account"
+        )
+    if has_staff_access(holder):
+        _refuse(
+            employee,
+            holder,
+            kind,
+            ["staff-account"],
+            origin,
+            STAFF_ACCOUNT,
+            mismatch=False,
+            reason="staff-account",
         )
 
 

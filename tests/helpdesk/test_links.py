@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from flask import Flask
 from sqlalchemy import select, update
@@ -261,3 +263,43 @@ def test_a_link_for_an_account_disabled_after_it_was_issued_sets_no_password(app
     assert audit_events(app, Tag.RESET_LINK_USED) == []
     refused = [e.details for e in audit_events(app, Tag.PASSWORD_CHANGE_FAILED)]
     assert {"how": "assisted", "reason": "AccountDisabled"} in refused
+
+
+@pytest.mark.skipif(
+    os.environ.get("SELFSERVICE_TEST_DATABASE", "sqlite") != "postgres",
+    reason="SQLite lets one writer at a time: the new link cannot land inside the change's transaction",
+)
+def test_a_link_issued_while_the_old_one_is_being_used_dies_with_the_request(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ITS sends a new link just as the holder sets a password with the old one. The change voids
+    the account's tokens, then resolves the request; a link committed between the two stayed
+    usable for its 72 hours after the request was resolved and the password changed (invariant 6)."""
+    import threading
+
+    from selfservice.portal import pending
+
+    number, first = student_request_with_link(app)
+    its = browser(app, "its1")
+    form = action_form(its, number)
+    original = pending.release_held
+    answers: list[int] = []
+
+    def release_then_let_its_send(*args: object, **kwargs: object) -> object:
+        if not answers:  # inside the change's transaction: every token of the account already void
+            sender = threading.Thread(
+                target=lambda: answers.append(
+                    its.post(f"/helpdesk/requests/{number}/reset-link", data=form).status_code
+                )
+            )
+            sender.start()
+            sender.join(timeout=30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pending, "release_held", release_then_let_its_send)
+    assert use_link(app, first).status_code == 200
+    assert answers == [303]
+    second = token_of(link_mails(app)[-1])
+    assert second != first
+    assert use_link(app, second, "Another-Fresh-Password-9").status_code == 410
+    assert binds(app, "s1000001", GOOD_PASSWORD)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from selfservice.audit.tags import Tag
@@ -296,3 +298,32 @@ def test_new_requests_are_mirrored_to_the_intake_address_without_the_pin(make_ap
     assert "A-2000001" in mirrored[0].body_text
     assert "4821" not in mirrored[0].body_text
     assert "032012" not in mirrored[1].body_text
+
+
+def _send_form_key(teacher: FlaskClient, form_key: str) -> Any:
+    data = {"csrf_token": csrf_token(teacher, "/helpdesk/new/student"), **STUDENT, "form_key": form_key}
+    return teacher.post("/helpdesk/new/student", data=data)
+
+
+def test_a_form_key_longer_than_its_column_is_a_clear_400_not_a_500(app: Flask) -> None:
+    """The hidden form key comes from the browser: PostgreSQL refused the insert with a 500."""
+    response = _send_form_key(browser(app, "teacher1"), "k" * 5000)
+    assert response.status_code == 400
+    assert request_count(app) == 0
+
+
+def test_an_employees_form_cannot_take_an_api_clients_idempotency_key(app: Flask) -> None:
+    """A form key shaped like ``api:<client>:<Idempotency-Key>`` took that key's place: the
+    client's own call with that key then failed with a 500 and its request was never opened."""
+    from selfservice.api.models import ApiClient
+    from tests.api.helpers import STUDENT as API_STUDENT
+    from tests.api.helpers import Api, issue
+
+    api = Api(app.test_client(), issue(app))
+    with app.app_context():
+        client_id = db.session.scalar(select(ApiClient.id))
+    taken = _send_form_key(browser(app, "teacher1"), f"api:{client_id}:sis-42")
+    assert taken.status_code == 400
+    opened = api.post("/requests", API_STUDENT, headers={"Idempotency-Key": "sis-42"})
+    assert opened.status_code == 201
+    assert request_count(app) == 1

@@ -9,12 +9,12 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from selfservice.audit.tags import Tag
-from selfservice.directory.models import DirectoryAccount
+from selfservice.directory.models import DirectoryAccount, DirectoryGroup
 from selfservice.extensions import db
-from tests.conftest import AppFactory, AuthActions, post_form
+from tests.conftest import AppFactory, AuthActions, person, post_form
 from tests.helpdesk.helpers import (
     act,
     action_form,
@@ -48,6 +48,24 @@ def test_a_link_that_would_reach_the_issuers_own_mailbox_is_refused(app: Flask) 
     refused = act(sign_in_as(app, "its3"), number, "reset-link")
     assert refused.status_code == 409
     assert "your own address" in refused.get_data(as_text=True)
+    assert link_mails(app) == []
+
+
+def test_every_refused_link_is_an_audit_event(app: Flask) -> None:
+    """Invariant 12: a link refused by separation of duties left no trace, however often it was tried."""
+    add_person(app, "its2", groups=["its", "employees"], email="its2@school.test")
+    add_person(app, "its3", groups=["its"], email="TEACHER1@school.test")
+    its2 = sign_in_as(app, "its2")
+    own = opened_number(open_request(its2, "student"))
+    assert act(its2, own, "reset-link").status_code == 409
+    theirs = opened_number(open_request(browser(app, "teacher1"), "student"))
+    assert act(sign_in_as(app, "its3"), theirs, "reset-link").status_code == 409
+    refused = audit_events(app, "helpdesk:reset-link:issue-refused")
+    seen = [(e.actor, e.outcome, e.subject, e.details["request"], e.details["reason"]) for e in refused]
+    assert seen == [
+        ("its2", "refused", "s1000001", own, "opener-issues"),
+        ("its3", "refused", "s1000001", theirs, "issuer-receives"),
+    ]
     assert link_mails(app) == []
 
 
@@ -92,6 +110,46 @@ def test_a_parent_link_never_reaches_the_employee_who_opened_the_request(app: Fl
     refused = act(browser(app, "its1"), number, "reset-link")
     assert refused.status_code == 409
     assert "whoever opened the request" in refused.get_data(as_text=True)
+    assert link_mails(app) == []
+
+
+def add_its_intern(app: Flask, groups: list[str]) -> dict[str, str]:
+    """A student who also works for ITS: a student account that holds a staff role."""
+    add_person(
+        app,
+        "s1000078",
+        groups=groups,
+        email="ivy.intern@students.school.test",
+        kind="student",
+        display_name="Ivy Intern",
+        student_id="1000078",
+        birth_month_year="052007",
+    )
+    return {"student_id": "1000078", "student_name": "Ivy Intern", "birth_month_year": "052007"}
+
+
+def test_no_request_is_opened_for_a_student_account_that_holds_a_staff_role(app: Flask) -> None:
+    """The link goes to whoever opened the request: an employee would get the account's ITS role
+    (and so issue links for the requests they open themselves)."""
+    fields = add_its_intern(app, ["its"])
+    refused = open_request(browser(app, "teacher1"), "student", **fields)
+    assert refused.status_code == 400
+    assert "staff access" in refused.get_data(as_text=True)
+    [event] = audit_events(app, Tag.HELP_REQUEST_REFUSED)
+    assert event.details["reason"] == "staff-account"
+
+
+def test_no_link_for_an_account_given_a_staff_role_after_the_request_was_opened(app: Flask) -> None:
+    fields = add_its_intern(app, [])
+    number = opened_number(open_request(browser(app, "teacher1"), "student", **fields))
+    with app.app_context():
+        row = db.session.scalar(select(DirectoryAccount).where(DirectoryAccount.login == "s1000078"))
+        admins = db.session.scalar(select(DirectoryGroup).where(DirectoryGroup.name == "admins"))
+        row.groups = [admins]
+        db.session.commit()
+    refused = act(browser(app, "its1"), number, "reset-link")
+    assert refused.status_code == 409
+    assert "staff access" in refused.get_data(as_text=True)
     assert link_mails(app) == []
 
 
@@ -157,6 +215,33 @@ def test_a_must_change_staff_member_reaches_no_help_desk_page(app: Flask) -> Non
     assert its.get("/helpdesk/queue/its-student").status_code == 303
     assert post_form(its, "/logout", {}, form_path="/password").status_code == 303
     assert its.get("/password").status_code == 302  # signed out: the sign-in page
+
+
+def test_a_staff_member_told_to_change_their_password_mid_session_reaches_only_the_change_page(
+    app: Flask,
+) -> None:
+    """The flag set while signed in (``selfservice accounts set-must-change``, AD's "must change
+    at next logon"): the session kept working every queue and issuing links until sign-out."""
+    from selfservice.cli import main
+
+    number = opened_number(open_request(browser(app, "teacher1"), "student"))
+    its = browser(app, "its1")
+    form = action_form(its, number)
+    result = app.test_cli_runner().invoke(main, ["accounts", "set-must-change", "its1"])
+    assert result.exit_code == 0, result.output
+    page = its.get("/helpdesk/queue/its-student")
+    assert page.status_code == 303
+    assert page.headers["Location"] == "/password"
+    issued = its.post(f"/helpdesk/requests/{number}/reset-link", data=form)
+    assert issued.status_code == 303
+    assert issued.headers["Location"] == "/password"
+    assert link_mails(app) == []
+    assert its.get("/password").status_code == 200
+    new = "Velvet-Compass-Ridge-73"
+    current = person("its1").password
+    changed = post_form(its, "/password", {"current_password": current, "new_password": new, "confirm": new})
+    assert changed.headers["Location"] == "/password/done"
+    assert its.get("/helpdesk/queue/its-student").status_code == 200  # changed: the desk again
 
 
 # Links are built only from BASE_URL (issue 14 item 7) ----------------------------------
