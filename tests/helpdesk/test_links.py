@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from flask import Flask
 from sqlalchemy import select, update
@@ -265,10 +263,8 @@ def test_a_link_for_an_account_disabled_after_it_was_issued_sets_no_password(app
     assert {"how": "assisted", "reason": "AccountDisabled"} in refused
 
 
-@pytest.mark.skipif(
-    os.environ.get("SELFSERVICE_TEST_DATABASE", "sqlite") != "postgres",
-    reason="SQLite lets one writer at a time: the new link cannot land inside the change's transaction",
-)
+# SQLite lets one writer at a time: the new link cannot land inside the change's transaction.
+@pytest.mark.row_locks
 def test_a_link_issued_while_the_old_one_is_being_used_dies_with_the_request(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
