@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from selfservice.audit.services import SYSTEM, record
 from selfservice.audit.tags import Tag
@@ -135,11 +135,12 @@ def import_accounts(
         try:
             row = _parse(line, raw)
             _check_unique_in_file(row, seen)
-            _check_unique_in_database(row)
+            existing = _existing(row.login)
+            _check_unique_in_database(row, existing)
         except ValueError as problem:
             report.refused.append(Refusal(line, raw.get("login", ""), str(problem)))
         else:
-            _save(row, hasher, groups, report)
+            _save(row, existing, hasher, groups, report)
         if count % BATCH_ROWS == 0:
             _flush(dry_run)
         progress(1)
@@ -221,8 +222,21 @@ def _check_unique_in_file(row: Row, seen: dict[str, dict[str, int]]) -> None:
         seen[name][value] = row.line
 
 
-def _check_unique_in_database(row: Row) -> None:
-    """A student ID or parent account number may not belong to another login already."""
+def _existing(login: str) -> DirectoryAccount | None:
+    """The account ``login`` names in any letter case (sign-in is case-blind, so must this be)."""
+    found = db.session.scalars(
+        select(DirectoryAccount).where(
+            or_(DirectoryAccount.login == login, func.lower(DirectoryAccount.login) == login.lower())
+        )
+    ).all()
+    exact = [account for account in found if account.login == login]
+    if exact or len(found) <= 1:
+        return (exact or found or [None])[0]
+    raise ValueError(f"login {login!r} matches several accounts: {', '.join(sorted(a.login for a in found))}")
+
+
+def _check_unique_in_database(row: Row, existing: DirectoryAccount | None) -> None:
+    """A student ID or parent account number may not belong to another account already."""
     conditions = [
         getattr(DirectoryAccount, name) == row.values[name]
         for name in ("student_id", "parent_account_number")
@@ -230,16 +244,20 @@ def _check_unique_in_database(row: Row) -> None:
     ]
     if not conditions:
         return
-    others = db.session.scalars(
-        select(DirectoryAccount).where(or_(*conditions), DirectoryAccount.login != row.login)
-    ).all()
+    others = db.session.scalars(select(DirectoryAccount).where(or_(*conditions))).all()
+    others = [other for other in others if existing is None or other.id != existing.id]
     for other in others:
         name = "student_id" if other.student_id == row.values["student_id"] else "parent_account_number"
         raise ValueError(f"{name} {row.values[name]!r} belongs to the account {other.login!r} already")
 
 
-def _save(row: Row, hasher: Any, groups: dict[str, DirectoryGroup], report: ImportReport) -> None:
-    account = db.session.scalar(select(DirectoryAccount).where(DirectoryAccount.login == row.login))
+def _save(
+    row: Row,
+    account: DirectoryAccount | None,
+    hasher: Any,
+    groups: dict[str, DirectoryGroup],
+    report: ImportReport,
+) -> None:
     wanted_groups = [_group(name, groups) for name in row.groups]
     if account is None:
         password = hasher.hash(row.password) if row.password else NO_PASSWORD

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
@@ -130,3 +131,23 @@ def test_disable_and_set_must_change(app: Flask) -> None:
     unknown = runner.invoke(main, ["accounts", "disable", "nobody"])
     assert unknown.exit_code == 1
     assert "no built-in account with the login 'nobody'" in unknown.output
+
+
+@pytest.mark.parametrize(
+    ("login", "row"),
+    [
+        ("s1000001", "S1000001,student,Ana,Lopez,1000001,03/2012,,,ana.lopez@students.school.test,,"),
+        ("teacher1", "TEACHER1,staff,Tina,Teacher,,,,,teacher1@school.test,555-0201,employees;library"),
+    ],
+)
+def test_a_login_in_other_letter_case_updates_the_account_instead_of_shadowing_it(
+    app: Flask, tmp_path: Path, login: str, row: str
+) -> None:
+    """District exports often upper-case logins: S1000001 is the seeded s1000001, not a second account."""
+    key = accounts(app)[login].id
+    result = run_import(app, write_csv(tmp_path, HEADER + row + "\n"))
+    assert result.exit_code == 0, result.output
+    assert "1 rows: 0 were created, 0 were updated, 1 unchanged" in result.output
+    assert [account.id for name, account in accounts(app).items() if name.casefold() == login] == [key]
+    # The holder still signs in: the login names one account, not two.
+    assert AuthActions(app.test_client()).login(login).status_code == 303
