@@ -106,7 +106,12 @@ class SmtpServer:
     """An aiosmtpd server on a fixed loopback port that can be stopped and started again."""
 
     def __init__(
-        self, *, tls: Path | None = None, implicit_tls: bool = False, auth: bool = False, smtputf8: bool = True
+        self,
+        *,
+        tls: Path | None = None,
+        implicit_tls: bool = False,
+        auth: bool = False,
+        smtputf8: bool = True,
     ) -> None:
         self.port = free_port()
         self._smtputf8 = smtputf8
