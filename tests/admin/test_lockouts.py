@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import ldap3
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -20,7 +21,7 @@ from selfservice.security.lockout import Locked
 from selfservice.security.models import Lockout
 from selfservice.timeutil import utcnow
 from tests.admin.conftest import lock_out
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, person
 from tests.fixtures.disabling import disable_by_admin
 
 
@@ -201,3 +202,26 @@ def test_an_account_an_administrator_disabled_is_not_unlocked_from_the_page_or_t
     with app.app_context():
         assert get_security().lockout.locked_until(key) is not None
     assert unlock_records(app, "s1000001") == ([], [])
+
+
+@pytest.mark.ldap
+@pytest.mark.slow
+def test_an_address_on_file_too_long_to_send_to_does_not_undo_the_unlock(make_app: Any, slapd: Any) -> None:
+    """A directory may hold a mail value longer than any deliverable address (254 characters):
+    the unlock, its audit event and the other effects stand; only that notice is not queued."""
+    app = make_app(directory="openldap")
+    long_address = "a" * 250 + "@students.school.test"
+    connection = slapd.root_connection()
+    try:
+        connection.modify(slapd.dn("s1000001"), {"mail": [(ldap3.MODIFY_REPLACE, [long_address])]})
+        key = lock_out(app, "s1000001")
+        result = app.test_cli_runner().invoke(args=["unlock", "s1000001"])
+    finally:
+        seeded = person("s1000001").email
+        connection.modify(slapd.dn("s1000001"), {"mail": [(ldap3.MODIFY_REPLACE, [seeded])]})
+        connection.unbind()
+    assert result.exit_code == 0, repr(result.exception)
+    assert_can_try_again(app, key, "s1000001")
+    events, mail = unlock_records(app, "s1000001")
+    assert [e.actor for e in events] == ["cli"]
+    assert mail == []
