@@ -85,7 +85,11 @@ def audit_command(since: str | None, tag: str | None, as_csv: bool) -> None:
 
 @click.command("purge")
 @click.option(
-    "--older-than", "older_than", type=click.IntRange(min=1), default=None, help="Days to keep (all kinds)."
+    "--older-than",
+    "older_than",
+    type=click.IntRange(min=1, max=36_500),  # a century at most: the cut-off must be a date after year 1
+    default=None,
+    help="Days to keep (all kinds).",
 )
 @with_appcontext
 def purge_command(older_than: int | None) -> None:

@@ -196,3 +196,9 @@ def _help_request(status: str, when: Any) -> HelpRequest:
         subject_login="s1000001",
         subject_name="Ana Lopez",
     )
+
+
+def test_purge_refuses_a_retention_no_date_can_hold(runner: Any) -> None:
+    result = runner.invoke(args=["purge", "--older-than", "99999999999"])
+    assert result.exit_code == 2, repr(result.exception)
+    assert "--older-than" in result.output
