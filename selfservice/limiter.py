@@ -30,7 +30,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from limits import RateLimitItem, parse_many
+from limits.errors import ConfigurationError
 from limits.storage import MemoryStorage, RedisClusterStorage, RedisStorage, Storage, storage_from_string
+
+from selfservice.config import ConfigError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -92,7 +95,13 @@ class Limiter:
                 "socket_timeout": STORAGE_TIMEOUT_SECONDS,
                 "socket_connect_timeout": STORAGE_TIMEOUT_SECONDS,
             }
-        self.shared = storage_from_string(uri, **options)  # type: ignore[assignment]
+        try:
+            self.shared = storage_from_string(uri, **options)  # type: ignore[assignment]
+        except (ConfigurationError, ValueError) as exc:
+            # Not chained: the storage's own message and traceback spell the URI, password and all.
+            raise ConfigError(
+                f"RATELIMIT_STORAGE_URI cannot be used: {without_password_in(str(exc), uri)}"
+            ) from None
         self._script = hit_script(self.shared)
         self.fallback = MemoryStorage()
         self.prefix = app.config["RATELIMIT_KEY_PREFIX"]
@@ -242,3 +251,15 @@ def hit_script(storage: Storage) -> Callable[..., Any] | None:
 def wait_seconds(storage: Storage, name: str) -> int:
     """Seconds until the window ``name`` has room again (at least 1)."""
     return max(1, math.ceil(storage.get_expiry(name) - time.time()))
+
+
+def without_password(uri: str) -> str:
+    """A storage URI fit to show: any credentials before the host replaced by ***."""
+    scheme, sep, rest = uri.partition("://")
+    _credentials, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}***@{host}" if at else uri
+
+
+def without_password_in(text: str, uri: str) -> str:
+    """``text`` (an error about ``uri``) with the URI's credentials hidden."""
+    return text.replace(uri, without_password(uri))

@@ -10,7 +10,13 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
-from selfservice.accounts.imports import ImportRefused, import_accounts, read_rows
+from selfservice.accounts.imports import (
+    ImportRefused,
+    check_utf8,
+    count_rows,
+    import_accounts,
+    read_rows,
+)
 from selfservice.audit.services import SYSTEM, record
 from selfservice.audit.tags import Tag
 from selfservice.auth.store import end_sessions
@@ -33,10 +39,11 @@ def accounts_group() -> None:
 def import_command(csv_file: Path, dry_run: bool) -> None:
     """Create or update accounts from a CSV export (login, kind, names, IDs, email, groups...)."""
     _require_builtin()
-    with csv_file.open(encoding="utf-8-sig", newline="") as handle:
-        total = sum(1 for _ in handle) - 1
-        handle.seek(0)
+    with csv_file.open("rb") as raw, csv_file.open(encoding="utf-8-sig", newline="") as handle:
         try:
+            check_utf8(raw)
+            total = count_rows(handle)
+            handle.seek(0)
             _header, rows = read_rows(handle)
         except ImportRefused as refused:
             raise click.ClickException(f"{csv_file}: {refused}") from refused

@@ -2,9 +2,11 @@
 
 The order of the work, and why:
 
-1. The header first: a file without the required columns is refused whole, before any row
-   is read, so a wrong export never half-loads.
-2. Each row is checked on its own (kind, dates, duplicates in the file and in the database);
+1. The file first: text that is not UTF-8 or not CSV, and a header without the required
+   columns, are refused whole (naming the line) before any row is saved, so a wrong export
+   never half-loads.
+2. Each row is checked on its own (kind, dates, lengths the directory can hold, duplicates
+   in the file and in the database, logins compared case-blind as sign-in compares them);
    a bad row is refused with its line number and reason and the others go on.
 3. A login already present is updated in place, never recreated: its key (and so its
    enrollment, locks and help requests) stays. Running the same file twice changes nothing.
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from selfservice.audit.services import SYSTEM, record
 from selfservice.audit.tags import Tag
@@ -98,6 +100,30 @@ class Row:
     password: str
 
 
+def check_utf8(raw_lines: Iterable[bytes]) -> None:
+    """ImportRefused naming the first line that is not UTF-8 (an export saved as Latin-1, say)."""
+    for number, line in enumerate(raw_lines, start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ImportRefused(
+                f"line {number} is not UTF-8 text; save the export as CSV UTF-8 and try again"
+            ) from exc
+
+
+def count_rows(lines: Iterable[str]) -> int:
+    """The number of records after the header; ImportRefused, naming the line, for text that is
+    not CSV. Read before anything is saved, so such a file never half-loads."""
+    reader = csv.reader(lines)
+    records = 0
+    try:
+        for records, _record in enumerate(reader):  # noqa: B007 - the count is what is wanted
+            pass
+    except csv.Error as exc:
+        raise ImportRefused(f"line {reader.line_num} is not CSV ({exc})") from exc
+    return records
+
+
 def read_rows(lines: Iterable[str]) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
     """The header (lower-cased) and the (line number, row) pairs of a CSV export."""
     reader = csv.DictReader(lines)
@@ -135,11 +161,12 @@ def import_accounts(
         try:
             row = _parse(line, raw)
             _check_unique_in_file(row, seen)
-            _check_unique_in_database(row)
+            existing = _existing(row.login)
+            _check_unique_in_database(row, existing)
         except ValueError as problem:
             report.refused.append(Refusal(line, raw.get("login", ""), str(problem)))
         else:
-            _save(row, hasher, groups, report)
+            _save(row, existing, hasher, groups, report)
         if count % BATCH_ROWS == 0:
             _flush(dry_run)
         progress(1)
@@ -163,7 +190,26 @@ def _flush(dry_run: bool) -> None:
         db.session.commit()
 
 
+def _check_characters(raw: Mapping[str, str]) -> None:
+    for name, value in raw.items():
+        if "\x00" in value:
+            raise ValueError(f"{name} holds a NUL character")
+
+
+def _check_lengths(values: Mapping[str, str | None], groups: list[str]) -> None:
+    """Refuse what the directory's columns cannot hold (PostgreSQL refuses it; SQLite would keep it)."""
+    for name, value in values.items():
+        longest = DirectoryAccount.__table__.c[name].type.length
+        if value and longest and len(value) > longest:
+            raise ValueError(f"{name} is longer than {longest} characters")
+    longest = DirectoryGroup.__table__.c["name"].type.length
+    for group in groups:
+        if len(group) > longest:
+            raise ValueError(f"group {group!r} is longer than {longest} characters")
+
+
 def _parse(line: int, raw: Mapping[str, str]) -> Row:
+    _check_characters(raw)
     login = raw.get("login", "")
     if not login:
         raise ValueError("login is empty")
@@ -192,6 +238,7 @@ def _parse(line: int, raw: Mapping[str, str]) -> Row:
     if kind == AccountKind.PARENT and not values["parent_account_number"]:
         raise ValueError("a parent needs a parent_account_number")
     groups = [name.strip() for name in re.split(r"[;|]", raw.get("groups", "")) if name.strip()]
+    _check_lengths(values, groups)
     return Row(line, login, values, groups, raw.get("password", ""))
 
 
@@ -221,8 +268,21 @@ def _check_unique_in_file(row: Row, seen: dict[str, dict[str, int]]) -> None:
         seen[name][value] = row.line
 
 
-def _check_unique_in_database(row: Row) -> None:
-    """A student ID or parent account number may not belong to another login already."""
+def _existing(login: str) -> DirectoryAccount | None:
+    """The account ``login`` names in any letter case (sign-in is case-blind, so must this be)."""
+    found = db.session.scalars(
+        select(DirectoryAccount).where(
+            or_(DirectoryAccount.login == login, func.lower(DirectoryAccount.login) == login.lower())
+        )
+    ).all()
+    exact = [account for account in found if account.login == login]
+    if exact or len(found) <= 1:
+        return (exact or found or [None])[0]
+    raise ValueError(f"login {login!r} matches several accounts: {', '.join(sorted(a.login for a in found))}")
+
+
+def _check_unique_in_database(row: Row, existing: DirectoryAccount | None) -> None:
+    """A student ID or parent account number may not belong to another account already."""
     conditions = [
         getattr(DirectoryAccount, name) == row.values[name]
         for name in ("student_id", "parent_account_number")
@@ -230,16 +290,20 @@ def _check_unique_in_database(row: Row) -> None:
     ]
     if not conditions:
         return
-    others = db.session.scalars(
-        select(DirectoryAccount).where(or_(*conditions), DirectoryAccount.login != row.login)
-    ).all()
+    others = db.session.scalars(select(DirectoryAccount).where(or_(*conditions))).all()
+    others = [other for other in others if existing is None or other.id != existing.id]
     for other in others:
         name = "student_id" if other.student_id == row.values["student_id"] else "parent_account_number"
         raise ValueError(f"{name} {row.values[name]!r} belongs to the account {other.login!r} already")
 
 
-def _save(row: Row, hasher: Any, groups: dict[str, DirectoryGroup], report: ImportReport) -> None:
-    account = db.session.scalar(select(DirectoryAccount).where(DirectoryAccount.login == row.login))
+def _save(
+    row: Row,
+    account: DirectoryAccount | None,
+    hasher: Any,
+    groups: dict[str, DirectoryGroup],
+    report: ImportReport,
+) -> None:
     wanted_groups = [_group(name, groups) for name in row.groups]
     if account is None:
         password = hasher.hash(row.password) if row.password else NO_PASSWORD

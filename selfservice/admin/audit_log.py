@@ -79,10 +79,16 @@ class AuditQuery:
         return found
 
     def as_args(self) -> dict[str, str]:
-        """The query as URL parameters (for links to the next page and the export)."""
+        """The query as URL parameters (for links to the next page and the export's audit event).
+
+        The time range goes as exact UTC moments: "7d" on page 2 means the week page 1 showed.
+        """
         args = {name: getattr(self, name) for name in ("subject", "actor", "ip", "outcome")}
         if len(self.tags) == 1:
             args["tag"] = self.tags[0]
+        for name in ("since", "until"):
+            moment = getattr(self, name)
+            args[name] = moment.isoformat() if moment else None
         return {key: value for key, value in args.items() if value}
 
 

@@ -85,12 +85,16 @@ def audit_command(since: str | None, tag: str | None, as_csv: bool) -> None:
 
 @click.command("purge")
 @click.option(
-    "--older-than", "older_than", type=click.IntRange(min=1), default=None, help="Days to keep (all kinds)."
+    "--older-than",
+    "older_than",
+    type=click.IntRange(min=1, max=36_500),  # a century at most: the cut-off must be a date after year 1
+    default=None,
+    help="Days to keep (all kinds).",
 )
 @with_appcontext
 def purge_command(older_than: int | None) -> None:
-    """Delete what is past retention: audit events, sent or failed mail, settled sync writes and
-    password-change intents, closed help requests.
+    """Delete what is past retention: audit events and rate-limit breach counts, sent or failed
+    mail, settled sync writes and password-change intents, closed help requests.
 
     Without --older-than each kind keeps RETENTION_DAYS_AUDIT, RETENTION_DAYS_MAIL and
     RETENTION_DAYS_REQUESTS days.
@@ -104,7 +108,8 @@ def purge_command(older_than: int | None) -> None:
         f"{counts['mail']} mail messages ({retention.mail_days} days), "
         f"{counts['help_requests']} help requests ({retention.requests_days} days), "
         f"{counts['sync_writes']} settled sync writes ({retention.mail_days} days), "
-        f"{counts['pending_changes']} settled password-change intents ({retention.mail_days} days)"
+        f"{counts['pending_changes']} settled password-change intents ({retention.mail_days} days), "
+        f"{counts['rate_limit_breaches']} rate-limit breach counts ({retention.audit_days} days)"
     )
 
 

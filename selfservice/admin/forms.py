@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -105,7 +105,37 @@ class LockoutFilterForm(FilterForm):
 
 
 class RateLimitFilterForm(FilterForm):
+    """The breaches page: a range it can chart (a bar per hour or day), empty ends defaulted."""
+
+    #: Without a start, the page shows this long before the end.
+    DEFAULT_SPAN = timedelta(days=7)
+    #: A bar per day: a year of them is still a chart; since year 1 it was a minute of work.
+    LONGEST_SPAN = timedelta(days=366)
+
     ip = StringField(_l("IP address"), validators=[Optional(), Length(max=45), _valid_ip])
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        if not super().validate(extra_validators):
+            return False
+        try:
+            since, until = self.time_range()
+        except OverflowError:  # the default start, a week before a date in year 1
+            self.until.errors.append(
+                _("Enter a date like 2026-03-01, a date and time like 2026-03-01 08:30, or 7d.")
+            )
+            return False
+        if since >= until:
+            self.since.errors.append(_("The end of the time range must come after its start."))
+        elif until - since > self.LONGEST_SPAN:
+            self.since.errors.append(
+                _("Choose a time range of at most %(days)d days.", days=self.LONGEST_SPAN.days)
+            )
+        return not self.since.errors
+
+    def time_range(self) -> tuple[datetime, datetime]:
+        """[since, until) as aware UTC datetimes: until defaults to now, since to a week before."""
+        until = self.moment(self.until, end_of_day=True) or self.now
+        return self.moment(self.since, end_of_day=False) or until - self.DEFAULT_SPAN, until
 
 
 class ConfirmForm(FlaskForm):

@@ -1,11 +1,11 @@
 """Retention: delete what the portal no longer needs to keep, in batches, and say how much.
 
-Audit events, delivered or abandoned mail and webhooks, settled password sync writes,
-settled password-change intents, and closed or resolved help requests older than the
-configured number of days go; queued mail, pending or held sync writes, open intents and
-open requests stay whatever their age. The purge itself is audited
-after the deletes, so it is never deleted by itself. The dashboard's counts of audit events
-outlive the events (see selfservice.audit.counts).
+Audit events and rate-limit breach counts, delivered or abandoned mail and webhooks,
+settled password sync writes, settled password-change intents, and closed or resolved
+help requests older than the configured number of days go; queued mail, pending or held
+sync writes, open intents and open requests stay whatever their age. The purge itself is
+audited after the deletes, so it is never deleted by itself. The dashboard's counts of
+audit events outlive the events (see selfservice.audit.counts).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from selfservice.audit.tags import Tag
 from selfservice.auth.store import purge_expired as purge_expired_sessions
 from selfservice.extensions import db
 from selfservice.mail.models import MailStatus, OutboxMessage
+from selfservice.security.models import RateLimitBreach
 
 BATCH = 10_000
 
@@ -58,6 +59,11 @@ def purge(retention: Retention, *, now: datetime, actor: str, origin: Origin) ->
         "expired_sessions": purge_expired_sessions(now),
         "sync_writes": _purge_sync_writes(now - timedelta(days=retention.mail_days)),
         "pending_changes": _purge_pending_changes(now - timedelta(days=retention.mail_days)),
+        # Refusals are counted, not logged (invariant 14): these rows are their audit, keyed
+        # by IP address or login, so they go when the audit events of the same age go.
+        "rate_limit_breaches": _delete_in_batches(
+            RateLimitBreach.__table__, RateLimitBreach.minute < now - timedelta(days=retention.audit_days)
+        ),
     }
     record(
         Tag.RETENTION_PURGED,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -54,8 +54,6 @@ blueprint = Blueprint("admin", __name__, url_prefix="/admin", cli_group=None)
 # The operators' commands also live on app.cli, where Flask's test runner and `flask` look.
 for _command in COMMANDS:
     blueprint.cli.add_command(_command)
-
-RATE_LIMIT_DEFAULT_SPAN = timedelta(days=7)
 
 
 def _zone() -> ZoneInfo:
@@ -221,8 +219,7 @@ def rate_limits_page() -> ResponseReturnValue:
     form = RateLimitFilterForm(formdata=request.args, zone=zone, now=now)
     if not form.validate():
         return _refused("admin/rate_limits.html", form=form)
-    until = form.moment(form.until, end_of_day=True) or now
-    since = form.moment(form.since, end_of_day=False) or until - RATE_LIMIT_DEFAULT_SPAN
+    since, until = form.time_range()
     ip = (form.ip.data or "").strip() or None
     throttling.flush_breaches()  # this worker's latest counts, so the page is current
     try:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from selfservice.config import ConfigError
 from selfservice.doctor import Finding, fail, ok, warn
+from selfservice.limiter import without_password, without_password_in
 from selfservice.mail.smtp import SmtpSettings, connect, describe
 
 
@@ -59,16 +60,11 @@ def check_limiter(settings: Mapping[str, Any]) -> list[Finding]:
     try:
         healthy = storage_from_string(uri).check()
     except Exception as exc:  # noqa: BLE001 - each storage backend raises its own errors
-        return [fail("limiter storage", f"cannot use {_without_password(uri)}: {exc}", setting)]
+        cause = without_password_in(str(exc), uri)
+        return [fail("limiter storage", f"cannot use {without_password(uri)}: {cause}", setting)]
     if not healthy:
-        return [fail("limiter storage", f"{_without_password(uri)} does not answer", setting)]
-    return [ok("limiter storage", f"{_without_password(uri)} answers", setting)]
-
-
-def _without_password(uri: str) -> str:
-    scheme, sep, rest = uri.partition("://")
-    _credentials, at, host = rest.rpartition("@")
-    return f"{scheme}{sep}***@{host}" if at else uri
+        return [fail("limiter storage", f"{without_password(uri)} does not answer", setting)]
+    return [ok("limiter storage", f"{without_password(uri)} answers", setting)]
 
 
 def check_smtp(settings: Mapping[str, Any]) -> list[Finding]:

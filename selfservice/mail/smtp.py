@@ -58,6 +58,10 @@ class Outcome(StrEnum):
     RELAY_DOWN = "relay-down"
 
 
+class UnsupportedAddress(ValueError):
+    """The relay is up but cannot take this message's address (an international one, no SMTPUTF8)."""
+
+
 class Relay:
     """One SMTP session for a batch, opened on first use."""
 
@@ -68,7 +72,12 @@ class Relay:
     def send(self, email: EmailMessage, to_address: str) -> None:
         if self._smtp is None:
             self._smtp = connect(self.settings)
-        self._smtp.send_message(email, from_addr=self.settings.envelope_from, to_addrs=[to_address])
+        try:
+            self._smtp.send_message(email, from_addr=self.settings.envelope_from, to_addrs=[to_address])
+        except smtplib.SMTPNotSupportedError as exc:
+            # Raised before MAIL FROM when an address needs SMTPUTF8 and the relay lacks it:
+            # this message cannot go, the relay and the session are fine for the others.
+            raise UnsupportedAddress(str(exc)) from exc
 
     def attempt(self, email: EmailMessage, to_address: str) -> tuple[Outcome, str]:
         """Send one message; the outcome and, unless sent, the error as it may be recorded."""

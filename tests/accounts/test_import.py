@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
@@ -130,3 +131,70 @@ def test_disable_and_set_must_change(app: Flask) -> None:
     unknown = runner.invoke(main, ["accounts", "disable", "nobody"])
     assert unknown.exit_code == 1
     assert "no built-in account with the login 'nobody'" in unknown.output
+
+
+@pytest.mark.parametrize(
+    ("login", "row"),
+    [
+        ("s1000001", "S1000001,student,Ana,Lopez,1000001,03/2012,,,ana.lopez@students.school.test,,"),
+        ("teacher1", "TEACHER1,staff,Tina,Teacher,,,,,teacher1@school.test,555-0201,employees;library"),
+    ],
+)
+def test_a_login_in_other_letter_case_updates_the_account_instead_of_shadowing_it(
+    app: Flask, tmp_path: Path, login: str, row: str
+) -> None:
+    """District exports often upper-case logins: S1000001 is the seeded s1000001, not a second account."""
+    key = accounts(app)[login].id
+    result = run_import(app, write_csv(tmp_path, HEADER + row + "\n"))
+    assert result.exit_code == 0, result.output
+    assert "1 rows: 0 were created, 0 were updated, 1 unchanged" in result.output
+    assert [account.id for name, account in accounts(app).items() if name.casefold() == login] == [key]
+    # The holder still signs in: the login names one account, not two.
+    assert AuthActions(app.test_client()).login(login).status_code == 303
+
+
+def test_values_too_long_for_the_directory_or_holding_a_nul_refuse_their_row_only(
+    app: Flask, tmp_path: Path
+) -> None:
+    rows = [
+        "s3000001,student,A,B,3000001,11/2011,,," + "a" * 250 + "@example.org,,",
+        "s3000002,student,A,B,3000002,11/2011,,,," + "5" * 41 + ",",
+        "s3000003,student,A,B," + "3" * 41 + ",11/2011,,,,,",
+        "s3000004,student,A,B,3000004,11/2011,,,,," + "g" * 129,
+        "s3000005,student,A\x00,B,3000005,11/2011,,,,,",
+        "p4000001,parent,C,D,,,4000001," + "9" * 41 + ",,,",
+        "s3000006,student,Good,Row,3000006,11/2011,,,,,",
+    ]
+    result = run_import(app, write_csv(tmp_path, HEADER + "\n".join(rows) + "\n"))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "7 rows: 1 were created, 0 were updated, 0 unchanged, 6 refused" in result.output
+    for line, reason in [
+        (2, "email is longer than 254 characters"),
+        (3, "phone is longer than 40 characters"),
+        (4, "student_id is longer than 40 characters"),
+        (5, "group " + repr("g" * 129) + " is longer than 128 characters"),
+        (6, "first_name holds a NUL character"),
+        (7, "parent_pin is longer than 40 characters"),
+    ]:
+        assert f"line {line} ({'p4000001' if line == 7 else f's300000{line - 1}'}): {reason}" in result.output
+    assert set(accounts(app)) & {f"s300000{n}" for n in range(1, 7)} == {"s3000006"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("s3000001,student,José,Núñez,3000001,11/2011,,,,,\n".encode("latin-1"), "line 3 is not UTF-8"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "line 3 is not UTF-8"),
+        (('s3000001,student,"' + "x" * 200_000 + '",B,3000001,11/2011,,,,,\n').encode(), "line 3 is not CSV"),
+    ],
+)
+def test_a_file_that_is_not_utf8_csv_is_refused_whole_with_the_line(
+    app: Flask, tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes(HEADER.encode() + b"s3000009,student,Ok,Row,3000009,11/2011,,,,,\n" + content)
+    result = run_import(app, path)
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert message in result.output
+    assert "s3000009" not in accounts(app)  # nothing of the file was saved

@@ -220,3 +220,23 @@ def test_exporting_is_itself_audited(admin: FlaskClient, app: Flask) -> None:
 def test_cursor_round_trips() -> None:
     cursor = Cursor(utcnow(), 42)
     assert Cursor.decode(cursor.encode()) == cursor
+
+
+def test_the_older_link_keeps_the_time_range(admin: FlaskClient, app: Flask) -> None:
+    now = utcnow()
+    with app.app_context():
+        recent = {add_event(Tag.LOGIN_SUCCESS, when=now - timedelta(minutes=n)).id for n in range(60)}
+        old = {add_event(Tag.LOGIN_SUCCESS, when=now - timedelta(days=30, minutes=n)).id for n in range(5)}
+    text = admin.get("/admin/audit?since=7d").get_data(as_text=True)
+    link = text.split('rel="next"')[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&")
+    second = shown_ids(admin, link.split("?", 1)[1])
+    assert second.isdisjoint(old)
+    assert (shown_ids(admin, "since=7d") | second) & (recent | old) == recent
+
+
+def test_exporting_records_the_time_range_it_exported(admin: FlaskClient, app: Flask) -> None:
+    admin.get("/admin/audit.csv?since=2026-03-01&until=2026-03-31")
+    with app.app_context():
+        event = db.session.query(AuditEvent).filter_by(tag=str(Tag.AUDIT_EXPORTED)).one()
+    assert event.details["since"].startswith("2026-03-0")  # the start of 1 March in TIME_ZONE, in UTC
+    assert event.details["until"].startswith("2026-04-01")

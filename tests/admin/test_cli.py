@@ -16,6 +16,7 @@ from selfservice.extensions import db
 from selfservice.helpdesk.models import HelpRequest, RequestEvent
 from selfservice.mail.models import OutboxMessage
 from selfservice.portal.models import PendingChange
+from selfservice.security.models import RateLimitBreach
 from selfservice.sync.models import SyncWrite
 from selfservice.timeutil import utcnow
 from tests.admin.conftest import add_event
@@ -99,6 +100,7 @@ def test_purge_deletes_only_what_is_past_retention(app: Flask, runner: Any) -> N
             "expired_sessions": 0,
             "sync_writes": 2,
             "pending_changes": 0,
+            "rate_limit_breaches": 0,
         }
         assert purge_event.actor == "cli"
         assert sorted(m.status for m in db.session.query(OutboxMessage)) == ["queued", "sent"]
@@ -151,6 +153,33 @@ def test_purge_defaults_come_from_the_retention_settings(make_app: Any) -> None:
     assert "deleted 1 audit events (older than 10 days)" in result.output
 
 
+def test_purge_deletes_rate_limit_breaches_with_the_audit_events(make_app: Any) -> None:
+    """Breaches name an IP address or a login: they are the refusals' audit, kept as long as it."""
+    app = make_app(RETENTION_DAYS_AUDIT=30, RETENTION_DAYS_MAIL=400, RETENTION_DAYS_REQUESTS=400)
+    now = utcnow().replace(second=0, microsecond=0)
+    with app.app_context():
+        for ip, days in [("203.0.113.5", 31), ("203.0.113.5", 29), ("198.51.100.9", 100)]:
+            db.session.add(
+                RateLimitBreach(
+                    minute=now - timedelta(days=days),
+                    scope="ip",
+                    key=ip,
+                    limit_name="SIGN_IN_RATE_LIMIT",
+                    endpoint="auth.login",
+                    count=3,
+                )
+            )
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["purge"])
+    assert result.exit_code == 0, result.output
+    assert "2 rate-limit breach counts (30 days)" in result.output
+    with app.app_context():
+        kept = [(row.key, row.minute) for row in db.session.query(RateLimitBreach)]
+        assert kept == [("203.0.113.5", now - timedelta(days=29))]
+        purge_event = db.session.query(AuditEvent).filter_by(tag=str(Tag.RETENTION_PURGED)).one()
+        assert purge_event.details["deleted"]["rate_limit_breaches"] == 2
+
+
 def _help_request(status: str, when: Any) -> HelpRequest:
     return HelpRequest(
         kind="student",
@@ -167,3 +196,9 @@ def _help_request(status: str, when: Any) -> HelpRequest:
         subject_login="s1000001",
         subject_name="Ana Lopez",
     )
+
+
+def test_purge_refuses_a_retention_no_date_can_hold(runner: Any) -> None:
+    result = runner.invoke(args=["purge", "--older-than", "99999999999"])
+    assert result.exit_code == 2, repr(result.exception)
+    assert "--older-than" in result.output

@@ -7,6 +7,7 @@ import threading
 from datetime import timedelta
 from typing import Any
 
+import ldap3
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -23,7 +24,7 @@ from selfservice.security.lockout import Locked
 from selfservice.security.models import Lockout
 from selfservice.timeutil import utcnow
 from tests.admin.conftest import lock_out, table
-from tests.conftest import AuthActions, csrf_token
+from tests.conftest import AuthActions, csrf_token, person
 from tests.fixtures.disabling import disable_by_admin
 
 
@@ -271,3 +272,26 @@ def test_two_admins_unlocking_at_once_record_one_unlock_and_send_one_notice(app:
     events, mail = unlock_records(app, "s1000001")
     assert [e.details["was_locked"] for e in events] == [True]
     assert len(mail) == 1
+
+
+@pytest.mark.ldap
+@pytest.mark.slow
+def test_an_address_on_file_too_long_to_send_to_does_not_undo_the_unlock(make_app: Any, slapd: Any) -> None:
+    """A directory may hold a mail value longer than any deliverable address (254 characters):
+    the unlock, its audit event and the other effects stand; only that notice is not queued."""
+    app = make_app(directory="openldap")
+    long_address = "a" * 250 + "@students.school.test"
+    connection = slapd.root_connection()
+    try:
+        connection.modify(slapd.dn("s1000001"), {"mail": [(ldap3.MODIFY_REPLACE, [long_address])]})
+        key = lock_out(app, "s1000001")
+        result = app.test_cli_runner().invoke(args=["unlock", "s1000001"])
+    finally:
+        seeded = person("s1000001").email
+        connection.modify(slapd.dn("s1000001"), {"mail": [(ldap3.MODIFY_REPLACE, [seeded])]})
+        connection.unbind()
+    assert result.exit_code == 0, repr(result.exception)
+    assert_can_try_again(app, key, "s1000001")
+    events, mail = unlock_records(app, "s1000001")
+    assert [e.actor for e in events] == ["cli"]
+    assert mail == []

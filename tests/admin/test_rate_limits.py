@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -69,3 +71,30 @@ def test_bad_ranges_get_400(admin: FlaskClient) -> None:
     for query in ("since=soon", "ip=999.1.1.1", "since=2026-03-02&until=2026-03-01", "after=x_y"):
         response = admin.get(f"/admin/rate-limits?{query}")
         assert response.status_code == 400, query
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("until=0001-01-02", "Enter a date like 2026-03-01"),  # the default week before it is before year 1
+        ("since=0001-01-01", "at most 366 days"),  # a day per bar since year 1: a minute of work
+        ("since=99999d", "at most 366 days"),
+        ("since=2026-01-01&until=2027-06-01", "at most 366 days"),
+        ("since=2999-01-01", "must come after its start"),  # from the future to now
+    ],
+)
+def test_ranges_the_page_cannot_show_get_a_message_and_400_at_once(
+    admin: FlaskClient, query: str, message: str
+) -> None:
+    started = time.monotonic()
+    response = admin.get(f"/admin/rate-limits?{query}")
+    assert response.status_code == 400, query
+    assert message in response.get_data(as_text=True)
+    assert time.monotonic() - started < 5
+
+
+def test_a_year_is_still_shown(admin: FlaskClient, app: Flask) -> None:
+    breach(app, "192.0.2.77", "auth.login", "10 per 1 minute", hours_ago=24 * 300)
+    response = admin.get("/admin/rate-limits?since=365d")
+    assert response.status_code == 200
+    assert sum(int(row[1]) for row in table(response.get_data(as_text=True), "Breaches per day")) == 1

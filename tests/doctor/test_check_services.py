@@ -42,6 +42,23 @@ def test_redis_storage_that_does_not_answer_fails_naming_the_setting() -> None:
     assert finding.setting == "RATELIMIT_STORAGE_URI"
 
 
+@pytest.mark.parametrize(
+    "uri",
+    ["redisx://portal:S3cret-Redis-pw@127.0.0.1:6379", "rediss+typo://:S3cret-Redis-pw@127.0.0.1:6379/0"],
+)
+def test_an_unusable_storage_uri_is_refused_naming_the_setting_never_its_password(
+    tmp_path: Path, uri: str
+) -> None:
+    settings = {**base_settings("sqlite://", tmp_path), "RATELIMIT_STORAGE_URI": uri}
+    with pytest.raises(ConfigError) as refused:
+        create_app(settings)
+    assert "RATELIMIT_STORAGE_URI" in str(refused.value)
+    assert "S3cret-Redis-pw" not in str(refused.value)
+    [finding] = check_limiter({"RATELIMIT_STORAGE_URI": uri, "WEB_WORKERS": 4})
+    assert finding.verdict is Verdict.FAIL
+    assert "S3cret-Redis-pw" not in finding.line()
+
+
 def test_memory_storage_with_several_workers_is_refused(tmp_path: Path) -> None:
     [finding] = check_limiter({"RATELIMIT_STORAGE_URI": "memory://", "WEB_WORKERS": 4})
     assert finding.verdict is Verdict.FAIL

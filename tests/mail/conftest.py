@@ -105,8 +105,16 @@ def free_port() -> int:
 class SmtpServer:
     """An aiosmtpd server on a fixed loopback port that can be stopped and started again."""
 
-    def __init__(self, *, tls: Path | None = None, implicit_tls: bool = False, auth: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        tls: Path | None = None,
+        implicit_tls: bool = False,
+        auth: bool = False,
+        smtputf8: bool = True,
+    ) -> None:
         self.port = free_port()
+        self._smtputf8 = smtputf8
         self.mailbox = Mailbox()
         self._tls = tls
         self._implicit_tls = implicit_tls
@@ -129,7 +137,9 @@ class SmtpServer:
             # it); an implicit-TLS session is encrypted from the start, so AUTH is offered there too.
             plain = not self._implicit_tls
             kwargs.update(authenticator=_authenticate, auth_required=plain, auth_require_tls=plain)
-        self._controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port, **kwargs)
+        self._controller = Controller(
+            self.mailbox, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=self._smtputf8, **kwargs
+        )
         self._controller.start()
 
     def stop(self) -> None:
@@ -149,6 +159,15 @@ class SmtpServer:
 def smtp_server() -> Iterator[SmtpServer]:
     """A plain SMTP server, running."""
     server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def ascii_smtp_server() -> Iterator[SmtpServer]:
+    """A running SMTP server that does not offer SMTPUTF8 (many relays do not)."""
+    server = SmtpServer(smtputf8=False)
     server.start()
     yield server
     server.stop()

@@ -171,6 +171,25 @@ def test_a_message_that_cannot_be_built_fails_without_stopping_the_others(make_a
     assert [item.rcpt_tos for item in smtp_server.mailbox.received] == [["ana.lopez@example.org"]]
 
 
+def test_an_international_address_a_relay_cannot_take_fails_alone_and_the_rest_go(
+    make_app, ascii_smtp_server, worker
+):
+    app = make_app(**ascii_smtp_server.settings())
+    with app.app_context():
+        queue_mail("josé@exämple.org", "To an international address", "Body.")
+        queue_mail("ana.lopez@example.org", "To a good address", "Body.")
+        result = deliver_due(app.config, worker=worker)
+        international, good = outbox()
+
+    # The relay is up: only the message it cannot take fails, and it spends no one else's attempts.
+    assert result.relay_error is None
+    assert (result.sent, result.failed) == (1, 1)
+    assert (international.status, international.attempts) == ("failed", 1)
+    assert "SMTPUTF8" in international.last_error
+    assert (good.status, good.attempts) == ("sent", 1)
+    assert [item.rcpt_tos for item in ascii_smtp_server.mailbox.received] == [["ana.lopez@example.org"]]
+
+
 def test_a_crashed_workers_claim_lapses_and_another_worker_sends_its_mail_once(make_app, smtp_server, worker):
     app = make_app(**smtp_server.settings(MAIL_CLAIM_SECONDS=600))
     with app.app_context():
