@@ -164,6 +164,13 @@ class AdDirectory(LdapDirectory):
             changes["lockoutTime"] = [(ldap3.MODIFY_REPLACE, ["0"])]
         self._write_as_service(lambda connection: _modify(connection, account.ref, changes))
 
+    def lock_to_keep(self, account: Account, *, unlock: bool) -> str | None:
+        """None: a unicodePwd write leaves lockoutTime and userAccountControl as they were."""
+        return None
+
+    def restore_lock(self, account: Account, lock: str) -> None:
+        """Nothing to put back (see lock_to_keep)."""
+
     def change_password(self, account: Account, old_password: str, new_password: str) -> None:
         """The holder's own change: delete the old value and add the new one, bound as them."""
         _require_new_password(new_password)

@@ -158,6 +158,13 @@ class BuiltinDirectory:
     def unlock(self, account: Account) -> None:
         """The builtin directory has no lockout of its own: self-service locks live elsewhere."""
 
+    def lock_to_keep(self, account: Account, *, unlock: bool) -> str | None:
+        """None: a password write never touches the disabled flag."""
+        return None
+
+    def restore_lock(self, account: Account, lock: str) -> None:
+        """Nothing to put back (see lock_to_keep)."""
+
     def ping(self) -> None:
         self._query(lambda: db.session.execute(text("SELECT 1")))
 

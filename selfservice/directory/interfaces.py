@@ -178,6 +178,20 @@ class Directory(Protocol):
     def unlock(self, account: Account) -> None:
         """Clear a directory-side lockout (no-op where the directory has none)."""
 
+    def lock_to_keep(self, account: Account, *, unlock: bool) -> str | None:
+        """The account's lock that a password write must leave in place, as the directory wrote it.
+
+        An administrator's lock always, a failure lock too with ``unlock=False``. None when
+        there is none to keep, or when the directory's password write never lifts a lock
+        (builtin, AD): then there is nothing to put back.
+        """
+
+    def restore_lock(self, account: Account, lock: str) -> None:
+        """Put back ``lock`` (from :meth:`lock_to_keep`) that a password write lifted.
+
+        Leaves the account alone when it is locked that way, or for good, already.
+        """
+
     def ping(self) -> None:
         """Raise DirectoryUnavailable unless the directory answers right now."""
 

@@ -162,8 +162,7 @@ class LdapDirectory:
         The reset is never sent twice.
         """
         _require_new_password(new_password)
-        lock = self._locked_time(account)
-        kept_lock = lock if lock == PERMANENT_LOCK or not unlock else None
+        kept_lock = self.lock_to_keep(account, unlock=unlock)
 
         def reset(connection: ldap3.Connection) -> None:
             _modify_password(connection, user=account.ref, new_password=new_password)
@@ -244,6 +243,24 @@ class LdapDirectory:
             return raw[0].decode("ascii", "replace") if raw else None
 
         return self._as_service(read)
+
+    def lock_to_keep(self, account: Account, *, unlock: bool) -> str | None:
+        """pwdAccountLockedTime when it must outlive a reset: ppolicy removes it on any reset."""
+        lock = self._locked_time(account)
+        return lock if lock == PERMANENT_LOCK or not unlock else None
+
+    def restore_lock(self, account: Account, lock: str) -> None:
+        """Write ``lock`` back to pwdAccountLockedTime, unless it holds that lock or the permanent one."""
+
+        def restore(connection: ldap3.Connection) -> None:
+            entry = self._read(connection, account.ref, ["pwdAccountLockedTime"])
+            current = _locked_time(entry) if entry is not None else None
+            if current in (lock, PERMANENT_LOCK):
+                return
+            change = {"pwdAccountLockedTime": [(ldap3.MODIFY_REPLACE, [lock])]}
+            _checked(connection, connection.modify(account.ref, change))
+
+        self._as_service(restore)
 
     def unlock(self, account: Account) -> None:
         """Remove a failure lock (pwdAccountLockedTime holding a time).
