@@ -35,6 +35,7 @@ from selfservice.directory.interfaces import (
     Account,
     DirectoryError,
     DirectoryUnavailable,
+    DisabledByAdmin,
     InvalidCredentials,
     PasswordRejected,
     PasswordRules,
@@ -151,11 +152,26 @@ class AdDirectory(LdapDirectory):
         return None
 
     def set_password(
-        self, account: Account, new_password: str, *, must_change: bool = False, unlock: bool = True
+        self,
+        account: Account,
+        new_password: str,
+        *,
+        must_change: bool = False,
+        unlock: bool = True,
+        refuse_disabled: bool = False,
     ) -> None:
-        """Administrative reset: replace unicodePwd, set or clear must-change, end a lockout (``unlock``)."""
+        """Administrative reset: replace unicodePwd, set or clear must-change, end a lockout (``unlock``).
+
+        ``refuse_disabled``: userAccountControl is read again right before the write; a
+        disable landing in that one round trip stays (AD never clears ACCOUNTDISABLE on a
+        reset), the password is then set on the disabled account.
+        """
         _require_new_password(new_password)
         self._require_encryption()
+        if refuse_disabled:
+            current = self.get(account.key, with_roles=False)
+            if current is not None and current.disabled_by_admin:
+                raise DisabledByAdmin(f"{account.ref} is disabled by an administrator")
         changes = {
             "unicodePwd": [(ldap3.MODIFY_REPLACE, [_unicode_pwd(new_password)])],
             "pwdLastSet": [(ldap3.MODIFY_REPLACE, ["0" if must_change else "-1"])],  # -1: "now"

@@ -32,6 +32,7 @@ from tests.portal.test_recovery import (
     enroll,
     journey,
     mailed_code,
+    outbox,
     recover,
     reset_to,
 )
@@ -188,3 +189,41 @@ def test_a_failure_locked_account_still_resets_and_the_lock_ends(
     location = recover(client, app, "s1000001")
     assert reset_to(client, location).headers["Location"] == "/forgot/done"
     assert binds(app, "s1000001", NEW_PASSWORD)
+
+
+@pytest.mark.parametrize("directory", ALL_DIRECTORIES)
+def test_an_account_disabled_between_the_read_and_the_write_is_told_so_not_done(
+    make_app: AppFactory, request: pytest.FixtureRequest, directory: str
+) -> None:
+    """The request read the account enabled; an administrator disables it before the write.
+
+    Before, the write went through: "your password was changed", a reset audited and
+    noticed, and on OpenLDAP ppolicy lifted the lock with the reset. The adapter checks the
+    account where it writes: nothing written, the disabled page, the refusal audited.
+    """
+    app = make_app(directory=directory)
+    enroll(app, "s1000001")
+    client = app.test_client()
+    location = recover(client, app, "s1000001")
+    with app.app_context():
+        adapter = get_directory()
+        changed_before = adapter.password_changed_at(adapter.find("s1000001"))  # type: ignore[arg-type]
+    write = adapter.set_password
+
+    def disabled_first(*args: object, **kwargs: object) -> None:
+        disable_by_admin(request, app, "s1000001")  # after the request's read, before its write
+        write(*args, **kwargs)  # type: ignore[arg-type]
+
+    adapter.set_password = disabled_first  # type: ignore[method-assign]
+
+    refused = reset_to(client, location)
+
+    assert refused.status_code == 403
+    assert DISABLED_PAGE in refused.get_data(as_text=True)
+    assert still_disabled(app, "s1000001")
+    assert live_tokens(app) == 1  # nothing changed: the token is not spent
+    assert audit(app, Tag.PASSWORD_RESET) == []
+    assert refusals(app) == [{"how": "recovery", "reason": "AccountDisabled"}]
+    assert [message.purpose for message in outbox(app) if message.purpose.startswith("notice:")] == []
+    with app.app_context():  # the password was never written
+        assert adapter.password_changed_at(adapter.find("s1000001")) == changed_before  # type: ignore[arg-type]
