@@ -22,7 +22,7 @@ from selfservice.extensions import db
 from selfservice.portal.passwords import AccountDisabled, How, NewPassword, apply_new_password
 from selfservice.security import get_security
 from selfservice.security.models import TokenNonce
-from tests.conftest import AppFactory, csrf_token, person, post_form
+from tests.conftest import AppFactory, AuthActions, csrf_token, person, post_form
 from tests.fixtures.directories import ALL_DIRECTORIES
 from tests.fixtures.disabling import disable_by_admin, failure_lock_time, ldap_lock
 from tests.portal.test_recovery import (
@@ -227,3 +227,32 @@ def test_an_account_disabled_between_the_read_and_the_write_is_told_so_not_done(
     assert [message.purpose for message in outbox(app) if message.purpose.startswith("notice:")] == []
     with app.app_context():  # the password was never written
         assert adapter.password_changed_at(adapter.find("s1000001")) == changed_before  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("directory", [param for param in ALL_DIRECTORIES if param.values[0] != "ad"])
+def test_a_signed_in_change_for_an_account_disabled_before_the_write_is_told_so(
+    make_app: AppFactory, request: pytest.FixtureRequest, directory: str
+) -> None:
+    """Builtin wrote the password and said "changed"; OpenLDAP said "not your current password"."""
+    app = make_app(directory=directory)
+    client = app.test_client()
+    AuthActions(client).login("p2000001")
+    with app.app_context():
+        adapter = get_directory()
+    change = adapter.change_password
+
+    def disabled_first(*args: object, **kwargs: object) -> None:
+        disable_by_admin(request, app, "p2000001")  # after the request's read, before its write
+        change(*args, **kwargs)  # type: ignore[arg-type]
+
+    adapter.change_password = disabled_first  # type: ignore[method-assign]
+    form = {"current_password": person("p2000001").password, "new_password": NEW_PASSWORD}
+
+    refused = post_form(client, "/password", {**form, "confirm": NEW_PASSWORD})
+
+    assert refused.status_code == 403
+    assert DISABLED_PAGE in refused.get_data(as_text=True)
+    assert still_disabled(app, "p2000001")
+    assert audit(app, Tag.PASSWORD_CHANGED) == []
+    assert refusals(app) == [{"how": "change", "reason": "AccountDisabled"}]
+    assert [message.purpose for message in outbox(app) if message.purpose.startswith("notice:")] == []
