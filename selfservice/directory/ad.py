@@ -78,10 +78,11 @@ BIND_DATA = re.compile(r"\bdata ([0-9a-f]+)\b", re.IGNORECASE)
 WRONG_PASSWORD = "52e"
 #: The password was right, but AD lets nobody bind until it is changed (reset pending, expired).
 MUST_CHANGE_CODES = frozenset({"773", "532"})
+#: The password was right, but an administrator disabled the account (ACCOUNTDISABLE).
+DISABLED_REFUSAL = "533"
 BIND_REFUSALS = {
     "530": N_("This account may not sign in at this time of day. Contact the help desk."),
     "531": N_("This account may not sign in from here. Contact the help desk."),
-    "533": N_("This account is disabled. Contact the help desk."),
     "701": N_("This account has expired. Contact the help desk."),
     "775": N_("This account is locked in the directory. Try again later or contact the help desk."),
 }
@@ -373,6 +374,8 @@ def _refuse(result: Mapping[str, Any]) -> None:
 
 
 def _bind_refusal(code: str) -> DirectoryError:
+    if code == DISABLED_REFUSAL:
+        return DisabledByAdmin("the account is disabled by an administrator")
     if code in BIND_REFUSALS:
         return PasswordRejected(BIND_REFUSALS[code])
     return InvalidCredentials("the current password is wrong")
