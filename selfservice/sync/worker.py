@@ -17,6 +17,11 @@ dies between the target accepting the password and the database recording it (on
 lease lapses another worker takes the row). Writing the same password again is harmless
 (an administrative reset); a target that refuses it as already its current password
 (OpenLDAP's ppolicy: PasswordUnchanged) has it, and the write is done.
+
+A lock the write must leave in place (``unlock = false``, or an administrator's lock) is
+read and committed on the row before the first write that may lift it (ppolicy lifts any
+lock on a reset), with the target's password stamp: the attempt that settles a write whose
+reply was lost finds the lock gone and puts back the one recorded (see _lock_before).
 """
 
 from __future__ import annotations
