@@ -37,6 +37,7 @@ from selfservice.directory.interfaces import (
     Account,
     DirectoryError,
     DirectoryUnavailable,
+    DisabledByAdmin,
     InvalidCredentials,
     PasswordRejected,
     PasswordRules,
@@ -92,10 +93,11 @@ BIND_DATA = re.compile(r"\bdata ([0-9a-f]+)\b", re.IGNORECASE)
 WRONG_PASSWORD = "52e"
 #: The password was right, but AD lets nobody bind until it is changed (reset pending, expired).
 MUST_CHANGE_CODES = frozenset({"773", "532"})
+#: The password was right, but an administrator disabled the account (ACCOUNTDISABLE).
+DISABLED_REFUSAL = "533"
 BIND_REFUSALS = {
     "530": N_("This account may not sign in at this time of day. Contact the help desk."),
     "531": N_("This account may not sign in from here. Contact the help desk."),
-    "533": N_("This account is disabled. Contact the help desk."),
     "701": N_("This account has expired. Contact the help desk."),
     "775": N_("This account is locked in the directory. Try again later or contact the help desk."),
 }
@@ -168,11 +170,26 @@ class AdDirectory(LdapDirectory):
         return None
 
     def set_password(
-        self, account: Account, new_password: str, *, must_change: bool = False, unlock: bool = True
+        self,
+        account: Account,
+        new_password: str,
+        *,
+        must_change: bool = False,
+        unlock: bool = True,
+        refuse_disabled: bool = False,
     ) -> None:
-        """Administrative reset: replace unicodePwd, set or clear must-change, end a lockout (``unlock``)."""
+        """Administrative reset: replace unicodePwd, set or clear must-change, end a lockout (``unlock``).
+
+        ``refuse_disabled``: userAccountControl is read again right before the write; a
+        disable landing in that one round trip stays (AD never clears ACCOUNTDISABLE on a
+        reset), the password is then set on the disabled account.
+        """
         _require_new_password(new_password)
         self._require_encryption()
+        if refuse_disabled:
+            current = self.get(account.key, with_roles=False)
+            if current is not None and current.disabled_by_admin:
+                raise DisabledByAdmin(f"{account.ref} is disabled by an administrator")
         changes = {
             "unicodePwd": [(ldap3.MODIFY_REPLACE, [_unicode_pwd(new_password)])],
             "pwdLastSet": [(ldap3.MODIFY_REPLACE, ["0" if must_change else "-1"])],  # -1: "now"
@@ -180,6 +197,13 @@ class AdDirectory(LdapDirectory):
         if unlock:
             changes["lockoutTime"] = [(ldap3.MODIFY_REPLACE, ["0"])]
         self._write_as_service(lambda connection: _modify(connection, account.ref, changes))
+
+    def lock_to_keep(self, account: Account, *, unlock: bool) -> str | None:
+        """None: a unicodePwd write leaves lockoutTime and userAccountControl as they were."""
+        return None
+
+    def restore_lock(self, account: Account, lock: str) -> None:
+        """Nothing to put back (see lock_to_keep)."""
 
     def change_password(self, account: Account, old_password: str, new_password: str) -> None:
         """The holder's own change: delete the old value and add the new one, bound as them."""
@@ -401,6 +425,8 @@ def _refuse(result: Mapping[str, Any]) -> None:
 
 
 def _bind_refusal(code: str) -> DirectoryError:
+    if code == DISABLED_REFUSAL:
+        return DisabledByAdmin("the account is disabled by an administrator")
     if code in BIND_REFUSALS:
         return PasswordRejected(BIND_REFUSALS[code])
     return InvalidCredentials("the current password is wrong")

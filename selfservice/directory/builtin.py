@@ -24,6 +24,7 @@ from selfservice.directory.interfaces import (
     Account,
     AccountKind,
     DirectoryUnavailable,
+    DisabledByAdmin,
     InvalidCredentials,
     OutcomeUnknown,
     PasswordRules,
@@ -114,16 +115,26 @@ class BuiltinDirectory:
         return self.get(found.id)
 
     def set_password(
-        self, account: Account, new_password: str, *, must_change: bool = False, unlock: bool = True
+        self,
+        account: Account,
+        new_password: str,
+        *,
+        must_change: bool = False,
+        unlock: bool = True,
+        refuse_disabled: bool = False,
     ) -> None:
         # ``unlock`` changes nothing here: no directory lockout of its own (see unlock()).
         password_hash = self.hasher.hash(new_password)
         # One UPDATE and one commit: the hash and its timestamp land together, or neither
         # does. A commit that fails may still have landed (the connection lost with the
-        # answer in flight): only the timestamp, read again, can tell.
+        # answer in flight): only the timestamp, read again, can tell. The disabled flag is
+        # part of the UPDATE's condition: a disable committed first is never written over.
+        condition = DirectoryAccount.id == account.key
+        if refuse_disabled:
+            condition = condition & DirectoryAccount.disabled.is_(False)
         statement = (
             update(DirectoryAccount)
-            .where(DirectoryAccount.id == account.key)
+            .where(condition)
             .values(password_hash=password_hash, must_change=must_change, password_changed_at=utcnow())
         )
         written = self._query(
@@ -131,6 +142,8 @@ class BuiltinDirectory:
         )
         if written.rowcount != 1:  # type: ignore[attr-defined]
             db.session.rollback()
+            if refuse_disabled and self._query(lambda: db.session.get(DirectoryAccount, account.key)):
+                raise DisabledByAdmin(f"{account.login} is disabled by an administrator")
             raise LookupError(f"no builtin account with key {account.key}")
         try:
             db.session.commit()
@@ -142,7 +155,7 @@ class BuiltinDirectory:
         row = self._row(account)
         if not old_password or not self._verify_hash(row.id, row.password_hash, old_password):
             raise InvalidCredentials()
-        self.set_password(account, new_password, must_change=False)
+        self.set_password(account, new_password, must_change=False, refuse_disabled=True)
 
     def set_must_change(self, account: Account, must_change: bool) -> None:
         row = self._row(account)
@@ -157,6 +170,13 @@ class BuiltinDirectory:
 
     def unlock(self, account: Account) -> None:
         """The builtin directory has no lockout of its own: self-service locks live elsewhere."""
+
+    def lock_to_keep(self, account: Account, *, unlock: bool) -> str | None:
+        """None: a password write never touches the disabled flag."""
+        return None
+
+    def restore_lock(self, account: Account, lock: str) -> None:
+        """Nothing to put back (see lock_to_keep)."""
 
     def ping(self) -> None:
         self._query(lambda: db.session.execute(text("SELECT 1")))

@@ -131,6 +131,14 @@ class PasswordUnchanged(PasswordRejected):
     """
 
 
+class DisabledByAdmin(DirectoryError):
+    """An administrator disabled the account, as the directory says where the write is made.
+
+    Nothing was written: the account read at the start of the request was enabled, and
+    was disabled before the write.
+    """
+
+
 class InvalidCredentials(DirectoryError):
     """The current password given for a change was wrong."""
 
@@ -161,22 +169,47 @@ class Directory(Protocol):
         """Return the account when ``password`` binds, else ``None``."""
 
     def set_password(
-        self, account: Account, new_password: str, *, must_change: bool = False, unlock: bool = True
+        self,
+        account: Account,
+        new_password: str,
+        *,
+        must_change: bool = False,
+        unlock: bool = True,
+        refuse_disabled: bool = False,
     ) -> None:
         """Administrative reset: write ``new_password`` without knowing the old one.
 
         The reset also ends a directory lockout, as an administrator's reset does; with
         ``unlock=False`` the account's lock is as it was before (a sync target's choice).
+        ``refuse_disabled`` (the portal's own flows): raise DisabledByAdmin, nothing written,
+        when an administrator disabled the account, as the directory says at the write.
         """
 
     def change_password(self, account: Account, old_password: str, new_password: str) -> None:
-        """The account holder's own change; raises InvalidCredentials on a wrong old one."""
+        """The account holder's own change; raises InvalidCredentials on a wrong old one.
+
+        Raises DisabledByAdmin, nothing written, when an administrator disabled the account.
+        """
 
     def set_must_change(self, account: Account, must_change: bool) -> None:
         """Set or clear "must change at next sign-in" on its own (a reset settled after a lost reply)."""
 
     def unlock(self, account: Account) -> None:
         """Clear a directory-side lockout (no-op where the directory has none)."""
+
+    def lock_to_keep(self, account: Account, *, unlock: bool) -> str | None:
+        """The account's lock that a password write must leave in place, as the directory wrote it.
+
+        An administrator's lock always, a failure lock too with ``unlock=False``. None when
+        there is none to keep, or when the directory's password write never lifts a lock
+        (builtin, AD): then there is nothing to put back.
+        """
+
+    def restore_lock(self, account: Account, lock: str) -> None:
+        """Put back ``lock`` (from :meth:`lock_to_keep`) that a password write lifted.
+
+        Leaves the account alone when it is locked that way, or for good, already.
+        """
 
     def ping(self) -> None:
         """Raise DirectoryUnavailable unless the directory answers right now."""

@@ -31,6 +31,7 @@ from selfservice.directory.interfaces import (
     AccountKind,
     DirectoryError,
     DirectoryUnavailable,
+    DisabledByAdmin,
     InvalidCredentials,
     OutcomeUnknown,
     PasswordRejected,
@@ -150,20 +151,33 @@ class LdapDirectory:
         return account
 
     def set_password(
-        self, account: Account, new_password: str, *, must_change: bool = False, unlock: bool = True
+        self,
+        account: Account,
+        new_password: str,
+        *,
+        must_change: bool = False,
+        unlock: bool = True,
+        refuse_disabled: bool = False,
     ) -> None:
         """Administrative reset as the service account, then set or clear pwdReset.
 
         ppolicy removes pwdAccountLockedTime on any reset, even an administrator's
         permanent lock, so the lock read before is written back after when it must stay:
         always for the permanent lock (``000001010000Z``: only an administrator lifts it),
-        and for a failure lock too with ``unlock=False``. Raises PasswordRejected (nothing
-        changed), DirectoryUnavailable (never sent) or OutcomeUnknown (sent, no answer).
-        The reset is never sent twice.
+        and for a failure lock too with ``unlock=False``. With ``refuse_disabled`` the
+        permanent lock read then refuses the reset instead (DisabledByAdmin). Raises
+        PasswordRejected (nothing changed), DirectoryUnavailable (never sent) or
+        OutcomeUnknown (sent, no answer). The reset is never sent twice.
+
+        The lock is read right before the reset: a disable landing between that read and
+        the reset (one round trip) is lifted by ppolicy, which honours no assertion on the
+        Password Modify operation (slapd: unavailableCriticalExtension).
         """
         _require_new_password(new_password)
         lock = self._locked_time(account)
-        kept_lock = lock if lock == PERMANENT_LOCK or not unlock else None
+        if refuse_disabled and lock == PERMANENT_LOCK:
+            raise DisabledByAdmin(f"{account.ref} is disabled by an administrator")
+        kept_lock = _lock_kept(lock, unlock=unlock)
 
         def reset(connection: ldap3.Connection) -> None:
             _modify_password(connection, user=account.ref, new_password=new_password)
@@ -197,6 +211,9 @@ class LdapDirectory:
         _require_new_password(new_password)
         connection = self._user_connection(account.ref, old_password) if old_password else None
         if connection is None:
+            # ppolicy refuses any bind to a locked account: say so when an administrator locked it.
+            if self._locked_time(account) == PERMANENT_LOCK:
+                raise DisabledByAdmin(f"{account.ref} is disabled by an administrator")
             raise InvalidCredentials("the current password is wrong")
         try:
             _sent_once(
@@ -244,6 +261,23 @@ class LdapDirectory:
             return raw[0].decode("ascii", "replace") if raw else None
 
         return self._as_service(read)
+
+    def lock_to_keep(self, account: Account, *, unlock: bool) -> str | None:
+        """pwdAccountLockedTime when it must outlive a reset: ppolicy removes it on any reset."""
+        return _lock_kept(self._locked_time(account), unlock=unlock)
+
+    def restore_lock(self, account: Account, lock: str) -> None:
+        """Write ``lock`` back to pwdAccountLockedTime, unless it holds that lock or the permanent one."""
+
+        def restore(connection: ldap3.Connection) -> None:
+            entry = self._read(connection, account.ref, ["pwdAccountLockedTime"])
+            current = _locked_time(entry) if entry is not None else None
+            if current in (lock, PERMANENT_LOCK):
+                return
+            change = {"pwdAccountLockedTime": [(ldap3.MODIFY_REPLACE, [lock])]}
+            _checked(connection, connection.modify(account.ref, change))
+
+        self._as_service(restore)
 
     def unlock(self, account: Account) -> None:
         """Remove a failure lock (pwdAccountLockedTime holding a time).
@@ -600,6 +634,11 @@ def _locked_time(entry: Mapping[str, Any]) -> str | None:
     if raw:
         return raw[0].decode("ascii", "replace") if isinstance(raw[0], bytes) else str(raw[0])
     return _first(entry, "pwdAccountLockedTime")
+
+
+def _lock_kept(lock: str | None, *, unlock: bool) -> str | None:
+    """The lock a reset must leave in place: the permanent one always, any with ``unlock=False``."""
+    return lock if lock == PERMANENT_LOCK or not unlock else None
 
 
 def _generalized_time(value: str | None) -> datetime | None:

@@ -23,6 +23,7 @@ from selfservice.directory.interfaces import (
     Account,
     Directory,
     DirectoryUnavailable,
+    DisabledByAdmin,
     InvalidCredentials,
     OutcomeUnknown,
     PasswordRejected,
@@ -118,6 +119,11 @@ def apply_new_password(
         if isinstance(exc, PasswordRejected):
             raise PolicyViolation([exc.reason]) from exc
         raise
+    except DisabledByAdmin as exc:  # disabled since the request read the account: nothing written
+        pending.abandon(intent_id, reason=AccountDisabled.__name__, settled_by="write")
+        refused = AccountDisabled(f"{account.login} is disabled by an administrator")
+        _record_failure(account, how, origin, refused)
+        raise refused from exc
     except OutcomeUnknown as exc:
         _settle_unanswered(directory, security, account, how, origin, intent_id, new.password, exc)
         return
@@ -272,4 +278,4 @@ def _write(
     if how is How.CHANGE:
         directory.change_password(account, current_password or "", password)
     else:
-        directory.set_password(account, password, must_change=must_change)
+        directory.set_password(account, password, must_change=must_change, refuse_disabled=True)

@@ -55,6 +55,10 @@ class SyncWrite(db.Model):
     lookups: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     how: Mapped[str] = mapped_column(String(16))
     must_change: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The target's lock that this write must leave in place, and the target's password stamp,
+    # both read before the first attempt that found a lock (NULL: no lock found yet). Kept
+    # so an attempt after a lost reply, which finds the lock already lifted, puts it back.
+    lock_before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     secret: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=SyncStatus.QUEUED.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -17,6 +17,11 @@ dies between the target accepting the password and the database recording it (on
 lease lapses another worker takes the row). Writing the same password again is harmless
 (an administrative reset); a target that refuses it as already its current password
 (OpenLDAP's ppolicy: PasswordUnchanged) has it, and the write is done.
+
+A lock the write must leave in place (``unlock = false``, or an administrator's lock) is
+read and committed on the row before the first write that may lift it (ppolicy lifts any
+lock on a reset), with the target's password stamp: the attempt that settles a write whose
+reply was lost finds the lock gone and puts back the one recorded (see _lock_before).
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class Claimed:
     must_change: bool
     secret: str | None
     attempts: int
+    lock_before: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, row: SyncWrite) -> Claimed:
@@ -77,6 +83,7 @@ class Claimed:
             row.must_change,
             row.secret,
             row.attempts,
+            dict(row.lock_before) if row.lock_before else None,
         )
 
 
@@ -130,7 +137,9 @@ class Outcome(Exception):
         self.reason = reason
 
 
-def apply_write(write: Claimed, target: Target | None, directory: Directory | None, sync: Sync) -> str:
+def apply_write(
+    write: Claimed, target: Target | None, directory: Directory | None, sync: Sync, *, worker: str
+) -> str:
     """Write the password to the target; the target's account key, or raise Outcome."""
     if target is None or directory is None:
         raise Outcome(SyncStatus.FAILED, "the target is no longer configured")
@@ -145,7 +154,10 @@ def apply_write(write: Claimed, target: Target | None, directory: Directory | No
         if account is None:
             fields = ", ".join(write.lookups) or "none of the match fields has a value"
             raise Outcome(SyncStatus.MISSING, f"no account in the target matches ({fields})")
+        kept_lock = _lock_before(write, worker, directory, account, unlock=target.unlock)
         _write_password(directory, account, password, write.must_change, unlock=target.unlock)
+        if kept_lock:  # an attempt whose reply was lost lifted it, and the adapter could not know
+            directory.restore_lock(account, kept_lock)
     except NoSingleMatch as exc:
         raise Outcome(SyncStatus.MISSING, str(exc)) from exc
     except PasswordRejected as exc:
@@ -157,6 +169,31 @@ def apply_write(write: Claimed, target: Target | None, directory: Directory | No
     if target.unlock:
         _unlock(directory, account, write)
     return account.key
+
+
+def _lock_before(
+    write: Claimed, worker: str, directory: Directory, account: Account, *, unlock: bool
+) -> str | None:
+    """The lock the write must leave in place, as the target had it before this change's first write.
+
+    Read and made durable (with the target's password stamp) before a write is sent, so an
+    attempt after a lost reply or a dead worker, which finds the lock already lifted by the
+    write that landed, still knows it. Read afresh while the stamp says no write landed since.
+    """
+    recorded = write.lock_before
+    if recorded is not None:
+        stamp = directory.password_stamp(account)
+        if stamp is None or stamp != recorded.get("stamp"):  # a write landed (or cannot tell): keep it
+            return str(recorded["lock"])
+    lock = directory.lock_to_keep(account, unlock=unlock)
+    if lock is None and recorded is None:
+        return None
+    state = {"lock": lock, "stamp": directory.password_stamp(account)} if lock else None
+    held = WRITES.update(WRITES.held_by(write.id, worker), lock_before=state)
+    db.session.commit()
+    if not held:
+        raise Outcome(SyncStatus.QUEUED, "the lease lapsed before the password was written")
+    return lock
 
 
 def _write_password(
@@ -328,7 +365,7 @@ def _apply_one(
     target = sync.target(write.target)
     directory = _adapter(target, config, adapters)
     try:
-        key = apply_write(write, target, directory, sync)
+        key = apply_write(write, target, directory, sync, worker=worker)
     except Outcome as outcome:
         return _record_outcome(write, worker, outcome, now, rules, down)
     except Exception as exc:  # an adapter bug must count an attempt, not loop the row forever

@@ -20,6 +20,7 @@ from selfservice.directory.interfaces import (
     AccountKind,
     Directory,
     DirectoryUnavailable,
+    DisabledByAdmin,
     InvalidCredentials,
     Role,
 )
@@ -154,6 +155,25 @@ def test_an_administrators_disable_is_told_apart_and_outlives_a_reset(
     assert after is not None
     assert after.disabled_by_admin
     assert directory.authenticate("s1000002", NEW_PASSWORD) is None
+
+
+def test_a_reset_that_refuses_disabled_accounts_writes_nothing_to_one_disabled_since_it_was_read(
+    directory: Directory, app: Flask, request: pytest.FixtureRequest
+) -> None:
+    """The portal's own writes: the account was read enabled; the adapter checks where it writes."""
+    read_enabled = directory.find("s1000002")
+    assert read_enabled is not None
+    assert not read_enabled.disabled_by_admin
+    stamp_before = directory.password_stamp(read_enabled)
+    disable_by_admin(request, app, "s1000002", kind=directory.name)
+
+    with pytest.raises(DisabledByAdmin):
+        directory.set_password(read_enabled, NEW_PASSWORD, refuse_disabled=True)
+
+    after = directory.get(read_enabled.key)
+    assert after is not None
+    assert after.disabled_by_admin
+    assert directory.password_stamp(read_enabled) == stamp_before
 
 
 def test_must_change_flag_is_set_and_cleared(directory: Directory) -> None:

@@ -22,7 +22,7 @@ from selfservice.extensions import db
 from selfservice.portal.passwords import AccountDisabled, How, NewPassword, apply_new_password
 from selfservice.security import get_security
 from selfservice.security.models import TokenNonce
-from tests.conftest import AppFactory, csrf_token, person, post_form
+from tests.conftest import AppFactory, AuthActions, csrf_token, person, post_form
 from tests.fixtures.directories import ALL_DIRECTORIES
 from tests.fixtures.disabling import disable_by_admin, failure_lock_time, ldap_lock
 from tests.portal.test_recovery import (
@@ -32,6 +32,7 @@ from tests.portal.test_recovery import (
     enroll,
     journey,
     mailed_code,
+    outbox,
     recover,
     reset_to,
 )
@@ -188,3 +189,71 @@ def test_a_failure_locked_account_still_resets_and_the_lock_ends(
     location = recover(client, app, "s1000001")
     assert reset_to(client, location).headers["Location"] == "/forgot/done"
     assert binds(app, "s1000001", NEW_PASSWORD)
+
+
+@pytest.mark.parametrize("directory", ALL_DIRECTORIES)
+def test_an_account_disabled_between_the_read_and_the_write_is_told_so_not_done(
+    make_app: AppFactory, request: pytest.FixtureRequest, directory: str
+) -> None:
+    """The request read the account enabled; an administrator disables it before the write.
+
+    Before, the write went through: "your password was changed", a reset audited and
+    noticed, and on OpenLDAP ppolicy lifted the lock with the reset. The adapter checks the
+    account where it writes: nothing written, the disabled page, the refusal audited.
+    """
+    app = make_app(directory=directory)
+    enroll(app, "s1000001")
+    client = app.test_client()
+    location = recover(client, app, "s1000001")
+    with app.app_context():
+        adapter = get_directory()
+        changed_before = adapter.password_changed_at(adapter.find("s1000001"))  # type: ignore[arg-type]
+    write = adapter.set_password
+
+    def disabled_first(*args: object, **kwargs: object) -> None:
+        disable_by_admin(request, app, "s1000001")  # after the request's read, before its write
+        write(*args, **kwargs)  # type: ignore[arg-type]
+
+    adapter.set_password = disabled_first  # type: ignore[method-assign]
+
+    refused = reset_to(client, location)
+
+    assert refused.status_code == 403
+    assert DISABLED_PAGE in refused.get_data(as_text=True)
+    assert still_disabled(app, "s1000001")
+    assert live_tokens(app) == 1  # nothing changed: the token is not spent
+    assert audit(app, Tag.PASSWORD_RESET) == []
+    assert refusals(app) == [{"how": "recovery", "reason": "AccountDisabled"}]
+    assert [message.purpose for message in outbox(app) if message.purpose.startswith("notice:")] == []
+    with app.app_context():  # the password was never written
+        assert adapter.password_changed_at(adapter.find("s1000001")) == changed_before  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("directory", ALL_DIRECTORIES)
+def test_a_signed_in_change_for_an_account_disabled_before_the_write_is_told_so(
+    make_app: AppFactory, request: pytest.FixtureRequest, directory: str
+) -> None:
+    """Builtin wrote the password and said "changed"; OpenLDAP said "not your current password";
+    AD showed its refusal of the bind as a password rule under the form."""
+    app = make_app(directory=directory)
+    client = app.test_client()
+    AuthActions(client).login("p2000001")
+    with app.app_context():
+        adapter = get_directory()
+    change = adapter.change_password
+
+    def disabled_first(*args: object, **kwargs: object) -> None:
+        disable_by_admin(request, app, "p2000001")  # after the request's read, before its write
+        change(*args, **kwargs)  # type: ignore[arg-type]
+
+    adapter.change_password = disabled_first  # type: ignore[method-assign]
+    form = {"current_password": person("p2000001").password, "new_password": NEW_PASSWORD}
+
+    refused = post_form(client, "/password", {**form, "confirm": NEW_PASSWORD})
+
+    assert refused.status_code == 403
+    assert DISABLED_PAGE in refused.get_data(as_text=True)
+    assert still_disabled(app, "p2000001")
+    assert audit(app, Tag.PASSWORD_CHANGED) == []
+    assert refusals(app) == [{"how": "change", "reason": "AccountDisabled"}]
+    assert [message.purpose for message in outbox(app) if message.purpose.startswith("notice:")] == []

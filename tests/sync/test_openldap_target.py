@@ -410,3 +410,42 @@ def test_check_warns_when_a_target_gets_passwords_in_clear_or_unverified(
     assert "OK    sync target portals: its service account binds and reads" in output
     assert "WARN  sync target portals: not encrypted: passwords cross the network in clear" in output
     assert "WARN  sync target unverified: encrypted, but the certificate is NOT verified" in output
+
+
+@pytest.mark.parametrize(
+    ("unlock", "kept"),
+    [
+        pytest.param(False, "failure", id="unlock-false-failure-lock"),
+        pytest.param(False, "permanent", id="unlock-false-permanent-lock"),
+        pytest.param(True, "permanent", id="unlock-true-permanent-lock"),
+    ],
+)
+def test_a_lock_the_target_keeps_survives_a_lost_reply_to_the_password_write(
+    make_ldap_target_app: Any, slapd: Slapd, slapd_proxy: Any, ldap_directory: Any, unlock: bool, kept: str
+) -> None:
+    """ppolicy lifts the lock on the reset whose reply is lost; the retry finds no lock to write back.
+
+    The lock read before the first attempt is kept on the queue row, so the attempt that
+    settles the write (the retry) puts it back.
+    """
+    target = openldap_target(slapd, slapd_proxy.url(), unlock=unlock)
+    target["settings"]["LDAP_OPERATION_TIMEOUT_SECONDS"] = 1
+    app = make_ldap_target_app(targets=[target])
+    lock_value = PERMANENT_LOCK if kept == "permanent" else failure_lock_time()
+    ldap_lock(slapd, "s1000002", lock_value)
+    reset(app, "s1000002")
+    slapd_proxy.arm(Fault.DROP_REPLY, ldap_request(EXTENDED_REQUEST))  # the Password Modify request
+
+    first = run_worker(app)
+
+    assert slapd_proxy.fired.is_set()
+    assert first.counts == {"queued": 1}
+    second = run_worker(app, later=timedelta(minutes=5))
+
+    assert second.counts == {"done": 1}
+    assert ppolicy_state(slapd, slapd.dn("s1000002")).get("pwdAccountLockedTime") == [lock_value]
+    assert ldap_directory.find("s1000002").disabled
+    assert not binds(slapd, slapd.dn("s1000002"), NEW_PASSWORD)
+    ldap_directory.unlock(ldap_directory.find("s1000002"))
+    if kept == "failure":  # the password was written: once unlocked it binds
+        assert binds(slapd, slapd.dn("s1000002"), NEW_PASSWORD)
