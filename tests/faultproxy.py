@@ -108,7 +108,8 @@ class _Pair:
 
 
 class FaultProxy:
-    """Listens on a free loopback port (from construction to :meth:`close`) and forwards to ``target``."""
+    """Listens on a free loopback port, the same one again after :meth:`stop` and :meth:`start`,
+    and forwards to ``target``."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
