@@ -13,8 +13,8 @@ import json
 import os
 import re
 import secrets
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -40,8 +40,13 @@ from selfservice.portal.models import Enrollment, EnrollmentAnswer, Question
 from selfservice.portal.question_bank import seed_question_bank
 from selfservice.security import get_security
 
+# The throwaway database and free port the tests use too (tests/scratch.py: no pytest in it),
+# imported from the clone bench/ is in; the scripts take them from here.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.scratch import POSTGRES_ADMIN_URL, scratch_postgres
+from tests.scratch import free_port as free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ANSWERS = ["blue bunny rabbit", "lisbon harbour", "boiled okra", "captain whiskers", "zorbly"]
 STUDENT_PASSWORD = "Correct-Horse-1001"
@@ -82,21 +87,6 @@ def percentile(values: list[float], p: float) -> float:
 
 
 @contextmanager
-def scratch_postgres(prefix: str = "selfservice_bench") -> Iterator[str]:
-    """A PostgreSQL database of a unique name on 127.0.0.1:5432, dropped afterwards."""
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextmanager
 def scratch_sqlite() -> Iterator[str]:
     with tempfile.TemporaryDirectory() as folder:
         yield f"sqlite:///{folder}/bench.sqlite"
@@ -104,7 +94,7 @@ def scratch_sqlite() -> Iterator[str]:
 
 def scratch_database(kind: str) -> Any:
     """``sqlite`` or ``postgres``: a context manager yielding the database URL."""
-    return scratch_sqlite() if kind == "sqlite" else scratch_postgres()
+    return scratch_sqlite() if kind == "sqlite" else scratch_postgres("selfservice_bench")
 
 
 def postgres_backend_cpu(database_url: str) -> float:
@@ -301,12 +291,6 @@ def reset(browser: Requester, login: str, answers: Mapping[str, str]) -> bool:
 
 
 # Servers ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -93,7 +93,7 @@ def main() -> None:
     options = parser.parse_args()
     print(machine_line())
     logins = [f"s{2_000_001 + n}" for n in range(options.clients)]
-    with scratch_postgres() as url, tempfile.TemporaryDirectory() as instance:
+    with scratch_postgres("selfservice_bench") as url, tempfile.TemporaryDirectory() as instance:
         bound = options.argon2_max_concurrent
         bound = {} if bound is None else {"ARGON2_MAX_CONCURRENT": bound}
         settings = portal_settings(url, instance, WEB_WORKERS=options.workers, **bound)

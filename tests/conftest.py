@@ -6,12 +6,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
@@ -22,10 +20,10 @@ from selfservice.directory.interfaces import AccountKind
 from selfservice.extensions import db, limiter
 from selfservice.portal.question_bank import seed_question_bank
 from tests.fixtures.people import PEOPLE, Person
+from tests.scratch import scratch_postgres
 
 pytest_plugins = ["tests.slapd", "tests.samba", "tests.faultproxy", "tests.doctor.district"]
 
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -74,18 +72,9 @@ def _sqlite_database(folder: Any) -> Iterator[str]:
 
 
 def _postgres_database() -> Iterator[str]:
-    name = f"selfservice_test_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with scratch_postgres("selfservice_test") as url:
         _migrate(url, None)
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _migrate(url: str, folder: Any) -> None:

@@ -1,5 +1,10 @@
-"""A TCP proxy for fault tests: forwards to a real server (slapd, Samba AD) and, once armed,
-misbehaves on the one request that matches.
+"""The tests' one TCP proxy: forwards to a real server (slapd, Samba AD); a test can take the
+server away (:meth:`FaultProxy.stop`, :meth:`FaultProxy.start`) or, once armed, have the
+proxy misbehave on the one request that matches.
+
+Stopping the Samba DC and starting it again costs seconds; stopping the proxy is a server
+going away as a client sees it (connections refused, open ones cut), and starting it again
+listens on the same port.
 
 What it can do to the matching request (:class:`Fault`):
 
@@ -103,11 +108,12 @@ class _Pair:
 
 
 class FaultProxy:
-    """Listens on a free loopback port and forwards to ``target``."""
+    """Listens on a free loopback port, the same one again after :meth:`stop` and :meth:`start`,
+    and forwards to ``target``."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener: socket.socket | None = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._lock = threading.Lock()
         self._pairs: list[_Pair] = []
@@ -117,8 +123,11 @@ class FaultProxy:
         self._new_only = False
         self._released = threading.Event()
         self.fired = threading.Event()
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
 
     def url(self, scheme: str = "ldap") -> str:
         return f"{scheme}://127.0.0.1:{self.port}"
@@ -150,24 +159,36 @@ class FaultProxy:
         """Let a held reply through."""
         self._released.set()
 
-    def close(self) -> None:
-        self._closed = True
+    def stop(self) -> None:
+        """The server goes away: refuse new connections and cut the open ones."""
         self._released.set()
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked on it
-        with contextlib.suppress(OSError):
-            self._listener.close()
         with self._lock:
+            listener, self._listener = self._listener, None
             pairs, self._pairs = self._pairs, []
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked on it
+            with contextlib.suppress(OSError):
+                listener.close()
         for pair in pairs:
             pair.close()
 
+    def start(self) -> None:
+        """The server is back: listen again on the same port."""
+        with self._lock:
+            if self._listener is not None:
+                return
+            self._listener = socket.create_server(self.address)  # SO_REUSEADDR: the port is free again
+            threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
+
+    close = stop  # the fixtures' teardown: nothing left listening or connected
+
     # --- forwarding ---------------------------------------------------------------------
 
-    def _accept(self) -> None:
-        while not self._closed:
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
             try:
-                client, _ = self._listener.accept()
+                client, _ = listener.accept()
             except OSError:
                 return
             try:
@@ -178,6 +199,9 @@ class FaultProxy:
                 continue
             pair = _Pair(client, server)
             with self._lock:
+                if self._listener is not listener:  # stopped while this one was connecting
+                    pair.close()
+                    return
                 pair.generation = self._generation
                 self._pairs.append(pair)
             threading.Thread(target=self._client_to_server, args=(pair,), daemon=True).start()

@@ -6,6 +6,9 @@ Fixtures:
 * ``slapd`` (session): a running :class:`Slapd`; teardown stops it and removes its folder.
 * ``ldap_directory`` (function): seed passwords and ppolicy state restored, then an
   ``LdapDirectory`` built from ``config.DEFAULTS`` plus ``slapd.settings()``.
+* ``slapd_tls`` (session): a second seeded slapd that also serves TLS (StartTLS on its
+  ldap:// port, and an ldaps:// port) with a certificate for 127.0.0.1 issued by a test CA
+  of its own; :meth:`Slapd.tls_settings` verifies it as a real site would.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from ldap3.utils.dn import escape_rdn
 
 from selfservice import config
 from selfservice.directory.ldap import LdapDirectory
+from tests.fixtures.certificates import ServerFiles, make_ca
 from tests.fixtures.people import PEOPLE, Person
+from tests.scratch import free_port
 
 LDAP_DIR = Path(__file__).parent / "ldap"
 SLAPD_CANDIDATES = ("/usr/sbin/slapd", "/usr/local/libexec/slapd", "/usr/libexec/slapd")
@@ -81,6 +86,8 @@ class Slapd:
     bind_password: str = SERVICE_PASSWORD
     root_dn: str = ROOT_DN
     root_password: str = ROOT_PASSWORD
+    ldaps_url: str = ""  # only when it serves TLS
+    ca_file: str = ""  # the test CA that issued its certificate
 
     def settings(self) -> dict[str, Any]:
         """Settings for an LdapDirectory talking to this slapd as the service account."""
@@ -101,6 +108,19 @@ class Slapd:
                 "its": group_dn("its"),
                 "admin": "admins",
             },
+        }
+
+    def tls_settings(self, *, start_tls: bool) -> dict[str, Any]:
+        """:meth:`settings` over TLS with the certificate verified against the test CA:
+        StartTLS on the ldap:// port, or the ldaps:// port."""
+        if not self.ldaps_url:
+            raise RuntimeError("this slapd serves no TLS: use the slapd_tls fixture")
+        return {
+            **self.settings(),
+            "LDAP_URL": self.url if start_tls else self.ldaps_url,
+            "LDAP_START_TLS": start_tls,
+            "LDAP_VALIDATE_CERT": True,
+            "LDAP_CA_FILE": self.ca_file,
         }
 
     def dn(self, login: str) -> str:
@@ -170,13 +190,7 @@ def _require_slapd() -> str:
 # --- configuration and seed LDIF ----------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _write_config(run_dir: Path) -> Path:
+def _write_config(run_dir: Path, tls: ServerFiles | None = None) -> Path:
     (run_dir / "data").mkdir()
     template = Template((LDAP_DIR / "slapd.conf.template").read_text())
     text = template.substitute(
@@ -186,10 +200,17 @@ def _write_config(run_dir: Path) -> Path:
         root_dn=ROOT_DN,
         root_password=ROOT_PASSWORD,
         service_dn=SERVICE_DN,
+        tls=_tls_lines(tls),
     )
     conf = run_dir / "slapd.conf"
     conf.write_text(text)
     return conf
+
+
+def _tls_lines(tls: ServerFiles | None) -> str:
+    if tls is None:
+        return ""
+    return f"TLSCertificateFile {tls.certificate}\nTLSCertificateKeyFile {tls.key}"
 
 
 def _ldif_line(name: str, value: str) -> str:
@@ -265,11 +286,11 @@ def _parse_ldif_line(line: str) -> tuple[str, str]:
 # --- running slapd ----------------------------------------------------------------
 
 
-def _start(binary: str, conf: Path, url: str, log: Path) -> subprocess.Popen[bytes]:
+def _start(binary: str, conf: Path, urls: str, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as output:
         # -d 0 keeps slapd in the foreground as our child, so we stop exactly this one.
         return subprocess.Popen(
-            [binary, "-f", str(conf), "-h", url, "-d", "0"],
+            [binary, "-f", str(conf), "-h", urls, "-d", "0"],
             stdout=output,
             stderr=subprocess.STDOUT,
         )
@@ -313,21 +334,23 @@ def _load(instance: Slapd) -> None:
         conn.unbind()
 
 
-def _launch(binary: str, run_dir: Path) -> Slapd:
-    conf = _write_config(run_dir)
+def _launch(binary: str, run_dir: Path, tls: ServerFiles | None = None) -> Slapd:
+    """slapd on a free ldap:// port (and a free ldaps:// one when given a certificate)."""
+    conf = _write_config(run_dir, tls)
     log = run_dir / "slapd.log"
     for _attempt in range(3):  # the free port may be taken between probe and bind
-        port = _free_port()
-        url = f"ldap://127.0.0.1:{port}"
-        process = _start(binary, conf, f"{url}/", log)
+        port, tls_port = free_port(), free_port()
+        url, ldaps_url = f"ldap://127.0.0.1:{port}", f"ldaps://127.0.0.1:{tls_port}" if tls else ""
+        process = _start(binary, conf, " ".join(f"{u}/" for u in (url, ldaps_url) if u), log)
         try:
-            _wait_until_answering(process, port, log)
+            for listening in (port, tls_port) if tls else (port,):
+                _wait_until_answering(process, listening, log)
         except RuntimeError:
             _stop(process)
             if _attempt == 2:
                 raise
             continue
-        return Slapd(url=url, run_dir=run_dir, process=process)
+        return Slapd(url=url, run_dir=run_dir, process=process, ldaps_url=ldaps_url)
     raise AssertionError("unreachable")
 
 
@@ -339,6 +362,24 @@ def slapd() -> Iterator[Slapd]:
     instance: Slapd | None = None
     try:
         instance = _launch(binary, run_dir)
+        _load(instance)
+        yield instance
+    finally:
+        if instance is not None:
+            _stop(instance.process)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def slapd_tls() -> Iterator[Slapd]:
+    """A seeded slapd serving TLS with a certificate for 127.0.0.1 (and no other name) from a test CA."""
+    binary = _require_slapd()
+    run_dir = Path(tempfile.mkdtemp(prefix="selfservice-slapd-tls-"))
+    instance: Slapd | None = None
+    try:
+        authority = make_ca(run_dir / "ca")
+        instance = _launch(binary, run_dir, authority.issue(run_dir, ips=("127.0.0.1",)))
+        instance.ca_file = str(authority.file)
         _load(instance)
         yield instance
     finally:

@@ -577,17 +577,36 @@ def _make_server(settings: Mapping[str, Any]) -> ldap3.Server:
     return ldap3.Server(
         url,
         use_ssl=url.lower().startswith("ldaps://"),
-        tls=_make_tls(settings),
+        tls=make_tls(settings),
         get_info=ldap3.NONE,
         connect_timeout=settings["LDAP_CONNECT_TIMEOUT_SECONDS"],
     )
 
 
-def _make_tls(settings: Mapping[str, Any]) -> ldap3.Tls:
-    return ldap3.Tls(
-        validate=ssl.CERT_REQUIRED if settings["LDAP_VALIDATE_CERT"] else ssl.CERT_NONE,
-        ca_certs_file=settings.get("LDAP_CA_FILE") or None,
-    )
+def make_tls(settings: Mapping[str, Any]) -> ldap3.Tls:
+    """TLS as LDAP_VALIDATE_CERT and LDAP_CA_FILE say (the adapters' and ``selfservice check``'s)."""
+    validate = ssl.CERT_REQUIRED if settings["LDAP_VALIDATE_CERT"] else ssl.CERT_NONE
+    kind = VerifiedTls if validate == ssl.CERT_REQUIRED else ldap3.Tls
+    return kind(validate=validate, ca_certs_file=settings.get("LDAP_CA_FILE") or None)
+
+
+class VerifiedTls(ldap3.Tls):
+    """ldap3's Tls with the host name checked by OpenSSL inside the handshake.
+
+    ldap3 turns the context's own check off and checks the name after the handshake with
+    ``ssl.match_hostname`` (deprecated, gone in Python 3.12); on a mismatch it raises with
+    the TLS socket still open, and a refused server leaked one socket per attempt. Here the
+    handshake itself fails, the socket is closed by ``ssl``, and the name is sent (SNI).
+    """
+
+    def wrap_socket(self, connection: ldap3.Connection, do_handshake: bool = False) -> None:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca_certs_file)
+        connection.socket = context.wrap_socket(
+            connection.socket,
+            server_side=False,
+            do_handshake_on_connect=do_handshake,
+            server_hostname=connection.server.host,
+        )
 
 
 def _close(connection: ldap3.Connection) -> None:

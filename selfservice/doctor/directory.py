@@ -10,7 +10,6 @@ writing anything. A step that cannot run because an earlier one failed is not re
 from __future__ import annotations
 
 import socket
-import ssl
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -21,7 +20,7 @@ from ldap3.core import exceptions as ldap_errors
 from ldap3.utils.conv import escape_filter_chars
 
 from selfservice.directory.interfaces import AccountKind, Directory
-from selfservice.directory.ldap import _abandon
+from selfservice.directory.ldap import _abandon, make_tls
 from selfservice.doctor import Finding, fail, info, ok, warn
 from selfservice.doctor.builtin import check_builtin
 from selfservice.doctor.policy import policy_findings
@@ -111,12 +110,10 @@ class _Checker:
         return connection
 
     def _connection(self, url: str, secure: bool) -> ldap3.Connection:
-        validate = ssl.CERT_REQUIRED if self.settings["LDAP_VALIDATE_CERT"] else ssl.CERT_NONE
-        tls = ldap3.Tls(validate=validate, ca_certs_file=self.settings["LDAP_CA_FILE"] or None)
         self.server = ldap3.Server(
             url,
             use_ssl=secure,
-            tls=tls,
+            tls=make_tls(self.settings),
             get_info=ldap3.SCHEMA,
             connect_timeout=self.settings["LDAP_CONNECT_TIMEOUT_SECONDS"],
         )

@@ -192,9 +192,9 @@ def test_a_transaction_still_open_holds_no_count_row(tmp_path: Any) -> None:
 
     from selfservice import create_app
     from tests.conftest import FAST_HASHING
-    from tests.deploy.instances import scratch_postgres
+    from tests.scratch import scratch_postgres
 
-    for url in scratch_postgres():
+    with scratch_postgres("selfservice_instances") as url:
         app = create_app(
             {"TESTING": True, "DATABASE_URL": url, "INSTANCE_PATH": str(tmp_path), **FAST_HASHING}
         )

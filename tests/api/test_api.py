@@ -24,6 +24,7 @@ from selfservice.security.lockout import Locked
 from selfservice.timeutil import utcnow
 from tests.api.helpers import PARENT, STUDENT, Api, issue
 from tests.fixtures.disabling import disable_by_admin
+from tests.scratch import free_port
 
 
 @pytest.fixture
@@ -280,12 +281,7 @@ def test_a_flood_of_bad_tokens_is_cut_off_before_the_database(make_app: Any) -> 
 
 
 def test_with_the_limiter_storage_down_calls_are_still_limited_and_answered(make_app: Any) -> None:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    app = make_app(RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{port}")
+    app = make_app(RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}")
     response = Api(app.test_client(), issue(app)).get("/events")
     # The limiter counts in memory while its storage is away (docs/deployment.md): no 500, no outage.
     assert response.status_code == 200

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,15 +20,10 @@ from selfservice.api.models import DeliveryStatus, WebhookDelivery
 from selfservice.extensions import db
 from selfservice.timeutil import utcnow
 from tests.api.helpers import STUDENT, Api, issue
+from tests.scratch import free_port
 from tests.site.test_outages import on_every_connection, read_only, writable
 
 SECRET = "webhook-secret-for-tests-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Receiver:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,9 +17,7 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
-from tests.conftest import POSTGRES_ADMIN_URL
+from tests.scratch import free_port
 
 CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 SELFSERVICE = str(Path(sys.executable).with_name("selfservice"))
@@ -50,12 +47,6 @@ def worker_pids(master: int) -> list[int]:
     for task in Path(f"/proc/{master}/task").iterdir():
         found += [int(child) for child in (task / "children").read_text().split()]
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -112,19 +103,6 @@ class Instances:
     urls: list[str]
     database_url: str
     environment: dict[str, str]
-
-
-def scratch_postgres() -> Iterator[str]:
-    name = f"selfservice_instances_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def production_environment(database_url: str, instance_path: Path, **extra: str) -> dict[str, str]:

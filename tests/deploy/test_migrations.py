@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from flask_migrate import downgrade, upgrade
 
 from selfservice import create_app
 from selfservice.extensions import db
-from tests.conftest import POSTGRES_ADMIN_URL
+from tests.scratch import scratch_postgres
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -24,19 +23,13 @@ def empty_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]
     if request.param == "sqlite":
         yield _app(f"sqlite:///{tmp_path / 'fresh.sqlite'}", tmp_path)
         return
-    name = f"selfservice_migrations_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    app = _app(POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", tmp_path)
-    try:
-        yield app
-    finally:
-        with app.app_context():
-            db.engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres("selfservice_migrations") as url:
+        app = _app(url, tmp_path)
+        try:
+            yield app
+        finally:
+            with app.app_context():
+                db.engine.dispose()
 
 
 def _app(url: str, tmp_path: Path) -> Flask:

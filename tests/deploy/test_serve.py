@@ -20,7 +20,8 @@ import pytest
 
 import selfservice.portal.views
 from selfservice.serving import gunicorn_argv, optimize_level, worker_environment
-from tests.deploy.instances import SELFSERVICE, _wait_until_serving, free_port, worker_pids
+from tests.deploy.instances import SELFSERVICE, _wait_until_serving, worker_pids
+from tests.scratch import free_port
 
 TOKEN = "IjEyMzQ1Njc4OTAi.Zx9aBc.secret-reset-token-value"
 

@@ -27,10 +27,10 @@ from tests.deploy.instances import (
     Instances,
     Response,
     production_environment,
-    scratch_postgres,
     start_gunicorn,
 )
 from tests.portal.test_recovery import NEW_PASSWORD, WRONG, enroll, enrolled_answers
+from tests.scratch import scratch_postgres
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -39,7 +39,7 @@ ATTACKER_IP = "198.51.100.23"
 
 @pytest.fixture
 def instances(tmp_path: Path) -> Iterator[Instances]:
-    for database_url in scratch_postgres():
+    with scratch_postgres("selfservice_instances") as database_url:
         environment = production_environment(
             database_url, tmp_path, SIGN_IN_RATE_LIMIT="4 per minute", RECOVERY_RATE_LIMIT="100 per minute"
         )

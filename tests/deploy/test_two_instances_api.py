@@ -21,8 +21,9 @@ from selfservice.audit.services import SYSTEM
 from selfservice.extensions import db
 from tests.api.helpers import EVERY_SCOPE
 from tests.conftest import FAST_HASHING, seed_builtin
-from tests.deploy.instances import Instances, production_environment, scratch_postgres, start_gunicorn
+from tests.deploy.instances import Instances, production_environment, start_gunicorn
 from tests.deploy.test_two_instances import in_database
+from tests.scratch import scratch_postgres
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -31,7 +32,7 @@ STATUS = "/api/v1/accounts/p2000001/status"
 
 @pytest.fixture
 def instances(tmp_path: Path) -> Iterator[Instances]:
-    for database_url in scratch_postgres():
+    with scratch_postgres("selfservice_instances") as database_url:
         environment = production_environment(database_url, tmp_path)
         app = create_app(
             {"TESTING": True, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path), **FAST_HASHING}

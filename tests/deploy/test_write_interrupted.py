@@ -35,17 +35,16 @@ from selfservice.portal.cli import reconcile_command
 from selfservice.portal.models import PendingChange
 from selfservice.security import get_security
 from selfservice.security.tokens import Purpose
-from tests.conftest import FAST_HASHING, POSTGRES_ADMIN_URL, person, post_form
+from tests.conftest import FAST_HASHING, person, post_form
 from tests.deploy.instances import (
     Client,
-    free_port,
     production_environment,
-    scratch_postgres,
     serve_argv,
     worker_pids,
 )
 from tests.deploy.instances import _wait_until_serving as wait_until_serving
 from tests.faultproxy import EXTENDED_REQUEST, Fault, FaultProxy, ldap_request
+from tests.scratch import POSTGRES_ADMIN_URL, free_port, scratch_postgres
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.ldap]
 
@@ -118,7 +117,7 @@ def gunicorn_on_proxy(
     tmp_path: Path, slapd: Any, ldap_directory: Any, slapd_proxy: FaultProxy
 ) -> Iterator[tuple[str, subprocess.Popen[str], Flask]]:
     """One gunicorn (one worker) on a scratch PostgreSQL, talking to slapd through the proxy."""
-    for database_url in scratch_postgres():
+    with scratch_postgres("selfservice_instances") as database_url:
         app = portal(database_url, tmp_path, slapd, slapd.url)
         with app.app_context():
             upgrade()
@@ -204,7 +203,7 @@ def _worker_of(master: int) -> int:
 @pytest.fixture
 def postgres_app(tmp_path: Path, slapd: Any, ldap_directory: Any, slapd_proxy: FaultProxy) -> Iterator[Flask]:
     """The portal on a scratch PostgreSQL (whichever database the suite runs on), slapd via the proxy."""
-    for database_url in scratch_postgres():
+    with scratch_postgres("selfservice_instances") as database_url:
         app = portal(database_url, tmp_path, slapd, slapd_proxy.url())
         with app.app_context():
             upgrade()

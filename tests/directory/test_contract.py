@@ -7,7 +7,6 @@ The builtin adapter runs on the test database; the OpenLDAP adapter on a real sl
 from __future__ import annotations
 
 import dataclasses
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +25,7 @@ from selfservice.directory.interfaces import (
 )
 from tests.fixtures.disabling import disable_by_admin
 from tests.fixtures.people import PEOPLE, person
+from tests.scratch import free_port as closed_port
 
 ADAPTERS = [
     pytest.param("builtin", id="builtin"),
@@ -274,12 +274,6 @@ def test_filter_metacharacters_neither_inject_nor_crash(directory: Directory, ho
 
 def test_unknown_login_is_none(directory: Directory) -> None:
     assert directory.find("s9999999") is None
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(params=["builtin", pytest.param("openldap", marks=pytest.mark.ldap)])

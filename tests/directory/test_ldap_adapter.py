@@ -26,6 +26,7 @@ from selfservice.directory.ldap import LdapDirectory
 from tests.fixtures.disabling import PERMANENT_LOCK, failure_lock_time, ldap_lock
 from tests.fixtures.people import PEOPLE, person
 from tests.fixtures.referral import referral_elsewhere
+from tests.scratch import free_port
 from tests.slapd import Slapd
 
 pytestmark = [pytest.mark.ldap, pytest.mark.slow]
@@ -57,9 +58,7 @@ def unreachable_directory(url: str) -> LdapDirectory:
 
 @pytest.fixture
 def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_port()
 
 
 @pytest.fixture

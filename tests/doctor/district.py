@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from tests.scratch import free_port
 from tests.slapd import (
     Slapd,
     _check,
-    _free_port,
     _require_slapd,
     _start,
     _stop,
@@ -163,7 +163,7 @@ def district_slapd() -> Iterator[Slapd]:
             service_dn=SERVICE_DN,
         )
     )
-    port = _free_port()
+    port = free_port()
     url = f"ldap://127.0.0.1:{port}"
     log = run_dir / "slapd.log"
     process = _start(binary, conf, f"{url}/", log)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import email
-import socket
 import ssl
 import subprocess
 import threading
@@ -21,6 +20,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from selfservice.workers import worker_name
+from tests.scratch import free_port
 
 RELAY_USER = "portal-relay"
 RELAY_PASSWORD = "Relay-S3cret-pass-7781"
@@ -94,12 +94,6 @@ def _authenticate(server: Any, session: Session, envelope: Envelope, mechanism: 
         and data.password.decode() == RELAY_PASSWORD
     )
     return AuthResult(success=ok, handled=False)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class SmtpServer:

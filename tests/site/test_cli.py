@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,13 +13,8 @@ from pathlib import Path
 import pytest
 
 from selfservice.cli import main
+from tests.scratch import free_port
 from tests.site.test_site import closed_port
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_help_lists_the_portal_commands(runner) -> None:  # type: ignore[no-untyped-def]
@@ -114,20 +108,26 @@ def test_demo_serves_the_portal_and_prints_the_accounts(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_plain_pip_install_carries_templates_static_and_migrations(tmp_path: Path) -> None:
-    """A non-editable install serves pages from any working directory."""
+    """A non-editable install serves pages from any working directory.
+
+    The caller's PYTHONPATH is left out of every step: with it, Python would import the
+    source tree instead of the install, and the test would prove nothing (or fail for it).
+    """
     root = Path(__file__).resolve().parents[2]
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    plain = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("SELFSERVICE_")}
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120, env=plain)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, str(root)], check=True, timeout=900)
+    subprocess.run([*pip, str(root)], check=True, timeout=900, env=plain)
     site = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import selfservice; print(selfservice.PACKAGE_DIR)"],
         check=True,
         capture_output=True,
         text=True,
         cwd=tmp_path,
+        env=plain,
     ).stdout.strip()
+    assert Path(site).is_relative_to(venv), site  # the install, not the source tree
     for folder in ("templates", "static", "migrations"):
         assert (Path(site) / folder).is_dir(), folder
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SELFSERVICE_")}
-    run_demo([str(venv / "bin" / "selfservice")], tmp_path, env)
+    run_demo([str(venv / "bin" / "selfservice")], tmp_path, plain)

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from flask.testing import FlaskClient
 
 from tests.conftest import AppFactory, post_form
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.scratch import free_port as closed_port
 
 
 def unreachable_ldap(make_app: AppFactory):  # type: ignore[no-untyped-def]

@@ -16,7 +16,6 @@ from tests.conftest import seed_builtin
 from tests.doctor import district
 from tests.samba import BASE_DN as AD_BASE_DN
 from tests.slapd import Slapd
-from tests.sync.proxy import FaultProxy
 
 BUILTIN_TARGET = {"name": "library", "label": "Library catalog", "kind": "builtin", "match": ["login"]}
 
@@ -41,15 +40,6 @@ def _target(
         "settings": settings,
         **options,
     }
-
-
-@pytest.fixture
-def ad_proxy(samba_ad: Any) -> Iterator[FaultProxy]:
-    """A proxy to the DC's LDAPS port that a test can stop and start."""
-    proxy = FaultProxy((samba_ad.address, 636))
-    proxy.start()
-    yield proxy
-    proxy.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ target takes it away and brings it back.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -23,12 +22,11 @@ from selfservice.sync.worker import run_worker as run_sync_worker
 from selfservice.workers import StopFlag
 from tests.conftest import AuthActions, person, post_form
 from tests.doctor import district
-from tests.faultproxy import EXTENDED_REQUEST, Fault, ldap_request
+from tests.faultproxy import EXTENDED_REQUEST, Fault, FaultProxy, ldap_request
 from tests.fixtures.disabling import PERMANENT_LOCK, failure_lock_time, ldap_lock
 from tests.portal.test_recovery import enroll, recover, reset_to
 from tests.slapd import Slapd
 from tests.sync.conftest import district_target, lakeside_dn, openldap_target
-from tests.sync.proxy import FaultProxy
 from tests.sync.test_sync import NEW_PASSWORD, events, reset, rows, run_worker
 
 pytestmark = [pytest.mark.ldap, pytest.mark.slow]
@@ -274,27 +272,17 @@ def test_an_administrators_permanent_lock_on_the_target_outlives_the_sync(
 # --- the target away -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def target_proxy(slapd: Slapd) -> Iterator[FaultProxy]:
-    """A proxy to the session slapd that a test stops (the target is down) and starts again."""
-    host, port = slapd.url.rsplit("//", 1)[1].rsplit(":", 1)
-    proxy = FaultProxy((host, int(port)))
-    proxy.start()
-    yield proxy
-    proxy.stop()
-
-
 def test_a_target_down_keeps_the_change_queued_and_the_worker_delivers_it_when_it_returns(
-    make_ldap_target_app: Any, slapd: Slapd, target_proxy: FaultProxy
+    make_ldap_target_app: Any, slapd: Slapd, slapd_proxy: FaultProxy
 ) -> None:
-    url = f"ldap://127.0.0.1:{target_proxy.port}"
+    url = slapd_proxy.url()
     app = make_ldap_target_app(
         targets=[openldap_target(slapd, url)], SYNC_RETRY_BASE_SECONDS=1, SYNC_POLL_SECONDS=1
     )
     enroll(app, "s1000001")
     client = app.test_client()
     old = person("s1000001").password
-    target_proxy.stop()
+    slapd_proxy.stop()
 
     done = reset_to(client, recover(client, app, "s1000001"), NEW_PASSWORD)
     first = run_worker(app)
@@ -309,7 +297,7 @@ def test_a_target_down_keeps_the_change_queued_and_the_worker_delivers_it_when_i
     assert "portals (openldap): queued 1, done 0" in status_lines(app)
     assert [event.details["target"] for event in events(app, Tag.SYNC_DEFERRED)] == ["portals"]
 
-    target_proxy.start()
+    slapd_proxy.start()
     totals = worker_until_done(app)
 
     assert totals.counts == {"done": 1}
@@ -341,14 +329,14 @@ def worker_until_done(app: Flask, seconds: float = 5) -> Any:
 
 
 def test_a_newer_change_made_while_the_target_is_down_is_the_one_it_gets(
-    make_ldap_target_app: Any, slapd: Slapd, target_proxy: FaultProxy
+    make_ldap_target_app: Any, slapd: Slapd, slapd_proxy: FaultProxy
 ) -> None:
-    app = make_ldap_target_app(targets=[openldap_target(slapd, f"ldap://127.0.0.1:{target_proxy.port}")])
-    target_proxy.stop()
+    app = make_ldap_target_app(targets=[openldap_target(slapd, slapd_proxy.url())])
+    slapd_proxy.stop()
     reset(app, "s1000002", "Older-Password-Sync-41")
     run_worker(app)
     reset(app, "s1000002")
-    target_proxy.start()
+    slapd_proxy.start()
 
     result = run_worker(app, later=timedelta(hours=1))
 

@@ -24,6 +24,7 @@ from selfservice.sync.services import queue_sync
 from selfservice.sync.worker import sync_due
 from selfservice.timeutil import utcnow
 from tests.conftest import person
+from tests.faultproxy import FaultProxy
 from tests.portal.test_change_password import everything_stored
 from tests.sync.conftest import BUILTIN_TARGET, ad_target
 
@@ -106,10 +107,10 @@ def test_a_reset_reaches_all_three_directories(
 
 
 def test_a_target_down_during_the_reset_gets_the_password_after_it_returns(
-    make_sync_app: Any, ad_proxy: Any, ad_directory: Any
+    make_sync_app: Any, samba_proxy: FaultProxy, ad_directory: Any
 ) -> None:
-    app = make_sync_app(ad_url=f"ldaps://127.0.0.1:{ad_proxy.port}")
-    ad_proxy.stop()
+    app = make_sync_app(ad_url=samba_proxy.url("ldaps"))
+    samba_proxy.stop()
 
     reset(app, "p2000001")  # matched in AD by login: a parent has no student ID
     first = run_worker(app)
@@ -124,7 +125,7 @@ def test_a_target_down_during_the_reset_gets_the_password_after_it_returns(
     assert [event.details["target"] for event in events(app, Tag.SYNC_DEFERRED)] == ["ad"]
     assert run_worker(app).handled == 0  # not due again before its backoff
 
-    ad_proxy.start()
+    samba_proxy.start()
     second = run_worker(app, later=timedelta(minutes=5))
 
     assert second.counts == {"done": 1}
@@ -220,14 +221,14 @@ def test_with_unlock_off_a_lockout_in_ad_stays_after_the_sync(
 
 
 def test_a_newer_change_supersedes_a_pending_older_one(
-    make_sync_app: Any, ad_proxy: Any, ad_directory: Any
+    make_sync_app: Any, samba_proxy: FaultProxy, ad_directory: Any
 ) -> None:
-    app = make_sync_app(ad_url=f"ldaps://127.0.0.1:{ad_proxy.port}")
-    ad_proxy.stop()
+    app = make_sync_app(ad_url=samba_proxy.url("ldaps"))
+    samba_proxy.stop()
     reset(app, "s1000001", "Older-Password-Sync-41")
     run_worker(app)
     reset(app, "s1000001")
-    ad_proxy.start()
+    samba_proxy.start()
 
     run_worker(app, later=timedelta(hours=1))
 
