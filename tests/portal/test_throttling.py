@@ -238,7 +238,7 @@ def test_a_lock_set_by_wrong_codes_says_codes_not_answers(make_app: AppFactory) 
     (event,) = audit(app, Tag.LOCKED)
     assert event.details["limit"] == "day"
     (notice,) = outbox(app, "notice:locked")
-    assert "wrong verification codes" in notice.body_text
+    assert "A wrong verification code reached today's limit of wrong tries" in notice.body_text
     assert "wrong answers to the security questions" not in notice.body_text
 
 
