@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from selfservice.api.services import EVENTS_PAGE_MAX
+from selfservice.config import SHIPPED_LANGUAGES
 
 JSON = "application/json"
 
@@ -99,6 +100,12 @@ NEW_PARENT_REQUEST = _object(
         "account_number": _text(40),
         "parent_name": _text(200),
         "parent_phone": {"type": "string", "pattern": "^[0-9]{3}-[0-9]{3}-[0-9]{4}$"},
+        "language": {
+            "type": "string",
+            "enum": list(SHIPPED_LANGUAGES),
+            "description": "The language the parent reads, one the portal offers (LANGUAGES); "
+            "kept only when the parent has none stored yet.",
+        },
         "note": _text(2000, min_length=0),
     },
     ["kind", "contact_name", "contact_phone", "pin", "account_number", "parent_name", "parent_phone"],

@@ -145,13 +145,30 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def _checked_form(form_class: type, body: dict[str, Any], names: tuple[str, ...]) -> Any:
-    """The help desk's own form, filled from JSON: the same shape checks and the same messages."""
+def _checked_form(
+    form_class: type, body: dict[str, Any], names: tuple[str, ...], *, errors: dict[str, str] | None = None
+) -> Any:
+    """The help desk's own form, filled from JSON: the same shape checks and the same messages.
+
+    ``errors`` are the API's own field checks, reported with the form's in one answer.
+    """
     form = form_class(formdata=MultiDict(services.body_strings(body, names)), meta={"csrf": False})
-    if not form.validate():
-        fields = {name: str(errors[0]) for name, errors in form.errors.items()}
+    if not form.validate() or errors:
+        fields = {name: str(messages[0]) for name, messages in form.errors.items()} | (errors or {})
         raise ApiError(400, "invalid", _("Some fields are missing or wrong."), fields=fields)
     return form
+
+
+def _parent_language(body: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """The optional language the parent reads ("" when not given) and its field error, if any."""
+    offered = current_app.config["LANGUAGES"]
+    language = body.get("language", "")
+    if "language" in body and not (isinstance(language, str) and language in offered):
+        message = _(
+            "Use one of the languages the portal offers: %(languages)s.", languages=", ".join(offered)
+        )
+        return "", {"language": message}
+    return language, {}
 
 
 # --- the document -------------------------------------------------------------------------
@@ -185,7 +202,8 @@ def open_request() -> ResponseReturnValue:
         )
         opener: Callable[..., Any] = desk_requests.open_student_request
     else:
-        form = _checked_form(ParentRequestForm, body, PARENT_FIELDS)
+        language, problems = _parent_language(body)
+        form = _checked_form(ParentRequestForm, body, PARENT_FIELDS, errors=problems)
         details = desk_requests.ParentDetails(
             contact_name=form.contact_name.data,
             contact_phone=form.contact_phone.data,
@@ -194,6 +212,7 @@ def open_request() -> ResponseReturnValue:
             parent_name=form.parent_name.data,
             parent_phone=form.parent_phone.data,
             note=form.note.data or "",
+            language=language,
         )
         opener = desk_requests.open_parent_request
     _claim_mismatch()

@@ -64,6 +64,7 @@ STAFF_TAGS = (
     Tag.HELP_REQUEST_RESOLVED,
     Tag.QUESTION_CHANGED,
     Tag.UNLOCKED,
+    Tag.UNLOCK_REFUSED,
 )
 _HOLDER = frozenset(str(tag) for tag in HOLDER_TAGS)
 _STAFF = frozenset(str(tag) for tag in STAFF_TAGS)

@@ -33,6 +33,7 @@ class Tag(StrEnum):
     TOKEN_REFUSED = "account:token:refused"
     LOCKED = "account:selfservice:locked"
     UNLOCKED = "account:selfservice:unlocked"
+    UNLOCK_REFUSED = "account:selfservice:unlock-refused"
     # Throttling
     RATE_LIMIT_BREACH = "ratelimit:request:breach"
     # Help desk

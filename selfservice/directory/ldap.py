@@ -712,7 +712,7 @@ def _any_group_is(groups: list[dict[str, Any]], wanted: str) -> bool:
 def _require_new_password(new_password: str) -> None:
     # ldap3 drops an empty new password, and the server would then generate one.
     if not new_password:
-        raise PasswordRejected("The new password cannot be empty.")
+        raise PasswordRejected(N_("The new password cannot be empty."))
 
 
 def _sent_once(write: Callable[[], T]) -> T:

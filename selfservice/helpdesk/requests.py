@@ -60,6 +60,8 @@ _SEPARATORS = re.compile(r"[\s\-\u2010\u2011\u2013\u2014.,]+")
 
 
 OWN_ACCOUNT = N_("You cannot open a help request for your own account. Ask a colleague to open it for you.")
+#: What a request keeps of a directory display name (its column's length).
+NAME_CHARS: int = HelpRequest.__table__.c.opened_by_name.type.length
 
 
 class RequestRefused(Exception):
@@ -110,6 +112,15 @@ def names_match(typed: str, on_file: str | None) -> bool:
     """The same words in any order: "Lopez, Ana" matches "Ana López"."""
     typed_words = normalise_name(typed)
     return bool(typed_words) and sorted(typed_words) == sorted(normalise_name(on_file or ""))
+
+
+def fit_name(name: str, limit: int = NAME_CHARS) -> str:
+    """A directory display name as a request keeps it: spaces collapsed, cut with an ellipsis past ``limit``.
+
+    The directory's name has no length limit; the request's copy is for display only.
+    """
+    name = " ".join(name.split())
+    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 def has_email_on_file(directory: Directory, employee: Staff) -> bool:
@@ -288,10 +299,10 @@ def _open(
     request.form_key = form_key or None
     request.created_at = request.updated_at = now
     request.opened_by_login, request.opened_by_key = employee.login, employee.key
-    request.opened_by_name = employee.display_name
+    request.opened_by_name = fit_name(employee.display_name)
     request.opened_by_email = employee_account.email if employee_account else None
     request.subject_key, request.subject_login = holder.key, holder.login
-    request.subject_name = holder.display_name
+    request.subject_name = fit_name(holder.display_name)
     try:
         db.session.add(request)
         db.session.flush()

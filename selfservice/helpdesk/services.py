@@ -43,7 +43,7 @@ from selfservice.helpdesk.queues import (
 from selfservice.i18n_markers import N_
 from selfservice.portal.enrollment import clear_enrollment
 from selfservice.portal.unlock import DISABLED as UNLOCK_DISABLED
-from selfservice.portal.unlock import unlock_account
+from selfservice.portal.unlock import refuse_unlock, unlock_account
 from selfservice.security import Security
 from selfservice.security.models import TokenNonce
 from selfservice.timeutil import utcnow
@@ -292,6 +292,7 @@ def unlock(
     """ITS lifts the account holder's self-service lockout; True when a lock was in force."""
     holder = _its_holder(directory, request, staff)
     if holder.disabled_by_admin:
+        refuse_unlock(holder, actor=staff.login, origin=origin, request=request.number)
         raise ActionRefused(UNLOCK_DISABLED)
     _start_its_work(request, staff, revision)
     add_event(request, staff.login, Action.UNLOCKED)

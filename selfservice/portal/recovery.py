@@ -469,7 +469,7 @@ def check_code(
     _record_code(Tag.RECOVERY_CODE_FAILED, "failure", origin, account, reason="wrong", tries_left=tries_left)
     until = security.lockout.record_code_failure(account.key, account.login, origin)
     if until is not None:  # this code reached the day's cap: tell the holder once
-        notify_account(account, Notice.LOCKED, until=until)
+        notify_account(account, Notice.LOCKED, until=until, by_codes=True)
     _notice_if_due(security, account.key, account)
     if not tries_left:
         return Step(Stage.HELP, kind=account.kind, reason=HelpReason.CODE_FAILED)
@@ -482,7 +482,7 @@ def _claim_code(security: Security, account: Account, origin: Origin) -> bool:
         security.lockout.claim_code(account.key, account.login, origin)
     except Locked as locked:
         if locked.newly:  # this refusal set the cap's lock: tell the holder once
-            notify_account(account, Notice.LOCKED, until=locked.until)
+            notify_account(account, Notice.LOCKED, until=locked.until, by_codes=True)
         return False
     return True
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from selfservice.audit.services import Origin, record
 from selfservice.audit.tags import Tag
 from selfservice.directory.interfaces import Account, Directory
@@ -37,6 +39,7 @@ def unlock_account(
     its holder would be told to try again and could not (self-service refuses it).
     """
     if account.disabled_by_admin:
+        refuse_unlock(account, actor=actor, origin=origin)
         raise AccountDisabled(f"{account.login} is disabled by an administrator")
     was_locked = security.lockout.clear(account.key)
     if only_if_locked and not was_locked:
@@ -55,3 +58,16 @@ def unlock_account(
     notify_account(account, Notice.UNLOCKED, commit=False)
     db.session.commit()
     return was_locked
+
+
+def refuse_unlock(account: Account, *, actor: str, origin: Origin, **details: Any) -> None:
+    """Record that an unlock was refused because an administrator disabled the account (invariant 12)."""
+    record(
+        Tag.UNLOCK_REFUSED,
+        outcome="refused",
+        origin=origin,
+        actor=actor,
+        subject=account.login,
+        subject_key=account.key,
+        details={"reason": "disabled-by-admin", **details},
+    )

@@ -14,10 +14,9 @@ from typing import Any
 from flask import Flask, current_app
 from flask_babel import get_locale
 
-from selfservice.directory.interfaces import Account
 from selfservice.i18n import _, ngettext
 from selfservice.sync.crypto import SyncCipher
-from selfservice.sync.policy import RulesCache, problems
+from selfservice.sync.policy import RulesCache
 from selfservice.sync.targets import Target, parse_targets
 
 EXTENSION_KEY = "selfservice.sync"
@@ -35,12 +34,6 @@ class Sync:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Sync:
         return cls(tuple(parse_targets(config)), SyncCipher.from_config(config), config, RulesCache())
-
-    def password_problems(self, account: Account, password: str) -> list[str]:
-        """What ``password`` lacks to meet the strictest rules of the targets (N_ message ids)."""
-        if not self.targets:
-            return []
-        return problems(password, self.rules.strictest(self.targets, self.config), account)
 
     def target(self, name: str) -> Target | None:
         return next((target for target in self.targets if target.name == name), None)

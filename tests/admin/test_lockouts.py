@@ -231,6 +231,27 @@ def test_an_account_an_administrator_disabled_is_not_unlocked_from_the_page_or_t
     assert unlock_records(app, "s1000001") == ([], [])
 
 
+UNLOCK_REFUSED = "account:selfservice:unlock-refused"
+
+
+def test_a_refused_unlock_of_a_disabled_account_is_audited_from_the_page_and_the_command_line(
+    admin: FlaskClient, app: Flask, runner: Any, request: pytest.FixtureRequest
+) -> None:
+    key = lock_out(app, "s1000001")
+    disable_by_admin(request, app, "s1000001")
+    confirm_page = f"/admin/lockouts/{key}/unlock"
+    admin.post(confirm_page, data={"csrf_token": csrf_token(admin, confirm_page), "confirm": "y"})
+    runner.invoke(args=["unlock", "s1000001"])
+    with app.app_context():
+        events = db.session.query(AuditEvent).filter_by(tag=UNLOCK_REFUSED).order_by(AuditEvent.id).all()
+        seen = [(e.actor, e.subject, e.subject_key, e.outcome, e.details) for e in events]
+    reason = {"reason": "disabled-by-admin"}
+    assert seen == [
+        ("admin1", "s1000001", key, "refused", reason),
+        ("cli", "s1000001", key, "refused", reason),
+    ]
+
+
 def test_two_admins_unlocking_at_once_record_one_unlock_and_send_one_notice(app: Flask) -> None:
     key = lock_out(app, "s1000001")
     confirm_page = f"/admin/lockouts/{key}/unlock"

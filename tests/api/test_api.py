@@ -19,6 +19,7 @@ from selfservice.audit.tags import Tag
 from selfservice.directory import get_directory
 from selfservice.extensions import db
 from selfservice.helpdesk.models import HelpRequest
+from selfservice.mail.models import AccountLanguage
 from selfservice.security import get_security
 from selfservice.security.lockout import Locked
 from selfservice.timeutil import utcnow
@@ -294,3 +295,37 @@ def test_account_status_tells_an_administrators_disable_from_a_lockout(
     disable_by_admin(request, app, "p2000001")
     status = api.get("/accounts/p2000001/status").json
     assert (status["disabled"], status["disabled_by_admin"]) == (True, True)
+
+
+def _remembered_language(app: Flask, login: str) -> str | None:
+    with app.app_context():
+        account = get_directory().find(login)
+        assert account is not None
+        return db.session.scalar(
+            select(AccountLanguage.language).where(AccountLanguage.account_key == account.key)
+        )
+
+
+def test_a_parent_request_through_the_api_keeps_the_language_the_parent_reads(app: Flask, api: Api) -> None:
+    response = api.post("/requests", {**PARENT, "language": "ht"})
+    assert response.status_code == 201, response.json
+    assert _remembered_language(app, "p2000001") == "ht"
+
+
+def test_the_language_on_an_api_request_never_replaces_one_already_stored(app: Flask, api: Api) -> None:
+    assert api.post("/requests", {**PARENT, "language": "es"}).status_code == 201
+    assert api.post("/requests", {**PARENT, "language": "fr"}).status_code == 201
+    assert _remembered_language(app, "p2000001") == "es"
+
+
+@pytest.mark.parametrize("language", ["de", "", "EN-us", 7])
+def test_a_language_the_portal_does_not_offer_gets_the_apis_field_error(
+    app: Flask, api: Api, language: object
+) -> None:
+    response = api.post("/requests", {**PARENT, "language": language})
+    assert response.status_code == 400, response.json
+    assert response.json["error"]["code"] == "invalid"
+    assert "language" in response.json["error"]["fields"]
+    assert _remembered_language(app, "p2000001") is None
+    with app.app_context():
+        assert db.session.scalar(select(HelpRequest.id)) is None

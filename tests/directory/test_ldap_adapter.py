@@ -9,10 +9,13 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from babel.support import Translations
 
+import selfservice
 from selfservice import config
 from selfservice.directory.interfaces import (
     AccountKind,
@@ -28,6 +31,8 @@ from tests.fixtures.people import PEOPLE, person
 from tests.fixtures.referral import referral_elsewhere
 from tests.scratch import free_port
 from tests.slapd import Slapd
+
+TRANSLATIONS = Path(selfservice.__file__).parent / "translations"
 
 pytestmark = [pytest.mark.ldap, pytest.mark.slow]
 
@@ -335,9 +340,13 @@ def test_empty_new_password_is_refused(ldap_directory: LdapDirectory) -> None:
     account = ldap_directory.find("s1000001")
     assert account is not None
 
-    with pytest.raises(PasswordRejected):
+    with pytest.raises(PasswordRejected) as refused:
         ldap_directory.set_password(account, "")
     assert ldap_directory.authenticate("s1000001", "Correct-Horse-1001") is not None
+    # The reason reaches the page through gettext: it is in every catalog.
+    for language in ("es", "fr", "ht"):
+        catalog = Translations.load(str(TRANSLATIONS), [language])
+        assert catalog.gettext(refused.value.reason) != refused.value.reason, language
 
 
 def test_directory_lock_shows_as_disabled_and_unlock_clears_it(

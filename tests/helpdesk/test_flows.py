@@ -8,6 +8,7 @@ records a contact, escalates -> ITS issues a link to the parent's own address.
 
 from __future__ import annotations
 
+import ldap3
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -26,6 +27,7 @@ from tests.helpdesk.helpers import (
     request_row,
     token_of,
 )
+from tests.slapd import Slapd
 
 NEW_PASSWORD = "Lantern-Orchard-Basil-77"
 
@@ -152,3 +154,41 @@ def test_a_password_the_directory_refuses_leaves_the_link_usable(make_app: AppFa
     assert request_row(app, number).status == Status.IN_PROGRESS
     set_password_with_link(app, token, NEW_PASSWORD)
     assert binds(app, "s1000001", NEW_PASSWORD)
+
+
+@pytest.mark.ldap
+@pytest.mark.slow
+def test_a_directory_name_longer_than_the_request_keeps_still_opens_the_request(
+    make_app: AppFactory, request: pytest.FixtureRequest
+) -> None:
+    slapd = request.getfixturevalue("slapd")
+    app = make_app(directory="openldap")
+    long_name = "Ms. Teacher " + " ".join(["Longfamilyname"] * 20)  # 311 characters
+    # Words padded with spaces: the typed name still matches (same words), the value is long.
+    padded_holder = "Ana" + " " * 250 + "Lopez"
+    request.addfinalizer(
+        lambda: (
+            _set_cn(slapd, "teacher1", person("teacher1").display_name),
+            _set_cn(slapd, "s1000001", person("s1000001").display_name),
+        )
+    )
+    _set_cn(slapd, "teacher1", long_name)
+    _set_cn(slapd, "s1000001", padded_holder)
+
+    number = opened_number(open_request(browser(app, "teacher1"), "student"))
+
+    row = request_row(app, number)
+    assert len(row.opened_by_name) == 200
+    assert row.opened_by_name == long_name[:199] + "…"
+    assert row.subject_name == "Ana Lopez"
+    page = browser(app, "its1").get(f"/helpdesk/requests/{number}")
+    assert page.status_code == 200
+    assert long_name[:199] + "…" in page.get_data(as_text=True)
+
+
+def _set_cn(slapd: Slapd, login: str, name: str) -> None:
+    conn = slapd.root_connection()
+    try:
+        assert conn.modify(slapd.dn(login), {"cn": [(ldap3.MODIFY_REPLACE, [name])]}), conn.result
+    finally:
+        conn.unbind()

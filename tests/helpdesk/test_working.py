@@ -148,3 +148,6 @@ def test_its_cannot_unlock_an_account_an_administrator_disabled_and_is_told_why(
     assert audit_events(app, Tag.UNLOCKED) == []
     assert outbox(app, "notice:unlocked") == []
     assert Action.UNLOCKED not in [event.action for event in request_row(app, number).events]
+    (refused,) = audit_events(app, "account:selfservice:unlock-refused")
+    assert (refused.actor, refused.subject, refused.outcome) == ("its1", "s1000001", "refused")
+    assert refused.details == {"reason": "disabled-by-admin", "request": number}

@@ -223,3 +223,33 @@ def test_parallel_wrong_codes_at_the_daily_cap_write_one_lock_and_one_notice(mak
     _lock_notice_tells_the_day_end(app, "p2000001")
     # And the right code no longer gets past the cap.
     assert post_form(client, "/forgot/code", {"code": mailed_code(app)}).headers["Location"] == "/forgot/help"
+
+
+def test_a_lock_set_by_wrong_codes_says_codes_not_answers(make_app: AppFactory) -> None:
+    app = make_app(LOCKOUT_MAX_FAILURES_PER_DAY=2, CODE_TRIES=3)
+    enroll(app, "p2000001")
+    client = app.test_client()
+    begin(client, "p2000001")
+    assert answer(client, app, "p2000001").headers["Location"] == "/forgot/code"
+
+    post_form(client, "/forgot/code", {"code": "AAAAAAAA"})
+    post_form(client, "/forgot/code", {"code": "AAAAAAAA"})
+
+    (event,) = audit(app, Tag.LOCKED)
+    assert event.details["limit"] == "day"
+    (notice,) = outbox(app, "notice:locked")
+    assert "A wrong verification code reached today's limit of wrong tries" in notice.body_text
+    assert "wrong answers to the security questions" not in notice.body_text
+
+
+def test_a_lock_set_by_wrong_answers_still_says_answers(make_app: AppFactory) -> None:
+    app = make_app(LOCKOUT_MAX_FAILURES=2)
+    enroll(app, "s1000001")
+    client = app.test_client()
+    for _ in range(2):
+        begin(client, "s1000001")
+        answer(client, app, right=False)
+
+    (notice,) = outbox(app, "notice:locked")
+    assert "wrong answers to the security questions" in notice.body_text
+    assert "verification code" not in notice.body_text

@@ -9,9 +9,11 @@ import sqlalchemy as sa
 
 from selfservice.directory import get_directory
 from selfservice.extensions import db
+from selfservice.portal.passwords import NewPassword, ensure_acceptable
+from selfservice.security import get_security
 from selfservice.sync import get_sync
 from selfservice.sync.models import SyncWrite
-from selfservice.sync.policy import read_rules, strictest
+from selfservice.sync.policy import problems, read_rules, strictest
 from selfservice.sync.targets import build_adapter
 from tests.conftest import AuthActions, person, post_form
 from tests.sync.conftest import BUILTIN_TARGET, ad_target
@@ -56,7 +58,11 @@ def test_a_password_a_target_would_refuse_is_refused_before_any_write(
     assert "Use at least three of these: capital letters" in response.get_data(as_text=True)
     with app.app_context():
         assert get_directory().authenticate("p2000001", person("p2000001").password) is not None
-        assert get_sync().password_problems(get_directory().find("p2000001"), "Lantern-Orchard-58") == []
+        # What the portal checks before a write (the primary's and every target's rules) takes a strong one.
+        account = get_directory().find("p2000001")
+        strong = "Lantern-Orchard-58"
+        ensure_acceptable(get_security(), account, NewPassword(strong, strong))  # raises PolicyViolation
+        assert problems(strong, get_security().directory_password_rules(account), account) == []
 
 
 def test_a_targets_longer_minimum_is_shown_and_enforced_before_any_write(
