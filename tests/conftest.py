@@ -25,7 +25,6 @@ from tests.scratch import scratch_postgres
 pytest_plugins = ["tests.slapd", "tests.samba", "tests.faultproxy", "tests.doctor.district"]
 
 
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect the ``row_locks`` races in the SQLite pass: one writer at a time cannot race."""
     if os.environ.get("SELFSERVICE_TEST_DATABASE", "sqlite") == "postgres":
