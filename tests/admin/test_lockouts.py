@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +9,7 @@ import ldap3
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 from selfservice.audit.models import AuditEvent
 from selfservice.audit.services import Origin
@@ -23,8 +21,8 @@ from selfservice.security import get_security
 from selfservice.security.lockout import Locked
 from selfservice.security.models import Lockout
 from selfservice.timeutil import utcnow
-from tests.admin.conftest import lock_out, table
-from tests.conftest import AuthActions, csrf_token, person
+from tests.admin.conftest import lock_out, post_at_once, table
+from tests.conftest import csrf_token, person
 from tests.fixtures.disabling import disable_by_admin
 
 
@@ -255,40 +253,11 @@ def test_a_refused_unlock_of_a_disabled_account_is_audited_from_the_page_and_the
 def test_two_admins_unlocking_at_once_record_one_unlock_and_send_one_notice(app: Flask) -> None:
     key = lock_out(app, "s1000001")
     confirm_page = f"/admin/lockouts/{key}/unlock"
-    barrier, local = threading.Barrier(2), threading.local()
 
-    def pause_after_the_lock_is_read(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        # Both admins see the lock before either lifts it: the race a busy desk meets by chance.
-        if (
-            getattr(local, "armed", False)
-            and statement.lstrip().startswith("SELECT")
-            and "lockout" in statement
-        ):
-            local.armed = False
-            with contextlib.suppress(threading.BrokenBarrierError):
-                barrier.wait(timeout=3)
+    # Both admins see the lock before either lifts it.
+    results = post_at_once(app, [(confirm_page, {"confirm": "y"})] * 2, "lockout", form_path=confirm_page)
 
-    def unlock(results: list[int]) -> None:
-        client = app.test_client()
-        assert AuthActions(client).login("admin1").status_code == 303
-        token = csrf_token(client, confirm_page)
-        local.armed = True
-        results.append(client.post(confirm_page, data={"csrf_token": token, "confirm": "y"}).status_code)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "after_cursor_execute", pause_after_the_lock_is_read)
-    results: list[int] = []
-    threads = [threading.Thread(target=unlock, args=(results,)) for _ in range(2)]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        event.remove(engine, "after_cursor_execute", pause_after_the_lock_is_read)
-
-    assert results == [303, 303]
+    assert [status for status, _page in results] == [303, 303]
     assert_can_try_again(app, key, "s1000001")
     events, mail = unlock_records(app, "s1000001")
     assert [e.details["was_locked"] for e in events] == [True]

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from typing import Any
-
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
 
 from selfservice.audit.models import AuditEvent
 from selfservice.audit.services import Origin
@@ -19,7 +14,8 @@ from selfservice.portal import recovery
 from selfservice.portal.enrollment import active_questions, enroll
 from selfservice.portal.models import Question
 from selfservice.security import get_security
-from tests.conftest import AuthActions, csrf_token, post_form
+from tests.admin.conftest import post_at_once
+from tests.conftest import post_form
 
 ANSWERS = ["Mister Fluffles", "Reykjavik harbour", "boiled spinach", "Captain Whiskers", "Bubbles"]
 
@@ -184,63 +180,9 @@ def test_unknown_question_is_404(admin: FlaskClient) -> None:
     assert admin.get("/admin/questions/99999").status_code == 404
 
 
-class _PauseAfterRead:
-    """Holds each armed thread just after it reads the bank (a SELECT with ``marker``) till the other has.
-
-    Two admins then both read the bank before either writes: the race a busy console
-    meets by chance. A thread that cannot get there (it waits on the other's lock) is let
-    go after a few seconds.
-    """
-
-    def __init__(self, app: Flask, parties: int, marker: str) -> None:
-        self.marker = marker
-        self.barrier = threading.Barrier(parties)
-        self.local = threading.local()
-        with app.app_context():
-            self.engine = db.engine
-        event.listen(self.engine, "after_cursor_execute", self._after)
-
-    def arm(self) -> None:
-        self.local.armed = True
-
-    def close(self) -> None:
-        event.remove(self.engine, "after_cursor_execute", self._after)
-
-    def _after(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        reads_bank = statement.lstrip().startswith("SELECT") and self.marker in statement
-        if reads_bank and getattr(self.local, "armed", False):
-            self.local.armed = False
-            with contextlib.suppress(threading.BrokenBarrierError):
-                self.barrier.wait(timeout=3)
-
-
-def _post_at_once(app: Flask, posts: list[tuple[str, dict[str, str]]], marker: str) -> list[tuple[int, str]]:
-    """Two admins, each signed in on their own client, post at the same moment."""
-    pause = _PauseAfterRead(app, len(posts), marker)
-    results: list[tuple[int, str]] = []
-
-    def post(path: str, data: dict[str, str]) -> None:
-        client = app.test_client()
-        assert AuthActions(client).login("admin1").status_code == 303
-        token = csrf_token(client, "/admin/questions")
-        pause.arm()
-        response = client.post(path, data={"csrf_token": token, **data})
-        results.append((response.status_code, response.get_data(as_text=True)))
-
-    threads = [threading.Thread(target=post, args=each) for each in posts]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        pause.close()
-    return results
-
-
 def _retire_at_once(app: Flask, question_ids: list[int]) -> list[tuple[int, str]]:
     posts = [(f"/admin/questions/{qid}/retire", {"confirm": "y"}) for qid in question_ids]
-    return _post_at_once(app, posts, "WHERE question.active")
+    return post_at_once(app, posts, "WHERE question.active")
 
 
 def test_two_admins_retiring_at_once_never_leave_the_bank_short(app: Flask) -> None:
@@ -284,7 +226,7 @@ def test_two_admins_moving_at_once_both_moves_count(app: Flask) -> None:
         (f"/admin/questions/{second}/move", {"direction": "down"}),
     ]
 
-    results = _post_at_once(app, posts, "ORDER BY question.position")
+    results = post_at_once(app, posts, "ORDER BY question.position")
 
     assert [status for status, _page in results] == [303, 303]
     with app.app_context():
