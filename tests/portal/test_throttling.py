@@ -100,11 +100,29 @@ def test_the_rate_limit_page_is_the_same_for_any_login(make_app: AppFactory) -> 
     assert pages[0][0] == 429
 
 
-def _guess(client: FlaskClient, token: str, barrier: threading.Barrier, results: list[Any]) -> None:
-    data = {"csrf_token": token, **{f"answer_{n}": WRONG for n in range(1, QUESTIONS + 1)}}
-    barrier.wait()
-    response = client.post("/forgot/questions", data=data)
-    results.append((response.status_code, response.headers.get("Location")))
+def _started(client: FlaskClient, login: str) -> str:
+    """Start recovery for ``login`` on ``client``; the questions form's CSRF token."""
+    begin(client, login)
+    return csrf_token(client, "/forgot/questions")
+
+
+def _guess_at_once(clients: list[FlaskClient], tokens: list[str]) -> list[Any]:
+    """Every client posts wrong answers at the same moment: (status, Location) of each."""
+    barrier = threading.Barrier(len(clients))
+    results: list[Any] = []
+
+    def guess(client: FlaskClient, token: str) -> None:
+        data = {"csrf_token": token, **{f"answer_{n}": WRONG for n in range(1, QUESTIONS + 1)}}
+        barrier.wait()
+        response = client.post("/forgot/questions", data=data)
+        results.append((response.status_code, response.headers.get("Location")))
+
+    threads = [threading.Thread(target=guess, args=pair) for pair in zip(clients, tokens, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
 
 
 def test_twenty_parallel_wrong_answers_are_cut_off_at_the_lockout_limit(make_app: AppFactory) -> None:
@@ -112,22 +130,10 @@ def test_twenty_parallel_wrong_answers_are_cut_off_at_the_lockout_limit(make_app
     app = make_app(RECOVERY_RATE_LIMIT="1000 per minute", GLOBAL_RATE_LIMIT="1000 per minute")
     enroll(app, "s1000001")
     clients = [app.test_client() for _ in range(PARALLEL_GUESSES)]
-    tokens = []
-    for client in clients:
-        begin(client, "s1000001")
-        tokens.append(csrf_token(client, "/forgot/questions"))
+    tokens = [_started(client, "s1000001") for client in clients]
     assert len({tuple(pinned_ids(c, app)) for c in clients}) == 1
     before = verifies(app)
-    barrier = threading.Barrier(PARALLEL_GUESSES)
-    results: list[Any] = []
-    threads = [
-        threading.Thread(target=_guess, args=(client, token, barrier, results))
-        for client, token in zip(clients, tokens, strict=True)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = _guess_at_once(clients, tokens)
 
     assert results == [(303, "/forgot/help")] * PARALLEL_GUESSES
     assert verifies(app) - before <= QUESTIONS * MAX_FAILURES
@@ -170,20 +176,8 @@ def test_parallel_wrong_answers_at_the_daily_cap_write_one_lock_and_one_notice(m
     )
     enroll(app, "s1000001")
     clients = [app.test_client() for _ in range(PARALLEL_GUESSES)]
-    tokens = []
-    for client in clients:
-        begin(client, "s1000001")
-        tokens.append(csrf_token(client, "/forgot/questions"))
-    barrier = threading.Barrier(PARALLEL_GUESSES)
-    results: list[Any] = []
-    threads = [
-        threading.Thread(target=_guess, args=(client, token, barrier, results))
-        for client, token in zip(clients, tokens, strict=True)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    tokens = [_started(client, "s1000001") for client in clients]
+    results = _guess_at_once(clients, tokens)
 
     assert results == [(303, "/forgot/help")] * PARALLEL_GUESSES
     failed = audit(app, Tag.RECOVERY_ANSWER_FAILED)
