@@ -68,9 +68,8 @@ class DirectoryRulesCache:
                 return cached[1]
         try:
             own = self._directory.password_rules_for(account)
-        except (
-            DirectoryError
-        ) as exc:  # never hold a page: the directory's rules stand (kept, not retried per call)
+        except DirectoryError as exc:
+            # Never hold a page up: the directory's own rules stand (kept, not retried per call).
             log.info(
                 "directory: the rules of %s are unreadable (%s); the directory's own apply",
                 account.login,
