@@ -41,6 +41,12 @@ def by_name(settings: dict[str, Any]) -> dict[str, Any]:
     return {**settings, "LDAP_URL": settings["LDAP_URL"].replace("127.0.0.1", "localhost")}
 
 
+def unverifiable(slapd_tls: Slapd, other_ca: str, *, start_tls: bool, wrong: str) -> dict[str, Any]:
+    """Settings under which the TLS slapd's certificate does not verify: ``wrong`` says why."""
+    settings = slapd_tls.tls_settings(start_tls=start_tls)
+    return by_name(settings) if wrong == "wrong-hostname" else {**settings, "LDAP_CA_FILE": other_ca}
+
+
 @pytest.fixture
 def tls_directory(slapd_tls: Slapd) -> Iterator[Callable[..., LdapDirectory]]:
     """LdapDirectory objects on the TLS slapd, verifying, with some settings overridden."""
@@ -113,9 +119,9 @@ def test_sign_in_over_verified_tls_works(make_app: AppFactory, slapd_tls: Slapd,
 def test_sign_in_on_an_unverified_directory_gets_the_unavailable_page(
     make_app: AppFactory, slapd_tls: Slapd, other_ca: str, start_tls: bool, wrong: str
 ) -> None:
-    settings = slapd_tls.tls_settings(start_tls=start_tls)
-    settings = by_name(settings) if wrong == "wrong-hostname" else {**settings, "LDAP_CA_FILE": other_ca}
-    app = make_app(directory="openldap", **settings)
+    app = make_app(
+        directory="openldap", **unverifiable(slapd_tls, other_ca, start_tls=start_tls, wrong=wrong)
+    )
 
     response = post_form(app.test_client(), "/login", {"login": STUDENT.login, "password": STUDENT.password})
 
@@ -140,9 +146,9 @@ def test_check_says_the_directory_certificate_is_verified(
 def test_check_fails_on_a_directory_certificate_that_does_not_verify(
     make_app: AppFactory, slapd_tls: Slapd, other_ca: str, start_tls: bool, wrong: str
 ) -> None:
-    settings = slapd_tls.tls_settings(start_tls=start_tls)
-    settings = by_name(settings) if wrong == "wrong-hostname" else {**settings, "LDAP_CA_FILE": other_ca}
-    app = make_app(directory="openldap", **settings)
+    app = make_app(
+        directory="openldap", **unverifiable(slapd_tls, other_ca, start_tls=start_tls, wrong=wrong)
+    )
 
     result = app.test_cli_runner().invoke(main, ["check", "--no-settings"])
 
