@@ -354,38 +354,39 @@ def _launch(binary: str, run_dir: Path, tls: ServerFiles | None = None) -> Slapd
     raise AssertionError("unreachable")
 
 
-@pytest.fixture(scope="session")
-def slapd() -> Iterator[Slapd]:
-    """A seeded slapd for the whole session."""
+def _seeded(prefix: str, *, tls: bool = False) -> Iterator[Slapd]:
+    """Launch and seed a slapd in a fresh folder; stop it and remove the folder after.
+
+    ``tls``: it also serves StartTLS and LDAPS with a certificate for 127.0.0.1 (and no
+    other name) from a test CA, whose file is ``ca_file``.
+    """
     binary = _require_slapd()
-    run_dir = Path(tempfile.mkdtemp(prefix="selfservice-slapd-"))
+    run_dir = Path(tempfile.mkdtemp(prefix=prefix))
     instance: Slapd | None = None
     try:
-        instance = _launch(binary, run_dir)
+        authority = make_ca(run_dir / "ca") if tls else None
+        certificate = authority.issue(run_dir, ips=("127.0.0.1",)) if authority else None
+        instance = _launch(binary, run_dir, certificate)
+        if authority is not None:
+            instance.ca_file = str(authority.file)
         _load(instance)
         yield instance
     finally:
         if instance is not None:
             _stop(instance.process)
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def slapd() -> Iterator[Slapd]:
+    """A seeded slapd for the whole session."""
+    yield from _seeded("selfservice-slapd-")
 
 
 @pytest.fixture(scope="session")
 def slapd_tls() -> Iterator[Slapd]:
     """A seeded slapd serving TLS with a certificate for 127.0.0.1 (and no other name) from a test CA."""
-    binary = _require_slapd()
-    run_dir = Path(tempfile.mkdtemp(prefix="selfservice-slapd-tls-"))
-    instance: Slapd | None = None
-    try:
-        authority = make_ca(run_dir / "ca")
-        instance = _launch(binary, run_dir, authority.issue(run_dir, ips=("127.0.0.1",)))
-        instance.ca_file = str(authority.file)
-        _load(instance)
-        yield instance
-    finally:
-        if instance is not None:
-            _stop(instance.process)
-        shutil.rmtree(run_dir, ignore_errors=True)
+    yield from _seeded("selfservice-slapd-tls-", tls=True)
 
 
 @pytest.fixture
