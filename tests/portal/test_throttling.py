@@ -196,12 +196,18 @@ def _wrong_code(app: Flask, barrier: threading.Barrier, results: list[Any]) -> N
         db.session.remove()
 
 
-def test_parallel_wrong_codes_at_the_daily_cap_write_one_lock_and_one_notice(make_app: AppFactory) -> None:
+def _at_the_code_page(make_app: AppFactory) -> tuple[Flask, FlaskClient]:
+    """A parent with a daily cap of 2 who answered right and is asked for the mailed code."""
     app = make_app(LOCKOUT_MAX_FAILURES_PER_DAY=2, CODE_TRIES=3)
     enroll(app, "p2000001")
     client = app.test_client()
     begin(client, "p2000001")
     assert answer(client, app, "p2000001").headers["Location"] == "/forgot/code"
+    return app, client
+
+
+def test_parallel_wrong_codes_at_the_daily_cap_write_one_lock_and_one_notice(make_app: AppFactory) -> None:
+    app, client = _at_the_code_page(make_app)
     barrier = threading.Barrier(PARALLEL_CODES)
     results: list[Any] = []
     threads = [
@@ -220,11 +226,7 @@ def test_parallel_wrong_codes_at_the_daily_cap_write_one_lock_and_one_notice(mak
 
 
 def test_a_lock_set_by_wrong_codes_says_codes_not_answers(make_app: AppFactory) -> None:
-    app = make_app(LOCKOUT_MAX_FAILURES_PER_DAY=2, CODE_TRIES=3)
-    enroll(app, "p2000001")
-    client = app.test_client()
-    begin(client, "p2000001")
-    assert answer(client, app, "p2000001").headers["Location"] == "/forgot/code"
+    app, client = _at_the_code_page(make_app)
 
     post_form(client, "/forgot/code", {"code": "AAAAAAAA"})
     post_form(client, "/forgot/code", {"code": "AAAAAAAA"})
