@@ -467,7 +467,7 @@ def masked(settings: Mapping[str, Any]) -> dict[str, Any]:
     for key in sorted(DEFAULTS):
         value = settings.get(key)
         shown[key] = "********" if key in SECRET_SETTINGS and value else value
-    shown["DATABASE_URL"] = _mask_url(str(settings.get("DATABASE_URL", "")))
+    shown["DATABASE_URL"] = mask_url(str(settings.get("DATABASE_URL", "")))
     shown["SYNC_TARGETS"] = [_mask_target(target) for target in settings.get("SYNC_TARGETS") or []]
     return shown
 
@@ -483,7 +483,8 @@ def _mask_target(target: Any) -> Any:
     return {**target, "settings": own}
 
 
-def _mask_url(url: str) -> str:
+def mask_url(url: str) -> str:
+    """``url`` fit to show: the password in its credentials, if any, replaced by ********."""
     scheme, sep, rest = url.partition("://")
     credentials, at, host = rest.rpartition("@")
     if not at or ":" not in credentials:

@@ -33,7 +33,7 @@ from limits import RateLimitItem, parse_many
 from limits.errors import ConfigurationError
 from limits.storage import MemoryStorage, RedisClusterStorage, RedisStorage, Storage, storage_from_string
 
-from selfservice.config import ConfigError
+from selfservice.config import ConfigError, mask_url
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -253,13 +253,6 @@ def wait_seconds(storage: Storage, name: str) -> int:
     return max(1, math.ceil(storage.get_expiry(name) - time.time()))
 
 
-def without_password(uri: str) -> str:
-    """A storage URI fit to show: any credentials before the host replaced by ***."""
-    scheme, sep, rest = uri.partition("://")
-    _credentials, at, host = rest.rpartition("@")
-    return f"{scheme}{sep}***@{host}" if at else uri
-
-
 def without_password_in(text: str, uri: str) -> str:
     """``text`` (an error about ``uri``) with the URI's credentials hidden."""
-    return text.replace(uri, without_password(uri))
+    return text.replace(uri, mask_url(uri))

@@ -14,9 +14,9 @@ from limits.storage import storage_from_string
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from selfservice.config import ConfigError
+from selfservice.config import ConfigError, mask_url
 from selfservice.doctor import Finding, fail, ok, warn
-from selfservice.limiter import without_password, without_password_in
+from selfservice.limiter import without_password_in
 from selfservice.mail.smtp import SmtpSettings, connect, describe
 
 
@@ -61,10 +61,10 @@ def check_limiter(settings: Mapping[str, Any]) -> list[Finding]:
         healthy = storage_from_string(uri).check()
     except Exception as exc:  # noqa: BLE001 - each storage backend raises its own errors
         cause = without_password_in(str(exc), uri)
-        return [fail("limiter storage", f"cannot use {without_password(uri)}: {cause}", setting)]
+        return [fail("limiter storage", f"cannot use {mask_url(uri)}: {cause}", setting)]
     if not healthy:
-        return [fail("limiter storage", f"{without_password(uri)} does not answer", setting)]
-    return [ok("limiter storage", f"{without_password(uri)} answers", setting)]
+        return [fail("limiter storage", f"{mask_url(uri)} does not answer", setting)]
+    return [ok("limiter storage", f"{mask_url(uri)} answers", setting)]
 
 
 def check_smtp(settings: Mapping[str, Any]) -> list[Finding]:
